@@ -1,0 +1,325 @@
+package pulse
+
+import (
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+)
+
+// Errors returned by Conn.Send and Conn.Close.
+var (
+	ErrClosed       = errors.New("pulse: connection closed")
+	ErrSlowConsumer = errors.New("pulse: send queue full; connection closed as slow consumer")
+)
+
+// MessageType is the type of a data message, numbered as its RFC 6455 opcode.
+type MessageType int
+
+const (
+	MessageText   MessageType = 1
+	MessageBinary MessageType = 2
+)
+
+// Message is one WebSocket data message. Data belongs to whoever holds the
+// Message: a received one is the handler's to keep, a sent one must not be
+// changed after Send.
+type Message struct {
+	Type MessageType
+	Data []byte
+}
+
+// Handler reacts to a connection's events. Each field may be nil. The
+// callbacks of one connection are called one at a time, from its reader, in
+// the order OnOpen, OnMessage..., OnClose; they should return quickly.
+type Handler struct {
+	OnOpen    func(c *Conn)
+	OnMessage func(c *Conn, m Message)
+	OnClose   func(c *Conn, err *CloseError)
+}
+
+// transport is the framing layer under a Conn. Its reader feeds the Conn
+// (touch, onPing, onPong, onMessage, onPeerClose, readEnded); the Conn's
+// writer is the only caller of write. The net/http path implements it on
+// gorilla/websocket; an event-driven engine can implement it too.
+type transport interface {
+	// write sends one data message or control frame before deadline.
+	write(op opcode, data []byte, deadline time.Time) error
+	// endReads makes the reader's pending and future reads fail after d.
+	endReads(d time.Duration)
+	// close closes the socket; a blocked read or write returns an error.
+	close() error
+	remoteAddr() string
+}
+
+// Conn is one server-side WebSocket connection held to the liveness rule.
+// Send, Close and the getters may be called from any goroutine.
+type Conn struct {
+	// Set at accept, never changes.
+	srv         *Server
+	t           transport
+	id          uint64
+	kind        HeartbeatKind
+	subprotocol string
+	handler     Handler
+
+	// Owned by the timing wheel.
+	node     wheelNode[*Conn]
+	pingTick int64 // the tick of the next heartbeat
+
+	// Durations on the server clock. lastRecv and the RTTs are written by
+	// the reader; pingSent is set by the writer and taken by the reader.
+	lastRecv  atomic.Int64
+	pingSent  atomic.Int64 // when the unanswered heartbeat was written; 0 if none
+	rttLast   atomic.Int64
+	rttSmooth atomic.Int64
+
+	// Guarded by mu.
+	mu      sync.Mutex
+	out     outbox
+	closing *closeRequest // set once, by whoever closes first
+	writing bool          // a writer goroutine is running
+	stopped bool          // the reader has ended: no writer may start
+	writers sync.WaitGroup
+}
+
+// closeRequest records the first reason a connection is closing for.
+type closeRequest struct {
+	err    *CloseError
+	label  string        // the pulse_disconnects_total reason
+	linger time.Duration // how long reads go on once the close frame is out
+	peer   bool          // the peer sent the first close frame
+}
+
+// ID is unique among the server's connections.
+func (c *Conn) ID() uint64 { return c.id }
+
+// Heartbeat is the kind of heartbeat this connection uses.
+func (c *Conn) Heartbeat() HeartbeatKind { return c.kind }
+
+// Subprotocol is the negotiated WebSocket subprotocol, or "".
+func (c *Conn) Subprotocol() string { return c.subprotocol }
+
+// RemoteAddr is the peer's network address.
+func (c *Conn) RemoteAddr() string { return c.t.remoteAddr() }
+
+// RTT returns the last heartbeat round trip and its smoothed average
+// (weight 1/8, as TCP's SRTT); zero before the first answer.
+func (c *Conn) RTT() (last, smoothed time.Duration) {
+	return time.Duration(c.rttLast.Load()), time.Duration(c.rttSmooth.Load())
+}
+
+// Send queues m for writing and returns at once. When the connection already
+// holds Options.QueueSize messages it is closed with CloseSlowConsumer and
+// Send returns ErrSlowConsumer; after a close it returns ErrClosed.
+func (c *Conn) Send(m Message) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing != nil {
+		return ErrClosed
+	}
+	if c.out.len() >= c.srv.opts.QueueSize {
+		c.closeLocked(&closeRequest{
+			err:   newCloseError(CloseSlowConsumer, "send queue full"),
+			label: reasonSlowConsumer,
+		}, false)
+		return ErrSlowConsumer
+	}
+	c.out.push(m)
+	c.kickLocked()
+	return nil
+}
+
+// Close writes what is queued, then a close frame with code and reason, and
+// ends the connection once the peer answers or a second has passed.
+func (c *Conn) Close(code CloseCode, reason string) error {
+	if !sendable(code) {
+		return &CloseError{Code: code, Reason: "pulse: code may not be sent in a close frame"}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing != nil {
+		return ErrClosed
+	}
+	c.closeLocked(&closeRequest{err: newCloseError(code, reason), label: reasonServerClose, linger: closeGrace}, true)
+	return nil
+}
+
+// start begins the heartbeat schedule of a connection accepted now: the
+// first heartbeat falls on a random tick of the coming Interval.
+func (c *Conn) start() {
+	now := c.srv.wheel.since()
+	c.lastRecv.Store(int64(now))
+	c.pingTick = c.srv.wheel.floor(now) + 1 + rand.Int64N(c.srv.steps)
+	c.srv.wheel.schedule(&c.node, c.pingTick)
+}
+
+// heartbeat is the connection's turn on the timing wheel at tick k: it
+// closes a silent connection or sends the heartbeat that is due, and returns
+// the next tick it needs a turn at, or -1.
+func (c *Conn) heartbeat(k int64, now time.Duration) int64 {
+	deadline := time.Duration(c.lastRecv.Load()) + c.srv.bound
+	if now >= deadline {
+		c.closeFor(CloseHeartbeatTimeout, "heartbeat timeout", reasonHeartbeatTimeout)
+		return -1
+	}
+	if k >= c.pingTick {
+		if !c.queue(func(o *outbox) { o.ping = true }) {
+			return -1
+		}
+		for c.pingTick <= k {
+			c.pingTick += c.srv.steps
+		}
+	}
+	return min(c.pingTick, c.srv.wheel.ceil(deadline))
+}
+
+// closeFor closes the connection at once for a fault, dropping what is queued.
+func (c *Conn) closeFor(code CloseCode, reason, label string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closeLocked(&closeRequest{err: newCloseError(code, reason), label: label}, false)
+}
+
+// closeLocked records r unless a close is already under way, and has the
+// writer send the close frame, after the queued messages if flush is set.
+func (c *Conn) closeLocked(r *closeRequest, flush bool) bool {
+	if c.closing != nil {
+		return false
+	}
+	c.closing = r
+	if !flush {
+		c.out.drop()
+	}
+	c.kickLocked()
+	return true
+}
+
+// queue applies set to the outbox and wakes the writer; false if closing.
+func (c *Conn) queue(set func(*outbox)) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing != nil {
+		return false
+	}
+	set(&c.out)
+	c.kickLocked()
+	return true
+}
+
+// touch records that a frame arrived: any inbound frame counts as life.
+func (c *Conn) touch() { c.lastRecv.Store(int64(c.srv.wheel.since())) }
+
+// onPing answers a ping frame from the peer with a pong frame.
+func (c *Conn) onPing(payload []byte) {
+	c.touch()
+	c.queue(func(o *outbox) { o.pongFrame, o.pongFramePending = payload, true })
+}
+
+// onPong handles a pong frame.
+func (c *Conn) onPong() {
+	c.touch()
+	if c.kind == HeartbeatFrame {
+		c.answered()
+	}
+}
+
+// answered measures the round trip of the heartbeat the peer just answered.
+func (c *Conn) answered() {
+	sent := c.pingSent.Swap(0)
+	if sent == 0 {
+		return
+	}
+	rtt := c.srv.wheel.since() - time.Duration(sent)
+	c.rttLast.Store(int64(rtt))
+	if srtt := c.rttSmooth.Load(); srtt == 0 {
+		c.rttSmooth.Store(int64(rtt))
+	} else {
+		c.rttSmooth.Store(srtt + (int64(rtt)-srtt)/8)
+	}
+	c.srv.opts.Metrics.pong(c.kind, rtt)
+}
+
+// onMessage handles a data message: heartbeats of the connection's kind are
+// answered here, anything else goes to the handler.
+func (c *Conn) onMessage(m Message) {
+	c.touch()
+	if c.isClosing() {
+		return
+	}
+	if m.Type == MessageText && !utf8.Valid(m.Data) {
+		c.closeFor(CloseInvalidPayload, "invalid UTF-8 in text message", reasonInvalidPayload)
+		return
+	}
+	if m.Type == MessageText && c.heartbeatMessage(m.Data) {
+		return
+	}
+	if c.handler.OnMessage != nil {
+		c.handler.OnMessage(c, m)
+	}
+}
+
+// heartbeatMessage handles a text or app heartbeat and reports whether data was one.
+func (c *Conn) heartbeatMessage(data []byte) bool {
+	var kind string
+	switch c.kind {
+	case HeartbeatText:
+		kind = string(data)
+	case HeartbeatApp:
+		kind = appHeartbeat(data)
+	}
+	switch kind {
+	case "pong":
+		c.answered()
+		return true
+	case "ping":
+		c.queue(func(o *outbox) { o.pongMessage = true })
+		return true
+	}
+	return false
+}
+
+// onTooBig closes a connection whose peer sent an oversized message.
+func (c *Conn) onTooBig() {
+	c.touch()
+	c.closeFor(CloseMessageTooBig, "message too big", reasonMessageTooBig)
+}
+
+// onPeerClose answers the peer's close frame with the same code.
+func (c *Conn) onPeerClose(code CloseCode, reason string) {
+	c.touch()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closeLocked(&closeRequest{err: newCloseError(code, reason), label: reasonPeerClose, peer: true}, false)
+}
+
+func (c *Conn) isClosing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing != nil
+}
+
+// readEnded is the reader's last call: it stops the writer, closes the socket
+// and releases the connection. err is why the read failed.
+func (c *Conn) readEnded(err error) {
+	c.mu.Lock()
+	if c.closing == nil {
+		c.closing = &closeRequest{err: newCloseError(CloseAbnormal, err.Error()), label: reasonReadError}
+		c.out.drop()
+		c.out.closeSent = true
+	}
+	peer := c.closing.peer
+	c.stopped = true
+	c.mu.Unlock()
+	if !peer {
+		c.t.close() // a peer that did not close is gone: unblock the writer now
+	}
+	c.writers.Wait() // after a peer's close, this flushes the reply
+	c.t.close()
+	c.srv.forget(c)
+	if c.handler.OnClose != nil {
+		c.handler.OnClose(c, c.closing.err)
+	}
+}

@@ -1,0 +1,131 @@
+package pulse
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+// The decoders of this package, each with a table whose rows also seed its
+// fuzz test. Committed corpus files live in testdata/fuzz.
+
+var appHeartbeatCases = []struct {
+	in   string
+	want string
+}{
+	{`{"type":"ping"}`, "ping"},
+	{`{"type":"pong"}`, "pong"},
+	{` { "type" : "pong", "t": 12 } `, "pong"},
+	{`{"type":"publish","channel":"a"}`, ""},
+	{`{"type":"PING"}`, ""},
+	{`{"type":1}`, ""},
+	{`{"type":"pong"`, ""},
+	{`"pong"`, ""},
+	{`pong`, ""},
+	{``, ""},
+	{`{"type":"pong","pad":"` + strings.Repeat("x", maxControlMessage) + `"}`, ""},
+}
+
+func TestAppHeartbeat(t *testing.T) {
+	for _, tc := range appHeartbeatCases {
+		if got := appHeartbeat([]byte(tc.in)); got != tc.want {
+			t.Errorf("appHeartbeat(%.40q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// FuzzAppHeartbeat: never panics, and agrees with a full JSON decode.
+func FuzzAppHeartbeat(f *testing.F) {
+	for _, tc := range appHeartbeatCases {
+		f.Add([]byte(tc.in))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got := appHeartbeat(data)
+		var env struct{ Type any }
+		want := ""
+		if len(data) <= maxControlMessage && json.Unmarshal(data, &env) == nil {
+			if s, ok := env.Type.(string); ok && (s == "ping" || s == "pong") {
+				want = s
+			}
+		}
+		if got != want {
+			t.Fatalf("appHeartbeat(%q) = %q, full decode says %q", data, got, want)
+		}
+	})
+}
+
+var parseRetryCases = []struct {
+	in   string
+	want time.Duration
+}{
+	{"server restart retry=5000", 5 * time.Second},
+	{"retry=0", 0},
+	{"retry=250 draining", 250 * time.Millisecond},
+	{"server restart", 0},
+	{"retry=", 0},
+	{"retry=-5", 0},
+	{"retry=12x", 0},
+	{"retry=99999999999999", 0},
+	{"noretry=5", 0},
+}
+
+func TestParseRetry(t *testing.T) {
+	for _, tc := range parseRetryCases {
+		if got := ParseRetry(tc.in); got != tc.want {
+			t.Errorf("ParseRetry(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+	if got := ParseRetry(withRetry("server restart", 1500*time.Millisecond)); got != 1500*time.Millisecond {
+		t.Errorf("withRetry does not round-trip: %v", got)
+	}
+}
+
+// FuzzParseRetry: never panics, never negative, never over 2^32 ms, and
+// round-trips through withRetry.
+func FuzzParseRetry(f *testing.F) {
+	for _, tc := range parseRetryCases {
+		f.Add(tc.in)
+	}
+	f.Fuzz(func(t *testing.T, reason string) {
+		d := ParseRetry(reason)
+		if d < 0 || d > (1<<32)*time.Millisecond {
+			t.Fatalf("ParseRetry(%q) = %v", reason, d)
+		}
+		if strings.Contains(reason, "retry=") {
+			return
+		}
+		if got := ParseRetry(withRetry(reason, d)); got != d {
+			t.Fatalf("round trip of %v through %q gave %v", d, reason, got)
+		}
+	})
+}
+
+// FuzzClosePayload: the encoded close frame body always fits a control
+// frame, carries the code, and its reason is a valid UTF-8 prefix.
+func FuzzClosePayload(f *testing.F) {
+	f.Add(uint16(4000), "heartbeat timeout")
+	f.Add(uint16(1005), "")
+	f.Add(uint16(1012), strings.Repeat("é", 100))
+	f.Add(uint16(999), "bad code")
+	f.Fuzz(func(t *testing.T, code uint16, reason string) {
+		if !utf8.ValidString(reason) {
+			return // reasons come from this package or a validated frame
+		}
+		b := closePayload(&CloseError{Code: CloseCode(code), Reason: reason})
+		if !sendable(CloseCode(code)) {
+			if b != nil {
+				t.Fatalf("code %d is not sendable but encoded %q", code, b)
+			}
+			return
+		}
+		if len(b) > 125 || len(b) < 2 || binary.BigEndian.Uint16(b) != code {
+			t.Fatalf("payload %q for code %d", b, code)
+		}
+		if got := string(b[2:]); !utf8.ValidString(got) || !strings.HasPrefix(reason, got) {
+			t.Fatalf("reason %q is not a valid prefix of %q", got, reason)
+		}
+	})
+}

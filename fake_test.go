@@ -1,0 +1,103 @@
+package pulse
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeTransport is an in-memory transport for tests in virtual time. The
+// test plays the peer: answer is called with every frame the writer sends.
+type fakeTransport struct {
+	answer func(c *Conn, op opcode, data []byte)
+
+	mu     sync.Mutex
+	conn   *Conn
+	frames []sentFrame
+	ended  chan struct{} // closed when reads must fail
+	once   sync.Once
+}
+
+type sentFrame struct {
+	op   opcode
+	data string
+	at   time.Time
+}
+
+func newFakeTransport(answer func(*Conn, opcode, []byte)) *fakeTransport {
+	return &fakeTransport{answer: answer, ended: make(chan struct{})}
+}
+
+func (t *fakeTransport) write(op opcode, data []byte, _ time.Time) error {
+	t.mu.Lock()
+	t.frames = append(t.frames, sentFrame{op: op, data: string(data), at: time.Now()})
+	c := t.conn
+	t.mu.Unlock()
+	if t.answer != nil && c != nil {
+		t.answer(c, op, data)
+	}
+	return nil
+}
+
+func (t *fakeTransport) endReads(d time.Duration) { time.AfterFunc(d, t.end) }
+func (t *fakeTransport) close() error             { t.end(); return nil }
+func (t *fakeTransport) remoteAddr() string       { return "fake" }
+func (t *fakeTransport) end()                     { t.once.Do(func() { close(t.ended) }) }
+
+func (t *fakeTransport) sent() []sentFrame {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]sentFrame(nil), t.frames...)
+}
+
+// fakeConn opens a connection on t and plays its reader: when reads must
+// fail, it calls readEnded. closed receives the close error.
+func fakeConn(tb testing.TB, s *Server, t *fakeTransport, kind HeartbeatKind) (c *Conn, closed <-chan *CloseError) {
+	tb.Helper()
+	done := make(chan *CloseError, 1)
+	c, err := s.open(t, kind, "", Handler{OnClose: func(_ *Conn, err *CloseError) { done <- err }})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	t.mu.Lock()
+	t.conn = c
+	t.mu.Unlock()
+	go func() {
+		<-t.ended
+		c.readEnded(errors.New("fake: read failed"))
+	}()
+	return c, done
+}
+
+// runServer runs s until the test ends, and waits for Run to return.
+func runServer(tb testing.TB, s *Server) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	<-s.running
+	tb.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			tb.Errorf("Run: %v", err)
+		}
+	})
+}
+
+// newTestServer makes a server that logs nothing.
+func newTestServer(tb testing.TB, o *Options) *Server {
+	tb.Helper()
+	if o == nil {
+		o = &Options{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	s, err := NewServer(o)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}

@@ -1,0 +1,144 @@
+package pulse
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// The liveness rule, with its defaults. A server sends one heartbeat per
+// connection every Interval, the first at a random phase in [0, Interval).
+// Any inbound frame counts as life. A connection with nothing inbound for
+// Interval+Timeout is dead and is closed with CloseHeartbeatTimeout. The
+// shared timing wheel ticks every Interval/n, with n chosen so that a tick is
+// at most a tenth of min(Interval, Timeout); a dead peer is therefore
+// detected within Interval+Timeout+tick, and a peer that answers every
+// heartbeat within Timeout is never dropped.
+const (
+	DefaultInterval = 25 * time.Second // under the 60 s idle cut of ALB and nginx
+	DefaultTimeout  = 10 * time.Second
+	maxTick         = time.Second
+	ticksPerTimeout = 10
+)
+
+// Defaults of the connection's other bounds.
+const (
+	DefaultWriteTimeout   = 10 * time.Second
+	DefaultQueueSize      = 256
+	DefaultMaxMessageSize = 64 << 10
+	DefaultDrainWindow    = 5 * time.Second
+	closeGrace            = time.Second // how long a close waits for the peer's reply
+)
+
+// HeartbeatKind is how the server's heartbeat is carried.
+type HeartbeatKind int
+
+const (
+	// HeartbeatFrame sends RFC 6455 ping frames; every browser answers them,
+	// but JavaScript never sees them.
+	HeartbeatFrame HeartbeatKind = iota + 1
+	// HeartbeatApp sends the pulse protocol's {"type":"ping"} message and
+	// expects {"type":"pong"}. Chosen by the subprotocol pulse.v1.
+	HeartbeatApp
+	// HeartbeatText sends the text message "ping" and expects "pong", for
+	// clients written as `if (e.data === 'ping') ws.send('pong')`.
+	HeartbeatText
+)
+
+var heartbeatNames = [...]string{HeartbeatFrame: "frame", HeartbeatApp: "app", HeartbeatText: "text"}
+
+func (k HeartbeatKind) String() string {
+	if k > 0 && int(k) < len(heartbeatNames) {
+		return heartbeatNames[k]
+	}
+	return fmt.Sprintf("HeartbeatKind(%d)", int(k))
+}
+
+// ParseHeartbeatKind parses "frame", "app" or "text".
+func ParseHeartbeatKind(s string) (HeartbeatKind, error) {
+	for k, name := range heartbeatNames {
+		if name != "" && name == s {
+			return HeartbeatKind(k), nil
+		}
+	}
+	return 0, fmt.Errorf("pulse: unknown heartbeat kind %q (want frame, app or text)", s)
+}
+
+// Options configures a Server. A nil *Options means all defaults.
+type Options struct {
+	// Interval between heartbeats on each connection. Zero means 25s.
+	Interval time.Duration
+	// Timeout is how long past Interval a silent peer is still alive.
+	// Zero means 10s.
+	Timeout time.Duration
+	// Heartbeat is the kind for clients that choose none (no subprotocol
+	// and no ?heartbeat= query parameter). Zero means HeartbeatFrame.
+	Heartbeat HeartbeatKind
+	// WriteTimeout bounds every write to a socket; a write that cannot
+	// finish in time closes the connection. Zero means 10s.
+	WriteTimeout time.Duration
+	// QueueSize is how many outbound messages a connection may hold
+	// before it is closed with CloseSlowConsumer. Zero means 256.
+	QueueSize int
+	// MaxMessageSize is the largest inbound message in bytes; a larger one
+	// closes the connection with CloseMessageTooBig. Zero means 64 KiB.
+	MaxMessageSize int64
+	// DrainWindow is the time over which Run, when its context ends,
+	// spreads the CloseServiceRestart of every connection. Zero means 5s.
+	DrainWindow time.Duration
+	// CheckOrigin decides whether a browser's Origin may connect. Nil
+	// means same-origin requests and requests without Origin only.
+	CheckOrigin func(r *http.Request) bool
+	// Metrics receives the server's counters. Nil means none.
+	Metrics *Metrics
+	// Logger receives connection events at debug level and faults at
+	// warn. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// resolved returns a copy of o with every default filled in, and an error
+// for values that cannot work.
+func (o *Options) resolved() (Options, error) {
+	var r Options
+	if o != nil {
+		r = *o
+	}
+	setDefault(&r.Interval, DefaultInterval)
+	setDefault(&r.Timeout, DefaultTimeout)
+	setDefault(&r.Heartbeat, HeartbeatFrame)
+	setDefault(&r.WriteTimeout, DefaultWriteTimeout)
+	setDefault(&r.QueueSize, DefaultQueueSize)
+	setDefault(&r.MaxMessageSize, DefaultMaxMessageSize)
+	setDefault(&r.DrainWindow, DefaultDrainWindow)
+	if r.Logger == nil {
+		r.Logger = slog.Default()
+	}
+	if r.Interval < 0 || r.Timeout < 0 || r.WriteTimeout < 0 || r.QueueSize < 0 ||
+		r.MaxMessageSize < 0 || r.DrainWindow < 0 {
+		return r, fmt.Errorf("pulse: negative option in %+v", r)
+	}
+	if r.Interval < time.Millisecond || r.Timeout < time.Millisecond {
+		return r, fmt.Errorf("pulse: interval %v and timeout %v must be at least 1ms", r.Interval, r.Timeout)
+	}
+	if r.Heartbeat < HeartbeatFrame || r.Heartbeat > HeartbeatText {
+		return r, fmt.Errorf("pulse: unknown heartbeat kind %v", r.Heartbeat)
+	}
+	return r, nil
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// tick returns the period of the shared timing wheel: Interval divided into
+// equal steps no longer than min(Interval, Timeout)/10 and maxTick. Dividing
+// Interval exactly keeps heartbeats exactly Interval apart.
+func (o *Options) tick() time.Duration {
+	limit := min(min(o.Interval, o.Timeout)/ticksPerTimeout, maxTick)
+	steps := max((o.Interval+limit-1)/limit, 1)
+	return o.Interval / steps
+}

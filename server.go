@@ -1,0 +1,183 @@
+package pulse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Server states, in the order they happen.
+const (
+	stateNew int32 = iota
+	stateRunning
+	stateDraining
+	stateStopped
+)
+
+// Server keeps WebSocket connections alive under one liveness rule. Mount
+// Handle's http.Handler in any mux and call Run; all methods may be called
+// from any goroutine.
+type Server struct {
+	// Set by NewServer, never changes.
+	opts  Options
+	bound time.Duration // Interval+Timeout: silence longer than this is death
+	steps int64         // wheel ticks per Interval
+	wheel *wheel[*Conn]
+
+	state   atomic.Int32
+	running chan struct{} // closed once Run has started
+
+	mu      sync.Mutex // guards the fields below
+	conns   map[*Conn]struct{}
+	nextID  uint64
+	drained chan struct{} // made by drain, closed when conns empties
+}
+
+// NewServer returns a Server configured by opts (nil means defaults). It
+// starts nothing: Run drives the heartbeats.
+func NewServer(opts *Options) (*Server, error) {
+	o, err := opts.resolved()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{opts: o, bound: o.Interval + o.Timeout, conns: make(map[*Conn]struct{}), running: make(chan struct{})}
+	tick := o.tick()
+	s.steps = int64(o.Interval / tick)
+	s.wheel = newWheel(tick, int64(s.bound/tick)+1, func(k int64, now time.Duration, c *Conn) int64 {
+		return c.heartbeat(k, now)
+	})
+	return s, nil
+}
+
+// Tick is the period of the server's timing wheel: a dead peer is detected
+// within Interval+Timeout+Tick.
+func (s *Server) Tick() time.Duration { return s.wheel.tick }
+
+// Len returns the number of open connections.
+func (s *Server) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// Run sends heartbeats and closes dead connections until ctx is done. Then
+// it stops accepting, closes every connection with CloseServiceRestart, the
+// closes spread evenly over Options.DrainWindow so that clients do not all
+// return in the same second, and returns once every connection has ended.
+func (s *Server) Run(ctx context.Context) error {
+	if !s.state.CompareAndSwap(stateNew, stateRunning) {
+		return errors.New("pulse: Server.Run called twice")
+	}
+	close(s.running)
+	wheelCtx, stopWheel := context.WithCancel(context.Background())
+	wheelDone := make(chan struct{})
+	go func() {
+		defer close(wheelDone)
+		s.wheel.run(wheelCtx)
+	}()
+	<-ctx.Done()
+	err := s.drain()
+	stopWheel()
+	<-wheelDone
+	s.state.Store(stateStopped)
+	return err
+}
+
+// drain closes every connection over the drain window and waits for them.
+func (s *Server) drain() error {
+	s.mu.Lock()
+	s.state.Store(stateDraining)
+	s.drained = make(chan struct{})
+	if len(s.conns) == 0 {
+		close(s.drained)
+	}
+	conns := make([]*Conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+
+	window := s.opts.DrainWindow
+	reason := withRetry("server restart", window)
+	start := time.Now()
+	for i, c := range conns {
+		time.Sleep(time.Until(start.Add(window * time.Duration(i) / time.Duration(len(conns)))))
+		c.mu.Lock()
+		c.closeLocked(&closeRequest{err: newCloseError(CloseServiceRestart, reason), label: reasonShutdown, linger: closeGrace}, true)
+		c.mu.Unlock()
+	}
+	return s.awaitDrained(s.opts.WriteTimeout + 2*closeGrace)
+}
+
+// awaitDrained waits for the last connection to end; past patience it
+// closes the sockets that remain and waits once more as long.
+func (s *Server) awaitDrained(patience time.Duration) error {
+	timer := time.NewTimer(patience)
+	defer timer.Stop()
+	select {
+	case <-s.drained:
+		return nil
+	case <-timer.C:
+	}
+	s.mu.Lock()
+	for c := range s.conns {
+		c.t.close()
+	}
+	s.mu.Unlock()
+	timer.Reset(patience)
+	select {
+	case <-s.drained:
+		return nil
+	case <-timer.C:
+		return fmt.Errorf("pulse: %d connections still open after drain", s.Len())
+	}
+}
+
+// open registers a connection accepted on t and starts its heartbeats. It
+// fails once the server is draining.
+func (s *Server) open(t transport, kind HeartbeatKind, subprotocol string, h Handler) (*Conn, error) {
+	s.mu.Lock()
+	if s.state.Load() != stateRunning {
+		s.mu.Unlock()
+		return nil, errNotAccepting
+	}
+	s.nextID++
+	c := &Conn{srv: s, t: t, id: s.nextID, kind: kind, subprotocol: subprotocol, handler: h}
+	c.node.value = c
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+
+	s.opts.Metrics.opened()
+	if kind == HeartbeatApp {
+		c.queue(func(o *outbox) { o.push(Message{Type: MessageText, Data: welcomeMessage(s.opts.Interval, s.opts.Timeout)}) })
+	}
+	c.start()
+	s.opts.Logger.Debug("pulse: open", "conn", c.id, "remote", t.remoteAddr(), "heartbeat", kind)
+	return c, nil
+}
+
+var errNotAccepting = errors.New("pulse: server is not accepting connections")
+
+// forget releases an ended connection.
+func (s *Server) forget(c *Conn) {
+	s.wheel.remove(&c.node)
+	s.mu.Lock()
+	delete(s.conns, c)
+	if len(s.conns) == 0 && s.drained != nil {
+		select {
+		case <-s.drained:
+		default:
+			close(s.drained)
+		}
+	}
+	s.mu.Unlock()
+	s.opts.Metrics.closed(c.closing.label)
+	level := s.opts.Logger.Debug
+	if c.closing.label == reasonHeartbeatTimeout || c.closing.label == reasonSlowConsumer {
+		level = s.opts.Logger.Info
+	}
+	level("pulse: closed", "conn", c.id, "reason", c.closing.label, "code", int(c.closing.err.Code))
+}
