@@ -26,18 +26,18 @@ type CloseCode int
 
 // Close codes defined by RFC 6455 and the IANA registry.
 const (
-	CloseNormal           CloseCode = 1000
-	CloseGoingAway        CloseCode = 1001
-	CloseProtocolError    CloseCode = 1002
-	CloseUnsupportedData  CloseCode = 1003
-	CloseNoStatus         CloseCode = 1005 // never sent; no code in the frame
-	CloseAbnormal         CloseCode = 1006 // never sent; no close frame at all
-	CloseInvalidPayload   CloseCode = 1007
-	ClosePolicyViolation  CloseCode = 1008
-	CloseMessageTooBig    CloseCode = 1009
-	CloseInternalError    CloseCode = 1011
-	CloseServiceRestart   CloseCode = 1012
-	CloseTryAgainLater    CloseCode = 1013
+	CloseNormal          CloseCode = 1000
+	CloseGoingAway       CloseCode = 1001
+	CloseProtocolError   CloseCode = 1002
+	CloseUnsupportedData CloseCode = 1003
+	CloseNoStatus        CloseCode = 1005 // never sent; no code in the frame
+	CloseAbnormal        CloseCode = 1006 // never sent; no close frame at all
+	CloseInvalidPayload  CloseCode = 1007
+	ClosePolicyViolation CloseCode = 1008
+	CloseMessageTooBig   CloseCode = 1009
+	CloseInternalError   CloseCode = 1011
+	CloseServiceRestart  CloseCode = 1012
+	CloseTryAgainLater   CloseCode = 1013
 )
 
 // Close codes of pulse. 4000-4099 ask the client to reconnect and resume,

@@ -59,11 +59,12 @@ func (l *liveServer) url(path, proxyAddr string) string {
 // testPeer is a client connection whose reader answers the heartbeats of
 // its kind and hands every other message to msgs.
 type testPeer struct {
-	ws   *websocket.Conn
-	kind HeartbeatKind
-	msgs chan Message
-	done chan struct{} // closed when the reader has ended; err is then set
-	err  error
+	ws    *websocket.Conn
+	kind  HeartbeatKind
+	msgs  chan Message
+	beats chan struct{} // one per heartbeat answered
+	done  chan struct{} // closed when the reader has ended; err is then set
+	err   error
 
 	mu sync.Mutex // serialises writes, as gorilla requires
 }
@@ -78,7 +79,13 @@ func dialPeer(t *testing.T, url string, kind HeartbeatKind, subprotocols ...stri
 		t.Fatalf("dial %s: %v", url, err)
 	}
 	resp.Body.Close()
-	p := &testPeer{ws: ws, kind: kind, msgs: make(chan Message, 10000), done: make(chan struct{})}
+	p := &testPeer{ws: ws, kind: kind, msgs: make(chan Message, 10000), beats: make(chan struct{}, 1000), done: make(chan struct{})}
+	ws.SetPingHandler(func(data string) error {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.beat()
+		return ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(5*time.Second))
+	})
 	go p.read()
 	t.Cleanup(func() {
 		ws.Close()
@@ -98,10 +105,33 @@ func (p *testPeer) read() {
 		switch {
 		case p.kind == HeartbeatText && string(data) == "ping":
 			p.send(websocket.TextMessage, textPong)
+			p.beat()
 		case p.kind == HeartbeatApp && appHeartbeat(data) == "ping":
 			p.send(websocket.TextMessage, appPong)
+			p.beat()
 		default:
 			p.msgs <- Message{Type: MessageType(op), Data: data}
+		}
+	}
+}
+
+func (p *testPeer) beat() {
+	select {
+	case p.beats <- struct{}{}:
+	default:
+	}
+}
+
+// awaitBeats waits until p has answered n heartbeats.
+func (p *testPeer) awaitBeats(t *testing.T, n int) {
+	t.Helper()
+	for range n {
+		select {
+		case <-p.beats:
+		case <-p.done:
+			t.Fatalf("connection ended while waiting for heartbeats: %v", p.err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("no heartbeat within 10s")
 		}
 	}
 }

@@ -152,7 +152,9 @@ func (s *Server) open(t transport, kind HeartbeatKind, subprotocol string, h Han
 
 	s.opts.Metrics.opened()
 	if kind == HeartbeatApp {
-		c.queue(func(o *outbox) { o.push(Message{Type: MessageText, Data: welcomeMessage(s.opts.Interval, s.opts.Timeout)}) })
+		c.queue(func(o *outbox) {
+			o.push(Message{Type: MessageText, Data: welcomeMessage(s.opts.Interval, s.opts.Timeout)})
+		})
 	}
 	c.start()
 	s.opts.Logger.Debug("pulse: open", "conn", c.id, "remote", t.remoteAddr(), "heartbeat", kind)

@@ -1,0 +1,79 @@
+package chaos
+
+import "time"
+
+// Direction names which way of a link a fault applies to. The zero value
+// is Both.
+type Direction int
+
+const (
+	// Both is client to target and target to client.
+	Both Direction = iota
+	// Upstream is client to target.
+	Upstream
+	// Downstream is target to client.
+	Downstream
+)
+
+// String returns "both", "upstream" or "downstream".
+func (d Direction) String() string {
+	switch d {
+	case Upstream:
+		return "upstream"
+	case Downstream:
+		return "downstream"
+	}
+	return "both"
+}
+
+// pick returns the gates d names. Values other than Upstream and
+// Downstream mean Both.
+func pick(d Direction, up, down *gate) []*gate {
+	switch d {
+	case Upstream:
+		return []*gate{up}
+	case Downstream:
+		return []*gate{down}
+	}
+	return []*gate{up, down}
+}
+
+// Blackhole silently partitions every current link in direction d, and
+// every link accepted later, until Heal. See Link.Blackhole.
+func (p *Proxy) Blackhole(d Direction) {
+	p.mu.Lock()
+	for _, g := range pick(d, &p.up, &p.down) {
+		g.hold()
+	}
+	for _, l := range p.links {
+		l.hold(d)
+	}
+	p.mu.Unlock()
+	p.log("blackhole %v, all links", d)
+}
+
+// Heal undoes Blackhole and Delay for the proxy and every link, including
+// faults set on a single link.
+func (p *Proxy) Heal() {
+	p.mu.Lock()
+	p.up.heal()
+	p.down.heal()
+	for _, l := range p.links {
+		l.heal()
+	}
+	p.mu.Unlock()
+	p.log("heal, all links")
+}
+
+// Delay holds every chunk forwarded on every current and later link for
+// d before it is written. Zero removes the delay. See Link.Delay.
+func (p *Proxy) Delay(d time.Duration) {
+	p.mu.Lock()
+	p.up.setDelay(d)
+	p.down.setDelay(d)
+	for _, l := range p.links {
+		l.setDelay(d)
+	}
+	p.mu.Unlock()
+	p.log("delay %v, all links", d)
+}
