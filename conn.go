@@ -105,6 +105,12 @@ func (c *Conn) Subprotocol() string { return c.subprotocol }
 // RemoteAddr is the peer's network address.
 func (c *Conn) RemoteAddr() string { return c.t.remoteAddr() }
 
+// Liveness returns the rule the connection is held to: a heartbeat every
+// interval, and closed after interval+timeout of silence.
+func (c *Conn) Liveness() (interval, timeout time.Duration) {
+	return c.srv.opts.Interval, c.srv.opts.Timeout
+}
+
 // RTT returns the last heartbeat round trip and its smoothed average
 // (weight 1/8, as TCP's SRTT); zero before the first answer.
 func (c *Conn) RTT() (last, smoothed time.Duration) {

@@ -46,22 +46,6 @@ func appHeartbeat(data []byte) string {
 	return ""
 }
 
-// welcome is the first message on a pulse.v1 connection: it tells the client
-// the liveness rule it is held to, so it can hold the server to the same.
-type welcome struct {
-	Type       string `json:"type"` // "welcome"
-	IntervalMS int64  `json:"interval_ms"`
-	TimeoutMS  int64  `json:"timeout_ms"`
-}
-
-func welcomeMessage(interval, timeout time.Duration) []byte {
-	data, err := json.Marshal(welcome{Type: "welcome", IntervalMS: interval.Milliseconds(), TimeoutMS: timeout.Milliseconds()})
-	if err != nil {
-		panic(err) // a struct of strings and integers always marshals
-	}
-	return data
-}
-
 // heartbeatHeader is the value of the Pulse-Heartbeat response header sent
 // with every upgrade, for clients that cannot read a welcome message.
 func heartbeatHeader(kind HeartbeatKind, interval, timeout time.Duration) string {

@@ -151,11 +151,6 @@ func (s *Server) open(t transport, kind HeartbeatKind, subprotocol string, h Han
 	s.mu.Unlock()
 
 	s.opts.Metrics.opened()
-	if kind == HeartbeatApp {
-		c.queue(func(o *outbox) {
-			o.push(Message{Type: MessageText, Data: welcomeMessage(s.opts.Interval, s.opts.Timeout)})
-		})
-	}
 	c.start()
 	s.opts.Logger.Debug("pulse: open", "conn", c.id, "remote", t.remoteAddr(), "heartbeat", kind)
 	return c, nil

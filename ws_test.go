@@ -21,9 +21,6 @@ func TestConcurrentSendsWithHeartbeats(t *testing.T) {
 			l := startLive(t, &Options{Interval: 20 * time.Millisecond, Timeout: time.Second, QueueSize: 1 << 16})
 			p := dialPeer(t, l.url("/echo?heartbeat="+kind.String(), ""), kind)
 			c := l.nextOpen(t)
-			if kind == HeartbeatApp {
-				p.next(t) // the welcome
-			}
 			const senders, each = 16, 300
 			var wg sync.WaitGroup
 			for g := range senders {
@@ -158,16 +155,6 @@ func TestHeartbeatKindChoice(t *testing.T) {
 	}
 }
 
-// A pulse.v1 client is told the liveness rule in its first message.
-func TestWelcomeTellsTheRule(t *testing.T) {
-	l := startLive(t, &Options{Interval: 3 * time.Second, Timeout: 2 * time.Second})
-	p := dialPeer(t, l.url("/echo", ""), HeartbeatApp, Subprotocol)
-	want := `{"type":"welcome","interval_ms":3000,"timeout_ms":2000}`
-	if m := p.next(t); string(m.Data) != want {
-		t.Fatalf("first message %s, want %s", m.Data, want)
-	}
-}
-
 // A client's own ping, of any kind, is answered.
 func TestClientPingsAnswered(t *testing.T) {
 	l := startLive(t, nil)
@@ -177,7 +164,6 @@ func TestClientPingsAnswered(t *testing.T) {
 		t.Fatalf("text ping answered with %q", m.Data)
 	}
 	app := dialPeer(t, l.url("/echo", ""), 0, Subprotocol)
-	app.next(t) // welcome
 	app.send(websocket.TextMessage, appPing)
 	if m := app.next(t); string(m.Data) != string(appPong) {
 		t.Fatalf("app ping answered with %q", m.Data)
