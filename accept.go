@@ -22,7 +22,7 @@ var writeBuffers sync.Pool
 // connections served by h. The heartbeat kind is chosen per connection: the
 // subprotocol pulse.v1 gives HeartbeatApp; otherwise the query parameter
 // heartbeat=frame|text|app; otherwise Options.Heartbeat. A bad choice is
-// answered with 400, a request while the server is not running with 503.
+// answered with 400, a request once the server drains with 503.
 func (s *Server) Handle(h Handler) http.Handler {
 	upgrader := &websocket.Upgrader{
 		ReadBufferSize:  1024,
@@ -31,7 +31,7 @@ func (s *Server) Handle(h Handler) http.Handler {
 		CheckOrigin:     s.opts.CheckOrigin,
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.state.Load() != stateRunning {
+		if !s.accepting() {
 			http.Error(w, errNotAccepting.Error(), http.StatusServiceUnavailable)
 			return
 		}

@@ -324,8 +324,8 @@ func (c *Conn) readEnded(err error) {
 	}
 	c.writers.Wait() // after a peer's close, this flushes the reply
 	c.t.close()
-	c.srv.forget(c)
 	if c.handler.OnClose != nil {
 		c.handler.OnClose(c, c.closing.err)
 	}
+	c.srv.forget(c) // last: Run returns only after every OnClose
 }

@@ -18,7 +18,9 @@ const (
 )
 
 // Server keeps WebSocket connections alive under one liveness rule. Mount
-// Handle's http.Handler in any mux and call Run; all methods may be called
+// Handle's http.Handler in any mux and call Run. Connections are accepted
+// from the start, so the order of starting Run and the HTTP server does not
+// matter, but no heartbeat is sent until Run runs. All methods may be called
 // from any goroutine.
 type Server struct {
 	// Set by NewServer, never changes.
@@ -104,12 +106,27 @@ func (s *Server) drain() error {
 	reason := withRetry("server restart", window)
 	start := time.Now()
 	for i, c := range conns {
-		time.Sleep(time.Until(start.Add(window * time.Duration(i) / time.Duration(len(conns)))))
+		if !s.waitUntil(start.Add(window * time.Duration(i) / time.Duration(len(conns)))) {
+			break // every connection has already ended
+		}
 		c.mu.Lock()
 		c.closeLocked(&closeRequest{err: newCloseError(CloseServiceRestart, reason), label: reasonShutdown, linger: closeGrace}, true)
 		c.mu.Unlock()
 	}
 	return s.awaitDrained(s.opts.WriteTimeout + 2*closeGrace)
+}
+
+// waitUntil waits for t and reports true, or false as soon as the server
+// has no connection left.
+func (s *Server) waitUntil(t time.Time) bool {
+	timer := time.NewTimer(time.Until(t))
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-s.drained:
+		return false
+	}
 }
 
 // awaitDrained waits for the last connection to end; past patience it
@@ -140,7 +157,7 @@ func (s *Server) awaitDrained(patience time.Duration) error {
 // fails once the server is draining.
 func (s *Server) open(t transport, kind HeartbeatKind, subprotocol string, h Handler) (*Conn, error) {
 	s.mu.Lock()
-	if s.state.Load() != stateRunning {
+	if !s.accepting() {
 		s.mu.Unlock()
 		return nil, errNotAccepting
 	}
@@ -155,6 +172,10 @@ func (s *Server) open(t transport, kind HeartbeatKind, subprotocol string, h Han
 	s.opts.Logger.Debug("pulse: open", "conn", c.id, "remote", t.remoteAddr(), "heartbeat", kind)
 	return c, nil
 }
+
+// accepting reports whether new connections are taken: before Run and
+// while it runs, not once it drains.
+func (s *Server) accepting() bool { return s.state.Load() <= stateRunning }
 
 var errNotAccepting = errors.New("pulse: server is not accepting connections")
 

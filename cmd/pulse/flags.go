@@ -1,0 +1,155 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/pulse-go/pulse"
+)
+
+// serveConfig is what the flags of "pulse serve" set.
+type serveConfig struct {
+	addr      string
+	logLevel  slog.Level
+	heartbeat heartbeatFlag
+	origins   originsFlag
+	// opts holds the numeric bounds; options fills in the rest.
+	opts pulse.Options
+}
+
+// parseServeFlags parses the arguments of "pulse serve". Every default is
+// the library's, so the help shows what an embedding application gets.
+func parseServeFlags(args []string, stdout io.Writer) (*serveConfig, error) {
+	c := &serveConfig{heartbeat: heartbeatFlag(pulse.HeartbeatFrame)}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.StringVar(&c.addr, "addr", ":8080",
+		"TCP `address` to listen on; port 0 picks a free one, shown in the \"listening\" log line")
+	fs.DurationVar(&c.opts.Interval, "ping-interval", pulse.DefaultInterval,
+		"time between two heartbeats on each connection")
+	fs.DurationVar(&c.opts.Timeout, "pong-timeout", pulse.DefaultTimeout,
+		"how long past the ping interval a silent client is still alive;\nnothing inbound for ping-interval + pong-timeout closes it with code 4000")
+	fs.Var(&c.heartbeat, "heartbeat",
+		"heartbeat `kind` for clients that choose none (subprotocol pulse.v1 or ?heartbeat=):\nframe (RFC 6455 ping), text (\"ping\"/\"pong\" messages) or app (pulse.v1 JSON)")
+	fs.DurationVar(&c.opts.WriteTimeout, "write-timeout", pulse.DefaultWriteTimeout,
+		"bound on every write; a client that cannot take a write in time is closed with code 4001")
+	fs.IntVar(&c.opts.QueueSize, "queue-size", pulse.DefaultQueueSize,
+		"outbound messages a connection may hold before it is closed as a slow consumer (code 4001)")
+	fs.Int64Var(&c.opts.MaxMessageSize, "max-message-size", pulse.DefaultMaxMessageSize,
+		"largest inbound message in `bytes`; a larger one closes the connection with code 1009")
+	fs.DurationVar(&c.opts.DrainWindow, "drain-window", pulse.DefaultDrainWindow,
+		"on SIGINT or SIGTERM, the time over which every connection is closed with code 1012")
+	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo,
+		"least `level` logged on stderr: debug, info, warn or error")
+	fs.Var(&c.origins, "allow-origin",
+		"browser `origin` allowed to connect besides the server's own, such as https://app.example.com;\nrepeat the flag or separate with commas; * allows any (default: same origin only)")
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return nil, err
+	}
+	if err := c.validate(); err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	return c, nil
+}
+
+// validate rejects bounds the flags accept but a server cannot use. The
+// library reads zero as "default"; on the command line a zero is a mistake.
+func (c *serveConfig) validate() error {
+	var bad []string
+	for name, ok := range map[string]bool{
+		"--ping-interval":    c.opts.Interval > 0,
+		"--pong-timeout":     c.opts.Timeout > 0,
+		"--write-timeout":    c.opts.WriteTimeout > 0,
+		"--queue-size":       c.opts.QueueSize > 0,
+		"--max-message-size": c.opts.MaxMessageSize > 0,
+		"--drain-window":     c.opts.DrainWindow > 0,
+	} {
+		if !ok {
+			bad = append(bad, name)
+		}
+	}
+	if len(bad) > 0 {
+		slices.Sort(bad)
+		return fmt.Errorf("%s must be positive", strings.Join(bad, ", "))
+	}
+	return nil
+}
+
+// options returns the pulse.Options the flags describe.
+func (c *serveConfig) options(logger *slog.Logger, metrics *pulse.Metrics) pulse.Options {
+	o := c.opts
+	o.Heartbeat = pulse.HeartbeatKind(c.heartbeat)
+	o.CheckOrigin = c.origins.check()
+	o.Logger = logger
+	o.Metrics = metrics
+	return o
+}
+
+// heartbeatFlag is a flag.Value holding a pulse.HeartbeatKind.
+type heartbeatFlag pulse.HeartbeatKind
+
+func (h *heartbeatFlag) String() string { return pulse.HeartbeatKind(*h).String() }
+
+func (h *heartbeatFlag) Set(s string) error {
+	kind, err := pulse.ParseHeartbeatKind(s)
+	if err != nil {
+		return err
+	}
+	*h = heartbeatFlag(kind)
+	return nil
+}
+
+// originsFlag is a flag.Value collecting browser origins, normalized to
+// lower case without a trailing slash, or "*".
+type originsFlag []string
+
+func (o *originsFlag) String() string { return strings.Join(*o, ",") }
+
+func (o *originsFlag) Set(s string) error {
+	for field := range strings.SplitSeq(s, ",") {
+		origin, err := parseOrigin(strings.TrimSpace(field))
+		if err != nil {
+			return err
+		}
+		*o = append(*o, origin)
+	}
+	return nil
+}
+
+// parseOrigin checks that s is "*" or an origin: scheme://host[:port].
+func parseOrigin(s string) (string, error) {
+	if s == "*" {
+		return s, nil
+	}
+	s = strings.ToLower(strings.TrimSuffix(s, "/"))
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil {
+		return "", fmt.Errorf("%q is not an origin (want scheme://host[:port], or *)", s)
+	}
+	return s, nil
+}
+
+// check returns the Options.CheckOrigin the list describes: nil (the
+// library's same-origin rule) when empty, otherwise a check that admits
+// requests without Origin, same-origin requests and the listed origins.
+func (o originsFlag) check() func(*http.Request) bool {
+	switch {
+	case len(o) == 0:
+		return nil
+	case slices.Contains(o, "*"):
+		return func(*http.Request) bool { return true }
+	}
+	return func(r *http.Request) bool {
+		origin := r.Header.Get("Origin")
+		if origin == "" || slices.Contains(o, strings.ToLower(origin)) {
+			return true
+		}
+		u, err := url.Parse(origin)
+		return err == nil && strings.EqualFold(u.Host, r.Host)
+	}
+}

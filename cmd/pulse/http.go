@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// routes returns the endpoints of "pulse serve" on one mux:
+//
+//	/ws       pulse connections; every message is broadcast to all of them
+//	/echo     pulse connections; every message comes back to its sender
+//	/metrics  Prometheus metrics of pulse, the Go runtime and the process
+//	/healthz  200 "ok" while serving, 503 while draining
+//
+// /ws and /echo share one pulse.Server, so one liveness rule, one drain and
+// one set of metrics cover both.
+func (d *daemon) routes(reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /ws", d.pulse.Handle(newBroadcast().handler()))
+	mux.Handle("GET /echo", d.pulse.Handle(echo))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog: httpErrorLog{d},
+		Registry: reg,
+	}))
+	mux.HandleFunc("GET /healthz", d.healthz)
+	return mux
+}
+
+// healthz reports whether the server takes new connections.
+func (d *daemon) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if d.draining.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprint(w, "draining")
+		return
+	}
+	fmt.Fprint(w, "ok")
+}
+
+// httpErrorLog is the promhttp.Logger of the metrics endpoint.
+type httpErrorLog struct{ d *daemon }
+
+func (l httpErrorLog) Println(v ...any) { l.d.log.Warn("metrics", "error", fmt.Sprint(v...)) }
+
+// inflight counts the HTTP handlers that are running. http.Server.Shutdown
+// waits for plain requests but not for hijacked ones, whose handlers run as
+// long as their WebSocket; waiting here joins those too. The zero value is
+// ready to use.
+type inflight struct {
+	mu     sync.Mutex // guards the fields below
+	n      int
+	closed bool          // no handler may start
+	idle   chan struct{} // made by wait, closed when n reaches zero
+}
+
+// track wraps h so that every call is counted. Once wait has been called,
+// new requests are refused with 503.
+func (f *inflight) track(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !f.enter() {
+			http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		defer f.leave()
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (f *inflight) enter() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return false
+	}
+	f.n++
+	return true
+}
+
+func (f *inflight) leave() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.n--
+	if f.n == 0 && f.idle != nil {
+		close(f.idle)
+		f.idle = nil
+	}
+}
+
+// wait refuses new handlers and waits until the running ones have returned
+// or ctx ends.
+func (f *inflight) wait(ctx context.Context) error {
+	f.mu.Lock()
+	f.closed = true
+	if f.n == 0 {
+		f.mu.Unlock()
+		return nil
+	}
+	if f.idle == nil {
+		f.idle = make(chan struct{})
+	}
+	idle := f.idle
+	f.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%d HTTP handlers still running", f.count())
+	}
+}
+
+func (f *inflight) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n
+}

@@ -1,0 +1,109 @@
+// Command pulse runs and debugs WebSocket connections held to pulse's
+// liveness rule.
+//
+//	pulse serve [flags]    serve /ws, /echo, /metrics and /healthz
+//
+// Run "pulse help" for the list of commands and "pulse CMD --help" for the
+// flags of one.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// A second signal during the drain kills the process at once.
+	context.AfterFunc(ctx, stop)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pulse:", err)
+		os.Exit(1)
+	}
+}
+
+// command is one subcommand of the binary. Its run parses its own flags
+// from args (the arguments after its name) and returns once its work and
+// every goroutine it started have ended.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+// commands lists the subcommands in the order "pulse help" shows them.
+var commands = []command{
+	{name: "serve", summary: "serve WebSocket connections with heartbeats, metrics and graceful drain", run: serve},
+}
+
+// run dispatches args (without the program name) to a command.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("no command given; known commands: %s", commandNames())
+	}
+	name := args[0]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		printUsage(stdout)
+		return nil
+	}
+	for _, cmd := range commands {
+		if cmd.name == name {
+			err := cmd.run(ctx, args[1:], stdout, stderr)
+			if errors.Is(err, flag.ErrHelp) {
+				return nil // the help asked for has been printed
+			}
+			return err
+		}
+	}
+	return fmt.Errorf("unknown command %q; known commands: %s", name, commandNames())
+}
+
+// printUsage lists the commands.
+func printUsage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: pulse <command> [flags]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Commands:")
+	for _, cmd := range commands {
+		fmt.Fprintf(w, "  %-8s %s\n", cmd.name, cmd.summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, `Run "pulse <command> --help" for the flags of a command.`)
+}
+
+func commandNames() string {
+	names := make([]string, len(commands))
+	for i, cmd := range commands {
+		names[i] = cmd.name
+	}
+	return strings.Join(names, ", ")
+}
+
+// parseFlags parses args into fs. Help is printed to stdout and reported as
+// flag.ErrHelp; any other problem comes back as an error naming the command,
+// without the usage text, which "--help" shows.
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprintf(stdout, "Usage: pulse %s [flags]\n\nFlags:\n", fs.Name())
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		return flag.ErrHelp
+	case err != nil:
+		return fmt.Errorf("%s: %w (see pulse %s --help)", fs.Name(), err, fs.Name())
+	case fs.NArg() > 0:
+		return fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	return nil
+}

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/pulse-go/pulse"
+)
+
+// Bounds of the HTTP side of a drain.
+const (
+	// shutdownGrace is how long plain HTTP requests and WebSocket handlers
+	// may take to finish once every WebSocket has been closed.
+	shutdownGrace = 5 * time.Second
+	// readHeaderTimeout bounds a request's headers, so a client that
+	// never finishes its handshake cannot hold a goroutine.
+	readHeaderTimeout = 10 * time.Second
+)
+
+// serve is "pulse serve": it listens, serves until ctx ends, then drains.
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseServeFlags(args, stdout)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
+	d, err := newDaemon(cfg, logger)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return d.run(ctx, ln)
+}
+
+// daemon is one running "pulse serve": a pulse.Server and the HTTP server
+// in front of it.
+type daemon struct {
+	// Set by newDaemon, never changes.
+	log         *slog.Logger
+	pulse       *pulse.Server
+	http        *http.Server
+	drainWindow time.Duration // for the log
+
+	draining atomic.Bool // set once run's context has ended; read by /healthz
+	handlers inflight    // every HTTP handler, hijacked ones included
+}
+
+// newDaemon builds the servers cfg describes; nothing runs yet.
+func newDaemon(cfg *serveConfig, logger *slog.Logger) (*daemon, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	opts := cfg.options(logger, pulse.NewMetrics(reg))
+	srv, err := pulse.NewServer(&opts)
+	if err != nil {
+		return nil, err
+	}
+	d := &daemon{log: logger, pulse: srv, drainWindow: opts.DrainWindow}
+	d.http = &http.Server{
+		Handler:           d.handlers.track(d.routes(reg)),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	return d, nil
+}
+
+// run serves on ln until ctx ends, then shuts down, and returns once every
+// goroutine it started has ended.
+func (d *daemon) run(ctx context.Context, ln net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pulseDone := goErr(func() error { return d.pulse.Run(ctx) })
+	serveDone := goErr(func() error {
+		defer cancel() // a listener that fails shuts the server down too
+		return d.http.Serve(ln)
+	})
+	d.log.Info("listening", "addr", ln.Addr().String())
+	<-ctx.Done()
+	if err := d.shutdown(pulseDone, serveDone); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	d.log.Info("stopped")
+	return nil
+}
+
+// shutdown drains the server once run's context has ended: the listener
+// closes at once, pulse closes every WebSocket with CloseServiceRestart
+// spread over the drain window (http.Server.Shutdown never touches hijacked
+// connections), and plain HTTP requests and the handlers of the closed
+// WebSockets then get shutdownGrace to finish. It joins the goroutines of
+// Run (pulseDone) and Serve (serveDone).
+func (d *daemon) shutdown(pulseDone, serveDone <-chan error) error {
+	d.draining.Store(true)
+	d.log.Info("draining", "connections", d.pulse.Len(), "window", d.drainWindow)
+	httpCtx, stopHTTP := context.WithCancel(context.Background())
+	defer stopHTTP()
+	httpDone := goErr(func() error { return d.http.Shutdown(httpCtx) })
+
+	pulseErr := <-pulseDone
+	grace := time.AfterFunc(shutdownGrace, stopHTTP)
+	defer grace.Stop()
+	return errors.Join(pulseErr, d.finishHTTP(<-httpDone), ignoreClosed(<-serveDone), d.handlers.wait(httpCtx))
+}
+
+// finishHTTP ends the HTTP side after Shutdown returned err: a Shutdown
+// that ran out of grace leaves connections open, which Close then cuts.
+func (d *daemon) finishHTTP(err error) error {
+	if err == nil {
+		return nil
+	}
+	d.http.Close()
+	return fmt.Errorf("http shutdown: %w", err)
+}
+
+// ignoreClosed drops the error Serve always returns after Shutdown.
+func ignoreClosed(err error) error {
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return fmt.Errorf("http serve: %w", err)
+}
+
+// goErr runs f on a new goroutine; receiving from the channel joins it.
+func goErr(f func() error) <-chan error {
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	return done
+}
