@@ -1,0 +1,119 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// Position is where a publication sits in its channel's stream. Offset
+// counts the publications of one epoch from 1, without gaps. Epoch names one
+// life of the stream and changes whenever the stream's history may have been
+// lost (a memory broker restarted, a Redis key expired): a client holding a
+// position of another epoch cannot know what it missed. The zero Position
+// means "no position".
+type Position struct {
+	Epoch  string `json:"epoch"`
+	Offset uint64 `json:"offset"`
+}
+
+// IsZero reports whether p is the zero Position.
+func (p Position) IsZero() bool { return p == Position{} }
+
+// Publication is one message in a channel's stream.
+type Publication struct {
+	Channel string          `json:"channel"`
+	Pos     Position        `json:"pos"`
+	Data    json.RawMessage `json:"data"`
+	Time    time.Time       `json:"-"` // when the broker accepted it, on its clock
+}
+
+// Member is one connection present in a channel.
+type Member struct {
+	ID     string          `json:"id"`             // unique per connection (the session id)
+	Client string          `json:"client"`         // the name the client gave, not unique
+	Info   json.RawMessage `json:"info,omitempty"` // what the client chose to share
+}
+
+// EventType says what an Event carries.
+type EventType int
+
+const (
+	EventPublication EventType = iota + 1 // Publication is set
+	EventJoin                             // Member joined the channel
+	EventLeave                            // Member left the channel
+)
+
+// Event is what a subscription receives: a publication, or presence news.
+type Event struct {
+	Type        EventType
+	Publication Publication // for EventPublication
+	Member      Member      // for EventJoin and EventLeave
+}
+
+// PublishOptions are the optional parts of a publish.
+type PublishOptions struct {
+	// IdempotencyKey, if set, makes the publish happen once: a publish to
+	// the same channel with the same key within the broker's dedup window
+	// is not appended again and returns the first one's position.
+	IdempotencyKey string
+}
+
+// PublishResult says where a publication landed.
+type PublishResult struct {
+	Pos       Position
+	Duplicate bool // the key was seen within the window: nothing was appended
+}
+
+// Broker stores channel streams and carries their events to subscriptions,
+// possibly across several server nodes. The hub owns this interface; the
+// in-memory Memory broker is the default, and every implementation must
+// pass hubtest.TestBroker. All methods may be called concurrently.
+type Broker interface {
+	// Publish appends data to channel's stream, within its history bounds,
+	// and delivers it to every subscription of channel.
+	Publish(ctx context.Context, channel string, data []byte, opts PublishOptions) (PublishResult, error)
+	// History returns the publications of channel after since, oldest
+	// first, and the stream's current top position (the zero offset of the
+	// current epoch if it is empty). A zero since returns no publications.
+	// If since belongs to another epoch, lies beyond the top, or the
+	// publications right after it have left the history, History returns
+	// the top and ErrUnrecoverable.
+	History(ctx context.Context, channel string, since Position) ([]Publication, Position, error)
+	// Subscribe delivers every event of channel that happens after it
+	// returns to deliver, one at a time, in the order the broker accepted
+	// them (so publications in offset order). deliver must not block and
+	// must not call the Broker. Calling unsubscribe stops deliveries; once
+	// it returns, deliver is not running and will not be called again.
+	Subscribe(ctx context.Context, channel string, deliver func(Event)) (unsubscribe func(), err error)
+	// Close releases the broker; later calls return ErrClosed.
+	Close() error
+}
+
+// PresenceBroker is a Broker that also keeps who is in each channel. The
+// hub finds it by type assertion; without it, presence is not offered.
+type PresenceBroker interface {
+	Broker
+	// Join adds m to channel (again: replaces it) and delivers an
+	// EventJoin to the channel's subscriptions.
+	Join(ctx context.Context, channel string, m Member) error
+	// Leave removes the member with m.ID from channel and, if it was
+	// there, delivers an EventLeave.
+	Leave(ctx context.Context, channel string, m Member) error
+	// Members lists the members of channel, in no particular order.
+	Members(ctx context.Context, channel string) ([]Member, error)
+}
+
+// Errors of brokers.
+var (
+	ErrUnrecoverable = errors.New("hub: position cannot be recovered from history")
+	ErrClosed        = errors.New("hub: broker closed")
+)
+
+// Defaults of the history and dedup bounds, for brokers that take them.
+const (
+	DefaultHistorySize = 1000
+	DefaultHistoryTTL  = 10 * time.Minute
+	DefaultDedupWindow = 2 * time.Minute
+)

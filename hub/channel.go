@@ -1,0 +1,125 @@
+package hub
+
+import (
+	"sync"
+
+	"github.com/pulse-go/pulse"
+)
+
+// maxRecoveryBuffer bounds the live events a subscription holds while its
+// history is being read; a subscriber that overflows it is cut as slow.
+const maxRecoveryBuffer = 4096
+
+// maxBatchBytes bounds the data of one batch message of replayed history.
+const maxBatchBytes = 32 << 10
+
+// channel is one channel's subscribers on this node. The broker delivers
+// the channel's events to deliver, one at a time.
+type channel struct {
+	// Set at creation, never changes.
+	name        string
+	unsubscribe func() // ends the broker subscription
+
+	mu   sync.Mutex // guards subs and every subscription's recovery state
+	subs map[*subscription]struct{}
+}
+
+// subscription is one connection's subscription to one channel.
+type subscription struct {
+	// Set at subscribe, never changes.
+	s        *session
+	channel  string
+	presence bool // a member: announced, and told of joins and leaves
+
+	// Guarded by the channel's mu.
+	recovering bool    // history is being read: live events wait in buffer
+	buffer     []Event // live events that arrived during recovery
+}
+
+func (ch *channel) add(sub *subscription) {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	ch.subs[sub] = struct{}{}
+}
+
+// remove drops sub and reports whether the channel is now empty.
+func (ch *channel) remove(sub *subscription) bool {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	delete(ch.subs, sub)
+	return len(ch.subs) == 0
+}
+
+// deliver sends one event of the broker to every subscriber, encoded once.
+// Conn.Send never blocks: a subscriber that cannot keep up is closed with
+// CloseSlowConsumer and recovers the gap from history when it returns.
+func (ch *channel) deliver(ev Event) {
+	msg := pulse.Message{Type: pulse.MessageText, Data: encodeEvent(ch.name, ev)}
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	for sub := range ch.subs {
+		switch {
+		case ev.Type != EventPublication && !sub.presence:
+		case sub.recovering && len(sub.buffer) >= maxRecoveryBuffer:
+			sub.s.conn.Close(pulse.CloseSlowConsumer, "too many messages during recovery")
+		case sub.recovering:
+			sub.buffer = append(sub.buffer, ev)
+		default:
+			sub.s.conn.Send(msg)
+		}
+	}
+}
+
+func encodeEvent(channel string, ev Event) []byte {
+	switch ev.Type {
+	case EventJoin:
+		return encode(memberMsg{Type: "join", Channel: channel, Member: ev.Member})
+	case EventLeave:
+		return encode(memberMsg{Type: "leave", Channel: channel, Member: ev.Member})
+	}
+	p := ev.Publication
+	return encode(messageMsg{Type: "message", Channel: channel, Pos: p.Pos, Data: p.Data})
+}
+
+// recovered ends sub's recovery: it answers the subscribe, replays pubs (the
+// history after the client's position, up to top) in batches, then the live
+// events that arrived meanwhile and lie past top, and turns sub live. All
+// under the channel's lock, so no live event can overtake or be lost.
+func (ch *channel) recovered(sub *subscription, reply subscribedMsg, pubs []Publication, top Position) {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	conn := sub.s.conn
+	conn.Send(pulse.Message{Type: pulse.MessageText, Data: encode(reply)})
+	for batch := range batches(pubs) {
+		conn.Send(pulse.Message{Type: pulse.MessageText, Data: encode(batchMsg{Type: "batch", Channel: ch.name, Publications: batch})})
+	}
+	for _, ev := range sub.buffer {
+		if ev.Type == EventPublication && ev.Publication.Pos.Epoch == top.Epoch && ev.Publication.Pos.Offset <= top.Offset {
+			continue // already in the history just sent, or older than the subscribe
+		}
+		conn.Send(pulse.Message{Type: pulse.MessageText, Data: encodeEvent(ch.name, ev)})
+	}
+	sub.recovering, sub.buffer = false, nil
+}
+
+// batches cuts pubs into runs of at most maxBatchBytes of data (at least
+// one publication each).
+func batches(pubs []Publication) func(yield func([]pubEntry) bool) {
+	return func(yield func([]pubEntry) bool) {
+		var batch []pubEntry
+		size := 0
+		for _, p := range pubs {
+			if len(batch) > 0 && size+len(p.Data) > maxBatchBytes {
+				if !yield(batch) {
+					return
+				}
+				batch, size = nil, 0
+			}
+			batch = append(batch, pubEntry{Pos: p.Pos, Data: p.Data})
+			size += len(p.Data)
+		}
+		if len(batch) > 0 {
+			yield(batch)
+		}
+	}
+}

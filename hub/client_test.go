@@ -1,0 +1,218 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/pulse-go/pulse"
+	"github.com/pulse-go/pulse/chaos"
+)
+
+// Real-socket helpers: a pulse server with a hub behind httptest, and a
+// pulse.v1 test client that answers heartbeats.
+
+type testEnv struct {
+	srv    *pulse.Server
+	hub    *Hub
+	broker *Memory
+	http   *httptest.Server
+	closes chan *pulse.CloseError // every connection's end, as the server saw it
+}
+
+func startHub(t *testing.T, po *pulse.Options, mo *MemoryOptions, ho *Options) *testEnv {
+	t.Helper()
+	if po == nil {
+		po = &pulse.Options{}
+	}
+	po.Logger = slog.New(slog.DiscardHandler)
+	po.DrainWindow = 10 * time.Millisecond
+	srv, err := pulse.NewServer(po)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ho == nil {
+		ho = &Options{}
+	}
+	env := &testEnv{srv: srv, broker: NewMemory(mo), closes: make(chan *pulse.CloseError, 1000)}
+	ho.Broker = env.broker
+	ho.Logger = slog.New(slog.DiscardHandler)
+	env.hub = New(ho)
+	handler := env.hub.Handler()
+	onClose := handler.OnClose
+	handler.OnClose = func(c *pulse.Conn, err *pulse.CloseError) {
+		onClose(c, err)
+		env.closes <- err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/ws", srv.Handle(handler))
+	mux.Handle("/api/publish", env.hub.PublishHandler("secret"))
+	env.http = httptest.NewServer(mux)
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		env.http.Close()
+		cancel()
+		if err := <-runDone; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return env
+}
+
+// addr is the host:port of the server.
+func (e *testEnv) addr() string { return strings.TrimPrefix(e.http.URL, "http://") }
+
+// proxy starts a fault proxy in front of the server.
+func (e *testEnv) proxy(t *testing.T) *chaos.Proxy {
+	t.Helper()
+	p, err := chaos.Listen("127.0.0.1:0", e.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// serverMsg holds any message the server sends.
+type serverMsg struct {
+	Type         string          `json:"type"`
+	ID           uint64          `json:"id"`
+	Session      string          `json:"session"`
+	IntervalMS   int64           `json:"interval_ms"`
+	TimeoutMS    int64           `json:"timeout_ms"`
+	Channel      string          `json:"channel"`
+	Pos          Position        `json:"pos"`
+	Position     Position        `json:"position"`
+	Recovered    *bool           `json:"recovered"`
+	Data         json.RawMessage `json:"data"`
+	Publications []pubEntry      `json:"publications"`
+	Duplicate    bool            `json:"duplicate"`
+	Code         string          `json:"code"`
+	Message      string          `json:"message"`
+	Members      []Member        `json:"members"`
+	Member       Member          `json:"member"`
+}
+
+// testClient is a pulse.v1 client: its reader answers the app heartbeat and
+// queues every other message.
+type testClient struct {
+	ws      *websocket.Conn
+	welcome serverMsg
+	in      chan serverMsg
+	done    chan struct{} // closed when the reader ends; err is then set
+	err     error
+	mu      sync.Mutex // serialises writes
+}
+
+// dial connects to the hub at host (the server, or a proxy in front of it)
+// and reads the welcome.
+func dial(t *testing.T, host string) *testClient {
+	t.Helper()
+	d := websocket.Dialer{Subprotocols: []string{pulse.Subprotocol}, HandshakeTimeout: 5 * time.Second}
+	ws, resp, err := d.Dial("ws://"+host+"/ws", nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v", host, err)
+	}
+	resp.Body.Close()
+	c := &testClient{ws: ws, in: make(chan serverMsg, 100000), done: make(chan struct{})}
+	go c.read()
+	t.Cleanup(func() {
+		ws.Close()
+		<-c.done
+	})
+	c.welcome = c.expect(t, "welcome")
+	return c
+}
+
+func (c *testClient) read() {
+	defer close(c.done)
+	for {
+		_, data, err := c.ws.ReadMessage()
+		if err != nil {
+			c.err = err
+			return
+		}
+		var m serverMsg
+		if err := json.Unmarshal(data, &m); err != nil {
+			c.err = err
+			return
+		}
+		if m.Type == "ping" {
+			c.sendRaw([]byte(`{"type":"pong"}`))
+			continue
+		}
+		c.in <- m
+	}
+}
+
+func (c *testClient) sendRaw(data []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	return c.ws.WriteMessage(websocket.TextMessage, data)
+}
+
+func (c *testClient) send(t *testing.T, v any) {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.sendRaw(data); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+}
+
+// next returns the next message from the server.
+func (c *testClient) next(t *testing.T) serverMsg {
+	t.Helper()
+	select {
+	case m := <-c.in:
+		return m
+	case <-c.done:
+		t.Fatalf("connection ended while waiting for a message: %v", c.err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no message within 10s")
+	}
+	return serverMsg{}
+}
+
+// expect returns the next message, which must be of type typ.
+func (c *testClient) expect(t *testing.T, typ string) serverMsg {
+	t.Helper()
+	m := c.next(t)
+	if m.Type != typ {
+		t.Fatalf("got %+v, want a %q message", m, typ)
+	}
+	return m
+}
+
+// subscribe subscribes and returns the answer.
+func (c *testClient) subscribe(t *testing.T, channel string, since *Position, presence bool) serverMsg {
+	t.Helper()
+	c.send(t, request{Type: typeSubscribe, ID: 1, Channel: channel, Since: since, Presence: presence})
+	return c.expect(t, "subscribed")
+}
+
+// closeCode waits for the connection to end and returns the server's code.
+func (c *testClient) closeCode(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("connection still open after 10s")
+	}
+	if ce, ok := c.err.(*websocket.CloseError); ok {
+		return ce.Code
+	}
+	return int(pulse.CloseAbnormal)
+}

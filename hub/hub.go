@@ -1,0 +1,172 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/pulse-go/pulse"
+)
+
+// Action is what a client asks to do in a channel.
+type Action int
+
+const (
+	ActionSubscribe Action = iota + 1
+	ActionPublish
+)
+
+func (a Action) String() string {
+	switch a {
+	case ActionSubscribe:
+		return "subscribe"
+	case ActionPublish:
+		return "publish"
+	}
+	return fmt.Sprintf("Action(%d)", int(a))
+}
+
+// Peer is the client asking, as Options.Authorize sees it.
+type Peer struct {
+	Conn    *pulse.Conn
+	Session string          // the id the welcome gave it
+	Client  string          // the name from its hello, or ""
+	Info    json.RawMessage // the info from its hello, or nil
+}
+
+// Options configures a Hub. Nil means defaults.
+type Options struct {
+	// Broker stores the channels. Nil means NewMemory(nil).
+	Broker Broker
+	// Authorize decides whether p may take action in channel; a non-nil
+	// error refuses it with a "forbidden" error message carrying the
+	// error's text. Nil allows everything.
+	Authorize func(p Peer, action Action, channel string) error
+	// MaxSubscriptions is how many channels one connection may subscribe.
+	// Zero means 100.
+	MaxSubscriptions int
+	// Logger receives broker failures. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultMaxSubscriptions is the default of Options.MaxSubscriptions.
+const DefaultMaxSubscriptions = 100
+
+// Hub speaks the pulse.v1 protocol to clients: channels with history,
+// positions and resume, presence, acknowledged idempotent publishes. Its
+// Handler serves connections of a pulse.Server. All methods may be called
+// from any goroutine.
+type Hub struct {
+	// Set by New, never changes.
+	opts Options
+
+	mu       sync.Mutex // guards the fields below
+	channels map[string]*channel
+	sessions map[*pulse.Conn]*session
+}
+
+// New returns a Hub configured by opts. It starts no goroutine.
+func New(opts *Options) *Hub {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Broker == nil {
+		o.Broker = NewMemory(nil)
+	}
+	if o.MaxSubscriptions == 0 {
+		o.MaxSubscriptions = DefaultMaxSubscriptions
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &Hub{opts: o, channels: make(map[string]*channel), sessions: make(map[*pulse.Conn]*session)}
+}
+
+// Handler returns the callbacks that serve pulse.v1 on a pulse.Server:
+// mount it with server.Handle(hub.Handler()).
+func (h *Hub) Handler() pulse.Handler {
+	return pulse.Handler{OnOpen: h.open, OnMessage: h.message, OnClose: h.close}
+}
+
+// Publish publishes data, which must be JSON, to channel from the server
+// side. It needs no permission.
+func (h *Hub) Publish(ctx context.Context, channel string, data []byte, opts PublishOptions) (PublishResult, error) {
+	if err := checkChannel(channel); err != nil {
+		return PublishResult{}, fmt.Errorf("hub: publish: %s", err.message)
+	}
+	if !json.Valid(data) {
+		return PublishResult{}, errors.New("hub: publish: data is not valid JSON")
+	}
+	return h.opts.Broker.Publish(ctx, channel, data, opts)
+}
+
+// Members lists who is present in channel.
+func (h *Hub) Members(ctx context.Context, channel string) ([]Member, error) {
+	pb, ok := h.opts.Broker.(PresenceBroker)
+	if !ok {
+		return nil, errNoPresence
+	}
+	return pb.Members(ctx, channel)
+}
+
+func (h *Hub) open(c *pulse.Conn) {
+	s := newSession(h, c)
+	h.mu.Lock()
+	h.sessions[c] = s
+	h.mu.Unlock()
+	s.welcome()
+}
+
+func (h *Hub) message(c *pulse.Conn, m pulse.Message) {
+	h.mu.Lock()
+	s := h.sessions[c]
+	h.mu.Unlock()
+	s.handle(m)
+}
+
+func (h *Hub) close(c *pulse.Conn, _ *pulse.CloseError) {
+	h.mu.Lock()
+	s := h.sessions[c]
+	delete(h.sessions, c)
+	h.mu.Unlock()
+	s.end()
+}
+
+// join adds sub to its channel, subscribing the broker when sub is the
+// node's first subscriber of it.
+func (h *Hub) join(ctx context.Context, sub *subscription) (*channel, error) {
+	name := sub.channel
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ch := h.channels[name]
+	if ch == nil {
+		ch = &channel{name: name, subs: make(map[*subscription]struct{})}
+		unsubscribe, err := h.opts.Broker.Subscribe(ctx, name, ch.deliver)
+		if err != nil {
+			return nil, err
+		}
+		ch.unsubscribe = unsubscribe
+		h.channels[name] = ch
+	}
+	ch.add(sub)
+	return ch, nil
+}
+
+// leave removes sub from its channel, and the channel from the broker when
+// it was the node's last subscriber.
+func (h *Hub) leave(sub *subscription) {
+	h.mu.Lock()
+	ch := h.channels[sub.channel]
+	empty := ch != nil && ch.remove(sub)
+	if empty {
+		delete(h.channels, sub.channel)
+	}
+	h.mu.Unlock()
+	if empty {
+		ch.unsubscribe()
+	}
+}

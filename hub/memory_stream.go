@@ -1,0 +1,143 @@
+package hub
+
+import (
+	"sync"
+	"time"
+)
+
+// memStream is one channel of a Memory: its stream, subscriptions and
+// members.
+type memStream struct {
+	mu sync.Mutex // guards every field below
+
+	dead       bool   // swept out of Memory.channels: the channel must be looked up again
+	epoch      string // set at creation
+	top        uint64 // offset of the last publication; 0 before the first
+	hist       memHistory
+	keys       memKeys
+	subs       map[uint64]func(Event) // nil when empty
+	nextSub    uint64                 // id of the last subscription
+	members    map[string]Member      // by ID; nil when empty
+	lastActive time.Time              // of the last publish, unsubscribe or leave
+}
+
+// run calls f with s locked, unless s was swept. ok is false when s was
+// swept and f was not called.
+func (s *memStream) run(f func(s *memStream, now time.Time) error, now func() time.Time) (ok bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dead {
+		return false, nil
+	}
+	return true, f(s, now())
+}
+
+// deliver calls every subscription with e. s.mu is held.
+func (s *memStream) deliver(e Event) {
+	for _, deliver := range s.subs {
+		deliver(e)
+	}
+}
+
+// sweepIfIdle marks s dead and reports true if nobody is subscribed or
+// present and nothing happened for idleAfter: its history and keys have
+// all expired.
+func (s *memStream) sweepIfIdle(now time.Time, idleAfter time.Duration) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.subs) > 0 || len(s.members) > 0 || now.Sub(s.lastActive) < idleAfter {
+		return false
+	}
+	s.dead = true
+	return true
+}
+
+// memHistory holds a channel's retained publications, oldest first: a ring
+// over buf that grows up to the history size.
+type memHistory struct {
+	buf  []Publication
+	head int // index in buf of the oldest
+	n    int // how many are retained
+}
+
+// push appends p, dropping the oldest if size are retained already.
+func (h *memHistory) push(p Publication, size int) {
+	if h.n == len(h.buf) && h.n < size {
+		h.grow(min(size, max(4, 2*h.n)))
+	}
+	if h.n == len(h.buf) {
+		h.pop()
+	}
+	h.buf[(h.head+h.n)%len(h.buf)] = p
+	h.n++
+}
+
+func (h *memHistory) grow(size int) {
+	buf := make([]Publication, size)
+	for i := range h.n {
+		buf[i] = *h.at(i)
+	}
+	h.buf, h.head = buf, 0
+}
+
+// at returns the i-th oldest retained publication.
+func (h *memHistory) at(i int) *Publication {
+	return &h.buf[(h.head+i)%len(h.buf)]
+}
+
+// pop drops the oldest publication.
+func (h *memHistory) pop() {
+	h.buf[h.head] = Publication{}
+	h.head = (h.head + 1) % len(h.buf)
+	h.n--
+}
+
+// from returns a copy of the publications from the i-th oldest on, or nil.
+func (h *memHistory) from(i int) []Publication {
+	if i >= h.n {
+		return nil
+	}
+	pubs := make([]Publication, 0, h.n-i)
+	for ; i < h.n; i++ {
+		pubs = append(pubs, *h.at(i))
+	}
+	return pubs
+}
+
+// memKeys remembers a channel's idempotency keys for the dedup window.
+type memKeys struct {
+	pos   map[string]Position // the publication of each key
+	order []memKey            // the keys in the order they were added
+}
+
+type memKey struct {
+	key string
+	pos Position
+	at  time.Time
+}
+
+// add remembers key, if not empty, as the key of the publication at pos.
+func (k *memKeys) add(key string, pos Position, now time.Time) {
+	if key == "" {
+		return
+	}
+	if k.pos == nil {
+		k.pos = make(map[string]Position)
+	}
+	k.pos[key] = pos
+	k.order = append(k.order, memKey{key, pos, now})
+}
+
+// expire forgets the keys added window or longer before now.
+func (k *memKeys) expire(now time.Time, window time.Duration) {
+	for len(k.order) > 0 && now.Sub(k.order[0].at) >= window {
+		if old := k.order[0]; k.pos[old.key] == old.pos {
+			delete(k.pos, old.key)
+		}
+		k.order[0] = memKey{}
+		k.order = k.order[1:]
+	}
+	if len(k.order) == 0 {
+		*k = memKeys{}
+	}
+}

@@ -1,0 +1,188 @@
+package hub
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/gorilla/websocket"
+	"github.com/pulse-go/pulse"
+)
+
+var decodeCases = []struct {
+	in   string
+	code string // "" when the request is valid
+}{
+	{`{"type":"hello","client":"ann","info":{"color":"red"}}`, ""},
+	{`{"type":"subscribe","id":1,"channel":"room","since":{"epoch":"e1","offset":41}}`, ""},
+	{`{"type":"subscribe","channel":"room","presence":true}`, ""},
+	{`{"type":"unsubscribe","id":2,"channel":"room"}`, ""},
+	{`{"type":"publish","id":3,"channel":"room","key":"k","data":{"text":"hi"}}`, ""},
+	{`{"type":"presence","id":4,"channel":"room"}`, ""},
+	{`{"type":"subscribe","channel":"room","extra":"ignored"}`, ""},
+	{`{"type":"publish","channel":"room"}`, codeBadRequest},
+	{`{"type":"subscribe"}`, codeBadRequest},
+	{`{"type":"subscribe","channel":"has space"}`, codeBadRequest},
+	{`{"type":"subscribe","channel":"` + strings.Repeat("x", maxChannelName+1) + `"}`, codeBadRequest},
+	{`{"type":"subscribe","channel":"bad\u0000"}`, codeBadRequest},
+	{`{"type":"subscribe","channel":"room","since":{"offset":-1}}`, codeBadRequest},
+	{`{"type":"teleport","channel":"room"}`, codeUnknownType},
+	{`{"channel":"room"}`, codeBadRequest},
+	{`{"type":"hello"} {"type":"hello"}`, codeBadRequest},
+	{`{"type":`, codeBadRequest},
+	{`[]`, codeBadRequest},
+	{``, codeBadRequest},
+}
+
+func TestDecodeRequest(t *testing.T) {
+	for _, tc := range decodeCases {
+		_, err := decodeRequest([]byte(tc.in))
+		code := ""
+		if err != nil {
+			code = err.code
+		}
+		if code != tc.code {
+			t.Errorf("decodeRequest(%.60q): code %q (%v), want %q", tc.in, code, err, tc.code)
+		}
+	}
+}
+
+// FuzzDecodeRequest: never panics; a request it accepts has a known type
+// and a valid channel wherever its type needs one.
+func FuzzDecodeRequest(f *testing.F) {
+	for _, tc := range decodeCases {
+		f.Add([]byte(tc.in))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := decodeRequest(data)
+		if err != nil {
+			if err.code != codeBadRequest && err.code != codeUnknownType {
+				t.Fatalf("error code %q", err.code)
+			}
+			return
+		}
+		switch r.Type {
+		case typeHello:
+		case typeSubscribe, typeUnsubscribe, typePresence, typePublish:
+			if checkChannel(r.Channel) != nil {
+				t.Fatalf("accepted channel %q", r.Channel)
+			}
+		default:
+			t.Fatalf("accepted type %q", r.Type)
+		}
+	})
+}
+
+// Bad input gets the documented error message, the connection goes on, and
+// so does everyone else's.
+func TestBadRequestsAnswered(t *testing.T) {
+	env := startHub(t, nil, nil, &Options{MaxSubscriptions: 1})
+	other := dial(t, env.addr())
+	other.subscribe(t, "room", nil, false)
+	c := dial(t, env.addr())
+	cases := []struct {
+		send string
+		code string
+	}{
+		{`{"type":"publish","id":9,"channel":"room"`, codeBadRequest},
+		{`{"type":"warp","id":9}`, codeUnknownType},
+		{`{"type":"subscribe","id":9}`, codeBadRequest},
+		{`{"type":"unsubscribe","id":9,"channel":"nowhere"}`, codeNotSubscribed},
+		{`{"type":"hello","id":9,"client":"` + strings.Repeat("n", maxClientName+1) + `"}`, codeBadRequest},
+	}
+	for _, tc := range cases {
+		c.sendRaw([]byte(tc.send))
+		if m := c.expect(t, "error"); m.Code != tc.code {
+			t.Fatalf("%s: error %+v, want code %s", tc.send, m, tc.code)
+		}
+	}
+	c.mu.Lock()
+	c.ws.WriteMessage(websocket.BinaryMessage, []byte{1, 2, 3})
+	c.mu.Unlock()
+	if m := c.expect(t, "error"); m.Code != codeBadRequest {
+		t.Fatalf("binary message: %+v, want bad_request", m)
+	}
+	c.subscribe(t, "a", nil, false)
+	c.send(t, request{Type: typeSubscribe, ID: 5, Channel: "a"})
+	if m := c.expect(t, "error"); m.Code != codeBadRequest || m.ID != 5 {
+		t.Fatalf("second subscribe: %+v, want bad_request for id 5", m)
+	}
+	c.send(t, request{Type: typeSubscribe, ID: 6, Channel: "b"})
+	if m := c.expect(t, "error"); m.Code != codeTooMany {
+		t.Fatalf("subscribe over the limit: %+v, want too_many", m)
+	}
+	c.send(t, request{Type: typePublish, ID: 7, Channel: "room", Data: []byte(`"still works"`)})
+	c.expect(t, "ack")
+	if m := other.expect(t, "message"); string(m.Data) != `"still works"` {
+		t.Fatalf("other client got %+v", m)
+	}
+}
+
+func TestOversizedMessageClosed(t *testing.T) {
+	env := startHub(t, &pulse.Options{MaxMessageSize: 512}, nil, nil)
+	other := dial(t, env.addr())
+	other.subscribe(t, "room", nil, false)
+	c := dial(t, env.addr())
+	c.sendRaw([]byte(`{"type":"publish","channel":"room","data":"` + strings.Repeat("x", 600) + `"}`))
+	if code := c.closeCode(t); code != int(pulse.CloseMessageTooBig) {
+		t.Fatalf("close code %d, want %d", code, pulse.CloseMessageTooBig)
+	}
+	if _, err := env.hub.Publish(t.Context(), "room", []byte(`1`), PublishOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	other.expect(t, "message")
+}
+
+func TestAuthorizeRefuses(t *testing.T) {
+	serverOnly := func(p Peer, a Action, channel string) error {
+		if a == ActionPublish && strings.HasPrefix(channel, "$") {
+			return errors.New("channels starting with $ are published by the server only")
+		}
+		return nil
+	}
+	env := startHub(t, nil, nil, &Options{Authorize: serverOnly})
+	c := dial(t, env.addr())
+	c.send(t, request{Type: typePublish, ID: 1, Channel: "$ticker", Data: []byte(`1`)})
+	if m := c.expect(t, "error"); m.Code != codeForbidden || !strings.Contains(m.Message, "server only") {
+		t.Fatalf("publish to $ticker: %+v, want forbidden", m)
+	}
+	c.subscribe(t, "$ticker", nil, false)
+}
+
+func TestPublishHTTP(t *testing.T) {
+	env := startHub(t, nil, nil, nil)
+	sub := dial(t, env.addr())
+	sub.subscribe(t, "news", nil, false)
+	url := env.http.URL + "/api/publish"
+	cases := []struct {
+		method, key, body string
+		status            int
+	}{
+		{"GET", "secret", "", http.StatusMethodNotAllowed},
+		{"POST", "", `{"channel":"news","data":1}`, http.StatusUnauthorized},
+		{"POST", "wrong", `{"channel":"news","data":1}`, http.StatusUnauthorized},
+		{"POST", "secret", `{"channel":"news"`, http.StatusBadRequest},
+		{"POST", "secret", `{"channel":"news"}`, http.StatusBadRequest},
+		{"POST", "secret", `{"channel":"","data":1}`, http.StatusBadRequest},
+		{"POST", "secret", `{"channel":"news","data":"` + strings.Repeat("x", maxPublishBody) + `"}`, http.StatusRequestEntityTooLarge},
+		{"POST", "secret", `{"channel":"news","data":{"headline":"ok"}}`, http.StatusOK},
+	}
+	for _, tc := range cases {
+		req, _ := http.NewRequest(tc.method, url, strings.NewReader(tc.body))
+		if tc.key != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Fatalf("%s key %q body %.40q: status %d, want %d", tc.method, tc.key, tc.body, resp.StatusCode, tc.status)
+		}
+	}
+	if m := sub.expect(t, "message"); string(m.Data) != `{"headline":"ok"}` {
+		t.Fatalf("subscriber got %+v", m)
+	}
+}

@@ -1,0 +1,209 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/pulse-go/pulse"
+	"github.com/pulse-go/pulse/chaos"
+)
+
+// Resume over real sockets: a subscriber is silently cut off by the fault
+// proxy while messages are published, is found dead by the heartbeat, and
+// comes back with its last position.
+
+const (
+	resumeInterval = 500 * time.Millisecond
+	resumeTimeout  = 500 * time.Millisecond
+)
+
+func resumeOptions() *pulse.Options {
+	return &pulse.Options{Interval: resumeInterval, Timeout: resumeTimeout}
+}
+
+// publishN publishes n messages {"n":from..from+n-1} to channel from the server.
+func publishN(t *testing.T, h *Hub, channel string, from, n int) {
+	t.Helper()
+	for i := from; i < from+n; i++ {
+		if _, err := h.Publish(context.Background(), channel, fmt.Appendf(nil, `{"n":%d}`, i), PublishOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// received collects publications a client gets, checking that they come
+// in order, with consecutive offsets and the data published.
+type received struct {
+	last Position
+	n    int // the next {"n":...} expected
+}
+
+func (r *received) add(t *testing.T, p pubEntry) {
+	t.Helper()
+	var body struct{ N int }
+	if err := json.Unmarshal(p.Data, &body); err != nil {
+		t.Fatal(err)
+	}
+	if p.Pos.Epoch != r.last.Epoch || p.Pos.Offset != r.last.Offset+1 || body.N != r.n {
+		t.Fatalf("got n=%d at %+v after %+v, want n=%d at the next offset", body.N, p.Pos, r.last, r.n)
+	}
+	r.last = p.Pos
+	r.n++
+}
+
+// take reads publications (live messages or replayed batches) until count
+// have arrived.
+func (r *received) take(t *testing.T, c *testClient, count int) {
+	t.Helper()
+	for got := 0; got < count; {
+		m := c.next(t)
+		switch m.Type {
+		case "message":
+			r.add(t, pubEntry{Pos: m.Pos, Data: m.Data})
+			got++
+		case "batch":
+			for _, p := range m.Publications {
+				r.add(t, p)
+			}
+			got += len(m.Publications)
+		default:
+			t.Fatalf("unexpected %+v while reading publications", m)
+		}
+	}
+}
+
+// cutAndWait blackholes a proxy and waits for the server to close the
+// connection behind it for silence or slowness.
+func cutAndWait(t *testing.T, env *testEnv, p *chaos.Proxy) time.Duration {
+	t.Helper()
+	start := time.Now()
+	p.Blackhole(chaos.Both)
+	select {
+	case err := <-env.closes:
+		if !err.Code.Retryable() {
+			t.Fatalf("cut connection closed with %v, want a retryable code", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the cut connection was not closed within 10s")
+	}
+	return time.Since(start)
+}
+
+func TestResumeAfterSilentCut(t *testing.T) {
+	env := startHub(t, resumeOptions(), &MemoryOptions{HistorySize: 2000}, nil)
+	proxy := env.proxy(t)
+	sub := dial(t, proxy.Addr())
+	top := sub.subscribe(t, "room", nil, false).Position
+	got := received{last: top}
+	publishN(t, env.hub, "room", 0, 10)
+	got.take(t, sub, 10)
+
+	detect := cutAndWait(t, env, proxy)
+	publishN(t, env.hub, "room", 10, 1000)
+
+	start := time.Now()
+	back := dial(t, env.addr())
+	since := got.last
+	answer := back.subscribe(t, "room", &since, false)
+	if answer.Recovered == nil || !*answer.Recovered {
+		t.Fatalf("subscribe with since %+v: %+v, want recovered", since, answer)
+	}
+	got.take(t, back, 1000)
+	catchUp := time.Since(start)
+	publishN(t, env.hub, "room", 1010, 5)
+	got.take(t, back, 5)
+	t.Logf("cut detected in %v; replayed 1000 messages, caught up %v after reconnecting", detect.Round(time.Millisecond), catchUp.Round(time.Millisecond))
+}
+
+func TestResumeBeyondHistory(t *testing.T) {
+	env := startHub(t, resumeOptions(), &MemoryOptions{HistorySize: 100}, nil)
+	proxy := env.proxy(t)
+	sub := dial(t, proxy.Addr())
+	top := sub.subscribe(t, "room", nil, false).Position
+	got := received{last: top}
+	publishN(t, env.hub, "room", 0, 3)
+	got.take(t, sub, 3)
+	cutAndWait(t, env, proxy)
+	publishN(t, env.hub, "room", 3, 1000)
+
+	back := dial(t, env.addr())
+	since := got.last
+	answer := back.subscribe(t, "room", &since, false)
+	if answer.Recovered == nil || *answer.Recovered {
+		t.Fatalf("subscribe with since %+v after the gap left history: %+v, want recovered false", since, answer)
+	}
+	if answer.Position.Offset != 1003 {
+		t.Fatalf("position %+v, want the top, offset 1003", answer.Position)
+	}
+	live := received{last: answer.Position, n: 1003}
+	publishN(t, env.hub, "room", 1003, 2)
+	live.take(t, back, 2) // live goes on from the top: no silent gap, no replay
+}
+
+func TestResumeWrongEpoch(t *testing.T) {
+	env := startHub(t, nil, nil, nil)
+	c := dial(t, env.addr())
+	publishN(t, env.hub, "room", 0, 3)
+	answer := c.subscribe(t, "room", &Position{Epoch: "an-old-epoch", Offset: 2}, false)
+	if answer.Recovered == nil || *answer.Recovered || answer.Position.Offset != 3 {
+		t.Fatalf("subscribe from another epoch: %+v, want recovered false at offset 3", answer)
+	}
+}
+
+// A member whose connection is silently cut leaves within the heartbeat
+// bound, and the other members see it go.
+func TestPresenceDropsBlackholedMember(t *testing.T) {
+	env := startHub(t, resumeOptions(), nil, nil)
+	proxy := env.proxy(t)
+	gone := dial(t, proxy.Addr())
+	gone.send(t, request{Type: typeHello, ID: 7, Client: "gone"})
+	gone.expect(t, "ack")
+	gone.subscribe(t, "lobby", nil, true)
+	gone.expect(t, "join")
+	stays := dial(t, env.addr())
+	stays.subscribe(t, "lobby", nil, true)
+	stays.expect(t, "join") // itself
+
+	stays.send(t, request{Type: typePresence, ID: 2, Channel: "lobby"})
+	if m := stays.expect(t, "presence"); len(m.Members) != 2 {
+		t.Fatalf("members %+v, want 2", m.Members)
+	}
+	start := time.Now()
+	proxy.Blackhole(chaos.Both)
+	leave := stays.expect(t, "leave")
+	took := time.Since(start)
+	if leave.Member.ID != gone.welcome.Session || leave.Member.Client != "gone" {
+		t.Fatalf("leave of %+v, want session %s", leave.Member, gone.welcome.Session)
+	}
+	bound := resumeInterval + resumeTimeout + env.srv.Tick()
+	if took > bound+300*time.Millisecond {
+		t.Fatalf("leave seen %v after the cut, want within %v", took, bound)
+	}
+	t.Logf("blackholed member left %v after the cut (bound %v)", took.Round(time.Millisecond), bound)
+}
+
+func TestIdempotentPublish(t *testing.T) {
+	env := startHub(t, nil, nil, nil)
+	sub := dial(t, env.addr())
+	sub.subscribe(t, "orders", nil, false)
+	pub := dial(t, env.addr())
+	order := json.RawMessage(`{"item":"tea"}`)
+	pub.send(t, request{Type: typePublish, ID: 1, Channel: "orders", Key: "k-1", Data: order})
+	first := pub.expect(t, "ack")
+	pub.send(t, request{Type: typePublish, ID: 2, Channel: "orders", Key: "k-1", Data: order})
+	second := pub.expect(t, "ack")
+	if first.Duplicate || !second.Duplicate || first.Pos != second.Pos || second.ID != 2 {
+		t.Fatalf("acks %+v then %+v, want the same position, the second a duplicate", first, second)
+	}
+	pub.send(t, request{Type: typePublish, ID: 3, Channel: "orders", Key: "k-2", Data: order})
+	third := pub.expect(t, "ack")
+	if m := sub.expect(t, "message"); m.Pos != first.Pos {
+		t.Fatalf("first message at %+v, want %+v", m.Pos, first.Pos)
+	}
+	if m := sub.expect(t, "message"); m.Pos != third.Pos {
+		t.Fatalf("second message at %+v, want %+v: the duplicate was delivered", m.Pos, third.Pos)
+	}
+}

@@ -1,0 +1,223 @@
+package hub
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/pulse-go/pulse"
+)
+
+// brokerTimeout bounds each broker call made for a client.
+const brokerTimeout = 5 * time.Second
+
+// Limits of a hello.
+const (
+	maxClientName = 100
+	maxInfo       = 1024
+)
+
+// session is the hub's state for one connection.
+type session struct {
+	// Set at open, never changes.
+	hub  *Hub
+	conn *pulse.Conn
+	id   string // the session id: names this connection in presence
+
+	// Owned by the connection's reader: the Handler callbacks of one
+	// connection never run concurrently.
+	client string
+	info   json.RawMessage
+	subs   map[string]*subscription
+}
+
+func newSession(h *Hub, c *pulse.Conn) *session {
+	var b [8]byte
+	rand.Read(b[:])
+	return &session{hub: h, conn: c, id: hex.EncodeToString(b[:]), subs: make(map[string]*subscription)}
+}
+
+func (s *session) send(v any) {
+	s.conn.Send(pulse.Message{Type: pulse.MessageText, Data: encode(v)})
+}
+
+// welcome tells the client its session id and the liveness rule.
+func (s *session) welcome() {
+	interval, timeout := s.conn.Liveness()
+	s.send(welcomeMsg{Type: "welcome", Session: s.id, IntervalMS: interval.Milliseconds(), TimeoutMS: timeout.Milliseconds()})
+}
+
+func (s *session) peer() Peer {
+	return Peer{Conn: s.conn, Session: s.id, Client: s.client, Info: s.info}
+}
+
+// handle answers one message from the client.
+func (s *session) handle(m pulse.Message) {
+	if m.Type != pulse.MessageText {
+		s.fail(0, badRequest("pulse.v1 messages are JSON text, not binary"))
+		return
+	}
+	req, err := decodeRequest(m.Data)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+		err = s.dispatch(ctx, req)
+		cancel()
+	}
+	if err != nil {
+		s.fail(req.ID, err)
+	}
+}
+
+func (s *session) dispatch(ctx context.Context, req request) *protocolError {
+	switch req.Type {
+	case typeHello:
+		return s.hello(req)
+	case typeSubscribe:
+		return s.subscribe(ctx, req)
+	case typeUnsubscribe:
+		return s.unsubscribe(ctx, req)
+	case typePublish:
+		return s.publish(ctx, req)
+	case typePresence:
+		return s.presence(ctx, req)
+	}
+	return &protocolError{codeUnknownType, "unknown message type " + req.Type}
+}
+
+func (s *session) fail(id uint64, err *protocolError) {
+	s.send(errorMsg{Type: "error", ID: id, Code: err.code, Message: err.message})
+}
+
+func (s *session) hello(req request) *protocolError {
+	if len(req.Client) > maxClientName || len(req.Info) > maxInfo {
+		return badRequest("client name over %d bytes or info over %d bytes", maxClientName, maxInfo)
+	}
+	s.client, s.info = req.Client, req.Info
+	s.send(ackMsg{Type: "ack", ID: req.ID})
+	return nil
+}
+
+// authorize asks Options.Authorize, if any.
+func (s *session) authorize(a Action, channel string) *protocolError {
+	if s.hub.opts.Authorize == nil {
+		return nil
+	}
+	if err := s.hub.opts.Authorize(s.peer(), a, channel); err != nil {
+		return &protocolError{codeForbidden, err.Error()}
+	}
+	return nil
+}
+
+// unavailable reports a broker failure to the log and the client.
+func (s *session) unavailable(op string, err error) *protocolError {
+	s.hub.opts.Logger.Warn("hub: broker failed", "op", op, "err", err)
+	return &protocolError{codeUnavailable, op + " failed; try again"}
+}
+
+func (s *session) subscribe(ctx context.Context, req request) *protocolError {
+	if s.subs[req.Channel] != nil {
+		return badRequest("already subscribed to %q", req.Channel)
+	}
+	if len(s.subs) >= s.hub.opts.MaxSubscriptions {
+		return &protocolError{codeTooMany, "subscription limit reached"}
+	}
+	if err := s.authorize(ActionSubscribe, req.Channel); err != nil {
+		return err
+	}
+	sub := &subscription{s: s, channel: req.Channel, presence: req.Presence, recovering: true}
+	ch, err := s.hub.join(ctx, sub)
+	if err != nil {
+		return s.unavailable("subscribe", err)
+	}
+	var since Position
+	if req.Since != nil {
+		since = *req.Since
+	}
+	pubs, top, err := s.hub.opts.Broker.History(ctx, req.Channel, since)
+	if err != nil && !errors.Is(err, ErrUnrecoverable) {
+		s.hub.leave(sub)
+		return s.unavailable("history", err)
+	}
+	s.subs[req.Channel] = sub
+	reply := subscribedMsg{Type: "subscribed", ID: req.ID, Channel: req.Channel, Position: top}
+	if req.Since != nil {
+		recovered := err == nil
+		reply.Recovered = &recovered
+	}
+	ch.recovered(sub, reply, pubs, top)
+	if sub.presence {
+		s.join(ctx, sub)
+	}
+	return nil
+}
+
+func (s *session) member() Member { return Member{ID: s.id, Client: s.client, Info: s.info} }
+
+// join makes the session a member of sub's channel.
+func (s *session) join(ctx context.Context, sub *subscription) {
+	if pb, ok := s.hub.opts.Broker.(PresenceBroker); ok {
+		if err := pb.Join(ctx, sub.channel, s.member()); err != nil {
+			s.hub.opts.Logger.Warn("hub: presence join failed", "channel", sub.channel, "err", err)
+		}
+	}
+}
+
+// drop ends sub: it leaves the channel and, if a member, its presence.
+func (s *session) drop(ctx context.Context, sub *subscription) {
+	delete(s.subs, sub.channel)
+	s.hub.leave(sub)
+	if pb, ok := s.hub.opts.Broker.(PresenceBroker); ok && sub.presence {
+		if err := pb.Leave(ctx, sub.channel, s.member()); err != nil {
+			s.hub.opts.Logger.Warn("hub: presence leave failed", "channel", sub.channel, "err", err)
+		}
+	}
+}
+
+func (s *session) unsubscribe(ctx context.Context, req request) *protocolError {
+	sub := s.subs[req.Channel]
+	if sub == nil {
+		return &protocolError{codeNotSubscribed, "not subscribed to " + req.Channel}
+	}
+	s.drop(ctx, sub)
+	s.send(ackMsg{Type: "ack", ID: req.ID})
+	return nil
+}
+
+func (s *session) publish(ctx context.Context, req request) *protocolError {
+	if err := s.authorize(ActionPublish, req.Channel); err != nil {
+		return err
+	}
+	res, err := s.hub.opts.Broker.Publish(ctx, req.Channel, req.Data, PublishOptions{IdempotencyKey: req.Key})
+	if err != nil {
+		return s.unavailable("publish", err)
+	}
+	s.send(ackMsg{Type: "ack", ID: req.ID, Pos: &res.Pos, Duplicate: res.Duplicate})
+	return nil
+}
+
+func (s *session) presence(ctx context.Context, req request) *protocolError {
+	if err := s.authorize(ActionSubscribe, req.Channel); err != nil {
+		return err
+	}
+	members, err := s.hub.Members(ctx, req.Channel)
+	if err != nil {
+		return s.unavailable("presence", err)
+	}
+	if members == nil {
+		members = []Member{}
+	}
+	s.send(presenceMsg{Type: "presence", ID: req.ID, Channel: req.Channel, Members: members})
+	return nil
+}
+
+// end releases everything the session holds, once its connection closed.
+func (s *session) end() {
+	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+	defer cancel()
+	for _, sub := range s.subs {
+		s.drop(ctx, sub)
+	}
+}
