@@ -3,6 +3,8 @@ package pulse
 import (
 	"encoding/binary"
 	"encoding/json"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -128,4 +130,22 @@ func FuzzClosePayload(f *testing.F) {
 			t.Fatalf("reason %q is not a valid prefix of %q", got, reason)
 		}
 	})
+}
+
+// The app heartbeat examples in PROTOCOL.md are what this package reads
+// as heartbeats.
+func TestProtocolHeartbeatExamples(t *testing.T) {
+	doc, err := os.ReadFile("PROTOCOL.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]bool{}
+	for _, block := range regexp.MustCompile("(?s)```json\n(.*?)\n```").FindAllSubmatch(doc, -1) {
+		if kind := appHeartbeat(block[1]); kind != "" {
+			found[kind] = true
+		}
+	}
+	if !found["ping"] || !found["pong"] || !strings.Contains(string(doc), string(appPing)) || !strings.Contains(string(doc), string(appPong)) {
+		t.Fatalf("PROTOCOL.md lacks the app heartbeat examples %s and %s", appPing, appPong)
+	}
 }
