@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 
 	"github.com/pulse-go/pulse"
+	"github.com/pulse-go/pulse/hub"
 )
 
 // serveConfig is what the flags of "pulse serve" set.
@@ -19,8 +21,11 @@ type serveConfig struct {
 	logLevel  slog.Level
 	heartbeat heartbeatFlag
 	origins   originsFlag
+	apiKey    string
 	// opts holds the numeric bounds; options fills in the rest.
 	opts pulse.Options
+	// history holds the channels' history bounds.
+	history hub.MemoryOptions
 }
 
 // parseServeFlags parses the arguments of "pulse serve". Every default is
@@ -46,6 +51,12 @@ func parseServeFlags(args []string, stdout io.Writer) (*serveConfig, error) {
 		"on SIGINT or SIGTERM, the time over which every connection is closed with code 1012")
 	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo,
 		"least `level` logged on stderr: debug, info, warn or error")
+	fs.StringVar(&c.apiKey, "api-key", os.Getenv("PULSE_API_KEY"),
+		"bearer `key` of POST /api/publish (default $PULSE_API_KEY); empty turns the API off")
+	fs.IntVar(&c.history.HistorySize, "history-size", hub.DefaultHistorySize,
+		"publications kept per channel for clients that resume")
+	fs.DurationVar(&c.history.HistoryTTL, "history-ttl", hub.DefaultHistoryTTL,
+		"how long a publication stays in a channel's history")
 	fs.Var(&c.origins, "allow-origin",
 		"browser `origin` allowed to connect besides the server's own, such as https://app.example.com;\nrepeat the flag or separate with commas; * allows any (default: same origin only)")
 	if err := parseFlags(fs, args, stdout); err != nil {
@@ -68,6 +79,8 @@ func (c *serveConfig) validate() error {
 		"--queue-size":       c.opts.QueueSize > 0,
 		"--max-message-size": c.opts.MaxMessageSize > 0,
 		"--drain-window":     c.opts.DrainWindow > 0,
+		"--history-size":     c.history.HistorySize > 0,
+		"--history-ttl":      c.history.HistoryTTL > 0,
 	} {
 		if !ok {
 			bad = append(bad, name)

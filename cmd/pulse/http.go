@@ -12,8 +12,9 @@ import (
 
 // routes returns the endpoints of "pulse serve" on one mux:
 //
-//	/ws       pulse connections; every message is broadcast to all of them
-//	/echo     pulse connections; every message comes back to its sender
+//	/ws               the pulse.v1 hub: channels, history, resume, presence
+//	/echo             pulse connections; every message comes back to its sender
+//	/api/publish      POST publishes to a channel, with the --api-key bearer key
 //	/metrics  Prometheus metrics of pulse, the Go runtime and the process
 //	/healthz  200 "ok" while serving, 503 while draining
 //
@@ -21,8 +22,9 @@ import (
 // one set of metrics cover both.
 func (d *daemon) routes(reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /ws", d.pulse.Handle(newBroadcast().handler()))
+	mux.Handle("GET /ws", d.pulse.Handle(d.hub.Handler()))
 	mux.Handle("GET /echo", d.pulse.Handle(echo))
+	mux.Handle("/api/publish", d.hub.PublishHandler(d.apiKey))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog: httpErrorLog{d},
 		Registry: reg,

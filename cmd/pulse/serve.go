@@ -8,12 +8,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/pulse-go/pulse"
+	"github.com/pulse-go/pulse/hub"
 )
 
 // Bounds of the HTTP side of a drain.
@@ -50,6 +52,8 @@ type daemon struct {
 	// Set by newDaemon, never changes.
 	log         *slog.Logger
 	pulse       *pulse.Server
+	hub         *hub.Hub
+	apiKey      string
 	http        *http.Server
 	drainWindow time.Duration // for the log
 
@@ -69,13 +73,28 @@ func newDaemon(cfg *serveConfig, logger *slog.Logger) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &daemon{log: logger, pulse: srv, drainWindow: opts.DrainWindow}
+	h := hub.New(&hub.Options{
+		Broker:    hub.NewMemory(&cfg.history),
+		Authorize: serverOnlyChannels,
+		Logger:    logger,
+	})
+	d := &daemon{log: logger, pulse: srv, hub: h, apiKey: cfg.apiKey, drainWindow: opts.DrainWindow}
 	d.http = &http.Server{
 		Handler:           d.handlers.track(d.routes(reg)),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	return d, nil
+}
+
+// serverOnlyChannels is the permission rule of pulse serve: clients may
+// subscribe to any channel and publish to any whose name does not start
+// with "$"; those are published by the server only.
+func serverOnlyChannels(_ hub.Peer, action hub.Action, channel string) error {
+	if action == hub.ActionPublish && strings.HasPrefix(channel, "$") {
+		return errors.New("channels starting with $ are published by the server only")
+	}
+	return nil
 }
 
 // run serves on ln until ctx ends, then shuts down, and returns once every

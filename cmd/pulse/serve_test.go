@@ -63,33 +63,48 @@ func TestEcho(t *testing.T) {
 	}
 }
 
-func TestBroadcast(t *testing.T) {
+// /ws speaks pulse.v1: a publish reaches a subscriber, and channels
+// starting with $ are the server's to publish.
+func TestHubChannels(t *testing.T) {
 	s := startServe(t)
-	var clients []*websocket.Conn
-	for _, name := range []string{"a", "b", "c"} {
-		ws := dial(t, s.url("ws", "/ws"))
-		clients = append(clients, ws)
-		// A member gets its own messages: once the newcomer sees its join,
-		// it is in the room, and so is every member that sees it too.
-		join := "join " + name
-		write(t, ws, websocket.TextMessage, join)
-		for _, member := range clients {
-			readUntil(t, member, join)
-		}
-	}
-	write(t, clients[0], websocket.BinaryMessage, "hello")
-	for _, ws := range clients {
-		if kind, data := read(t, ws); kind != websocket.BinaryMessage || string(data) != "hello" {
-			t.Errorf("broadcast = %d %q, want binary \"hello\"", kind, data)
-		}
-	}
+	sub := dial(t, s.url("ws", "/ws"))
+	readUntil(t, sub, `"type":"welcome"`)
+	write(t, sub, websocket.TextMessage, `{"type":"subscribe","id":1,"channel":"room"}`)
+	readUntil(t, sub, `"type":"subscribed"`)
+	pub := dial(t, s.url("ws", "/ws"))
+	write(t, pub, websocket.TextMessage, `{"type":"publish","id":2,"channel":"room","key":"k1","data":{"text":"hi"}}`)
+	readUntil(t, pub, `"type":"ack","id":2`)
+	readUntil(t, sub, `"data":{"text":"hi"}`)
+	write(t, pub, websocket.TextMessage, `{"type":"publish","id":3,"channel":"$news","data":1}`)
+	readUntil(t, pub, `"code":"forbidden"`)
 }
 
-// readUntil reads ws until the message want arrives.
+// The publish API takes the --api-key bearer key.
+func TestPublishAPI(t *testing.T) {
+	s := startServe(t, "--api-key", "s3cret")
+	sub := dial(t, s.url("ws", "/ws"))
+	write(t, sub, websocket.TextMessage, `{"type":"subscribe","id":1,"channel":"$news"}`)
+	readUntil(t, sub, `"type":"subscribed"`)
+	for key, want := range map[string]int{"wrong": http.StatusUnauthorized, "s3cret": http.StatusOK} {
+		req, _ := http.NewRequest(http.MethodPost, s.url("http", "/api/publish"), strings.NewReader(`{"channel":"$news","data":"extra"}`))
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("key %q: status %d, want %d", key, resp.StatusCode, want)
+		}
+	}
+	readUntil(t, sub, `"data":"extra"`)
+}
+
+// readUntil reads ws until a message containing want arrives.
 func readUntil(t *testing.T, ws *websocket.Conn, want string) {
 	t.Helper()
 	for {
-		if _, data := read(t, ws); string(data) == want {
+		if _, data := read(t, ws); strings.Contains(string(data), want) {
 			return
 		}
 	}
@@ -110,7 +125,7 @@ func TestBadHeartbeatParam(t *testing.T) {
 
 func TestTextHeartbeat(t *testing.T) {
 	s := startServe(t, "--heartbeat", "text", "--ping-interval", "20ms", "--pong-timeout", "200ms")
-	ws := dial(t, s.url("ws", "/ws"))
+	ws := dial(t, s.url("ws", "/echo"))
 	// Reading without answering: the pings come, then the server gives up.
 	ws.SetReadDeadline(time.Now().Add(wait))
 	pings := 0
