@@ -1,6 +1,7 @@
 package pulse
 
 import (
+	"context"
 	"errors"
 	"math/rand/v2"
 	"sync"
@@ -82,6 +83,7 @@ type Conn struct {
 	closing *closeRequest // set once, by whoever closes first
 	writing bool          // a writer goroutine is running
 	stopped bool          // the reader has ended: no writer may start
+	room    chan struct{} // made by a waiting SendWait; closed when the queue shrinks or the connection closes
 	writers sync.WaitGroup
 }
 
@@ -136,6 +138,44 @@ func (c *Conn) Send(m Message) error {
 	c.out.push(m)
 	c.kickLocked()
 	return nil
+}
+
+// SendWait is Send for a caller that may wait: when the queue is full it
+// waits for room, or for ctx to end, instead of closing the connection. It
+// is meant for a connection's own backlog, such as replayed history, never
+// for fan-out, which must not wait on one slow peer.
+func (c *Conn) SendWait(ctx context.Context, m Message) error {
+	for {
+		c.mu.Lock()
+		if c.closing != nil {
+			c.mu.Unlock()
+			return ErrClosed
+		}
+		if c.out.len() < c.srv.opts.QueueSize {
+			c.out.push(m)
+			c.kickLocked()
+			c.mu.Unlock()
+			return nil
+		}
+		if c.room == nil {
+			c.room = make(chan struct{})
+		}
+		room := c.room
+		c.mu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// wakeLocked releases the SendWait callers waiting for room.
+func (c *Conn) wakeLocked() {
+	if c.room != nil {
+		close(c.room)
+		c.room = nil
+	}
 }
 
 // Close writes what is queued, then a close frame with code and reason, and
@@ -196,6 +236,7 @@ func (c *Conn) closeLocked(r *closeRequest, flush bool) bool {
 		return false
 	}
 	c.closing = r
+	c.wakeLocked()
 	if !flush {
 		c.out.drop()
 	}
@@ -313,6 +354,7 @@ func (c *Conn) readEnded(err error) {
 	c.mu.Lock()
 	if c.closing == nil {
 		c.closing = &closeRequest{err: newCloseError(CloseAbnormal, err.Error()), label: reasonReadError}
+		c.wakeLocked()
 		c.out.drop()
 		c.out.closeSent = true
 	}

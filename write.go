@@ -115,6 +115,7 @@ func (c *Conn) nextFrame() (frame, bool) {
 		return c.pongMessageFrame(), true
 	case o.len() > 0:
 		m := o.pop()
+		c.wakeLocked()
 		return frame{op: opcode(m.Type), data: m.Data}, true
 	case c.closing != nil:
 		o.closeSent = true
@@ -171,6 +172,7 @@ func (c *Conn) writeFailed(err error) {
 	c.mu.Lock()
 	if c.closing == nil {
 		c.closing = &closeRequest{err: newCloseError(code, "write: "+err.Error()), label: label}
+		c.wakeLocked()
 	}
 	c.out.drop()
 	c.out.closeSent = true

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"context"
 	"sync"
 
 	"github.com/pulse-go/pulse"
@@ -81,25 +82,57 @@ func encodeEvent(channel string, ev Event) []byte {
 	return encode(messageMsg{Type: "message", Channel: channel, Pos: p.Pos, Data: p.Data})
 }
 
-// recovered ends sub's recovery: it answers the subscribe, replays pubs (the
-// history after the client's position, up to top) in batches, then the live
-// events that arrived meanwhile and lie past top, and turns sub live. All
-// under the channel's lock, so no live event can overtake or be lost.
-func (ch *channel) recovered(sub *subscription, reply subscribedMsg, pubs []Publication, top Position) {
+// recover replays to sub what it missed, then turns it live. The subscribe
+// answer and pubs (the history after the client's position, up to top) go
+// first, each waiting for room in the connection's queue, so a long replay
+// never cuts the subscriber as slow. Live events that arrive meanwhile wait
+// in sub.buffer and follow, those past top only. sub turns live under the
+// channel's lock once the buffer is empty: no live event is lost, doubled
+// or reordered. It returns an error if the connection closed or could not
+// take the replay before ctx ended.
+func (ch *channel) recover(ctx context.Context, sub *subscription, reply subscribedMsg, pubs []Publication, top Position) error {
+	conn := sub.s.conn
+	if err := sendWait(ctx, conn, reply); err != nil {
+		return err
+	}
+	for batch := range batches(pubs) {
+		if err := sendWait(ctx, conn, batchMsg{Type: "batch", Channel: ch.name, Publications: batch}); err != nil {
+			return err
+		}
+	}
+	for {
+		pending := ch.takeBuffer(sub)
+		if pending == nil {
+			return nil // sub is live
+		}
+		for _, ev := range pending {
+			p := ev.Publication
+			if ev.Type == EventPublication && p.Pos.Epoch == top.Epoch && p.Pos.Offset <= top.Offset {
+				continue // already in the history just sent, or older than the subscribe
+			}
+			if err := conn.SendWait(ctx, pulse.Message{Type: pulse.MessageText, Data: encodeEvent(ch.name, ev)}); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// takeBuffer returns the live events sub holds, or nil, having turned sub
+// live, when there are none.
+func (ch *channel) takeBuffer(sub *subscription) []Event {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	conn := sub.s.conn
-	conn.Send(pulse.Message{Type: pulse.MessageText, Data: encode(reply)})
-	for batch := range batches(pubs) {
-		conn.Send(pulse.Message{Type: pulse.MessageText, Data: encode(batchMsg{Type: "batch", Channel: ch.name, Publications: batch})})
+	pending := sub.buffer
+	sub.buffer = nil
+	if len(pending) == 0 {
+		sub.recovering = false
+		return nil
 	}
-	for _, ev := range sub.buffer {
-		if ev.Type == EventPublication && ev.Publication.Pos.Epoch == top.Epoch && ev.Publication.Pos.Offset <= top.Offset {
-			continue // already in the history just sent, or older than the subscribe
-		}
-		conn.Send(pulse.Message{Type: pulse.MessageText, Data: encodeEvent(ch.name, ev)})
-	}
-	sub.recovering, sub.buffer = false, nil
+	return pending
+}
+
+func sendWait(ctx context.Context, conn *pulse.Conn, msg any) error {
+	return conn.SendWait(ctx, pulse.Message{Type: pulse.MessageText, Data: encode(msg)})
 }
 
 // batches cuts pubs into runs of at most maxBatchBytes of data (at least

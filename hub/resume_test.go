@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/gorilla/websocket"
+	"strings"
 	"testing"
 	"time"
 
@@ -205,5 +207,58 @@ func TestIdempotentPublish(t *testing.T) {
 	}
 	if m := sub.expect(t, "message"); m.Pos != third.Pos {
 		t.Fatalf("second message at %+v, want %+v: the duplicate was delivered", m.Pos, third.Pos)
+	}
+}
+
+// A subscriber that stops reading never holds up the publisher: it is cut
+// as a slow consumer, and resumes the gap from history when it returns.
+func TestSlowSubscriberCutAndResumes(t *testing.T) {
+	env := startHub(t, &pulse.Options{QueueSize: 16, WriteTimeout: 500 * time.Millisecond}, &MemoryOptions{HistorySize: 5000}, nil)
+	stuck := dialStuck(t, env.addr(), "firehose")
+	defer stuck.Close()
+	_, pos, err := env.broker.History(context.Background(), "firehose", Position{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	pad := strings.Repeat("x", 4000) // 5000 of these overflow any socket buffer
+	start := time.Now()
+	for i := range 5000 {
+		data := fmt.Appendf(nil, `{"n":%d,"pad":%q}`, i, pad)
+		if _, err := env.hub.Publish(context.Background(), "firehose", data, PublishOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publishing := time.Since(start)
+	if err := <-env.closes; err.Code != pulse.CloseSlowConsumer {
+		t.Fatalf("slow subscriber closed with %v, want %v", err, pulse.CloseSlowConsumer)
+	}
+	back := dial(t, env.addr())
+	answer := back.subscribe(t, "firehose", &pos, false)
+	if answer.Recovered == nil || !*answer.Recovered {
+		t.Fatalf("resubscribe: %+v, want recovered", answer)
+	}
+	got := received{last: pos}
+	got.take(t, back, 5000) // 20 MB of history through a queue of 16
+	t.Logf("published 5000 x 4 KB in %v past a stuck subscriber; it resumed all 5000", publishing.Round(time.Millisecond))
+}
+
+// dialStuck subscribes a client to channel and then never reads again.
+func dialStuck(t *testing.T, host, channel string) *websocket.Conn {
+	t.Helper()
+	d := websocket.Dialer{Subprotocols: []string{pulse.Subprotocol}}
+	ws, _, err := d.Dial("ws://"+host+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"subscribe","id":1,"channel":"`+channel+`"}`))
+	for { // the welcome, then the answer to the subscribe
+		_, data, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(data), `"subscribed"`) {
+			return ws
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/pulse-go/pulse"
@@ -13,6 +14,10 @@ import (
 
 // brokerTimeout bounds each broker call made for a client.
 const brokerTimeout = 5 * time.Second
+
+// replayTimeout bounds a subscriber's replay of history. Each write is
+// bounded by the server's WriteTimeout already; this is a safety net.
+const replayTimeout = time.Minute
 
 // Limits of a hello.
 const (
@@ -32,6 +37,8 @@ type session struct {
 	client string
 	info   json.RawMessage
 	subs   map[string]*subscription
+
+	replays sync.WaitGroup // the goroutines replaying history to the client
 }
 
 func newSession(h *Hub, c *pulse.Conn) *session {
@@ -147,10 +154,18 @@ func (s *session) subscribe(ctx context.Context, req request) *protocolError {
 		recovered := err == nil
 		reply.Recovered = &recovered
 	}
-	ch.recovered(sub, reply, pubs, top)
 	if sub.presence {
 		s.join(ctx, sub)
 	}
+	// The replay runs beside the reader, which must go on reading: the
+	// client's heartbeat answers count as its life.
+	s.replays.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), replayTimeout)
+		defer cancel()
+		if err := ch.recover(ctx, sub, reply, pubs, top); err != nil && !errors.Is(err, pulse.ErrClosed) {
+			s.conn.Close(pulse.CloseSlowConsumer, "history replay not taken in time")
+		}
+	})
 	return nil
 }
 
@@ -220,4 +235,5 @@ func (s *session) end() {
 	for _, sub := range s.subs {
 		s.drop(ctx, sub)
 	}
+	s.replays.Wait() // the connection has closed: each ends at its next send
 }

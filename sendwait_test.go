@@ -1,0 +1,64 @@
+package pulse
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// SendWait waits for room instead of cutting the connection, gives up when
+// its context ends, and is released by a close.
+func TestSendWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newTestServer(t, &Options{QueueSize: 2, DrainWindow: time.Millisecond})
+		runServer(t, s)
+		release := make(chan struct{})
+		ft := newFakeTransport(func(_ *Conn, op opcode, _ []byte) {
+			if op == opText {
+				<-release // the peer takes one message per release
+			}
+		})
+		c, closed := fakeConn(t, s, ft, HeartbeatFrame)
+		msg := Message{Type: MessageText, Data: []byte("x")}
+		sent := make(chan error)
+		go func() {
+			for range 6 {
+				if err := c.SendWait(context.Background(), msg); err != nil {
+					sent <- err
+					return
+				}
+			}
+			sent <- nil
+		}()
+		synctest.Wait() // one in the writer, two queued, the fourth waiting
+		if n := c.out.len(); n != 2 {
+			t.Fatalf("queue holds %d, want 2 while SendWait waits", n)
+		}
+		for range 6 {
+			release <- struct{}{}
+		}
+		if err := <-sent; err != nil {
+			t.Fatalf("SendWait: %v", err)
+		}
+
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		for range 2 {
+			c.SendWait(ctx, msg) // one to the writer, one queued
+		}
+		c.SendWait(ctx, msg)
+		if err := c.SendWait(ctx, msg); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("SendWait on a full queue past its deadline: %v", err)
+		}
+		go func() { sent <- c.SendWait(context.Background(), msg) }()
+		synctest.Wait()
+		c.closeFor(CloseSlowConsumer, "test", reasonSlowConsumer)
+		if err := <-sent; !errors.Is(err, ErrClosed) {
+			t.Fatalf("SendWait across a close: %v, want ErrClosed", err)
+		}
+		close(release)
+		<-closed
+	})
+}
