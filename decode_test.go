@@ -149,3 +149,24 @@ func TestProtocolHeartbeatExamples(t *testing.T) {
 		t.Fatalf("PROTOCOL.md lacks the app heartbeat examples %s and %s", appPing, appPong)
 	}
 }
+
+func TestOptionsRejected(t *testing.T) {
+	for _, o := range []Options{
+		{Interval: -time.Second},
+		{Timeout: time.Microsecond},
+		{QueueSize: -1},
+		{WriteTimeout: -1},
+		{Heartbeat: HeartbeatText + 1},
+	} {
+		if _, err := NewServer(&o); err == nil {
+			t.Errorf("NewServer(%+v) accepted", o)
+		}
+	}
+	if s, err := NewServer(nil); err != nil || s.Tick() != time.Second {
+		t.Fatalf("defaults: %v, tick %v; want a 1s tick", err, s.Tick())
+	}
+	s, _ := NewServer(&Options{Interval: time.Second, Timeout: 300 * time.Millisecond})
+	if tick := s.Tick(); tick > 30*time.Millisecond || time.Second%tick >= time.Microsecond {
+		t.Fatalf("tick %v: want at most Timeout/10, dividing Interval", tick)
+	}
+}

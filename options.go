@@ -114,12 +114,12 @@ func (o *Options) resolved() (Options, error) {
 	if r.Logger == nil {
 		r.Logger = slog.Default()
 	}
-	if r.Interval < 0 || r.Timeout < 0 || r.WriteTimeout < 0 || r.QueueSize < 0 ||
-		r.MaxMessageSize < 0 || r.DrainWindow < 0 {
-		return r, fmt.Errorf("pulse: negative option in %+v", r)
-	}
 	if r.Interval < time.Millisecond || r.Timeout < time.Millisecond {
-		return r, fmt.Errorf("pulse: interval %v and timeout %v must be at least 1ms", r.Interval, r.Timeout)
+		return r, fmt.Errorf("pulse: Interval %v and Timeout %v must be at least 1ms", r.Interval, r.Timeout)
+	}
+	if r.WriteTimeout < 0 || r.QueueSize < 0 || r.MaxMessageSize < 0 || r.DrainWindow < 0 {
+		return r, fmt.Errorf("pulse: negative WriteTimeout %v, QueueSize %d, MaxMessageSize %d or DrainWindow %v",
+			r.WriteTimeout, r.QueueSize, r.MaxMessageSize, r.DrainWindow)
 	}
 	if r.Heartbeat < HeartbeatFrame || r.Heartbeat > HeartbeatText {
 		return r, fmt.Errorf("pulse: unknown heartbeat kind %v", r.Heartbeat)
@@ -136,7 +136,8 @@ func setDefault[T comparable](v *T, def T) {
 
 // tick returns the period of the shared timing wheel: Interval divided into
 // equal steps no longer than min(Interval, Timeout)/10 and maxTick. Dividing
-// Interval exactly keeps heartbeats exactly Interval apart.
+// Interval keeps heartbeats Interval apart (short of it by less than a
+// nanosecond per step, which only makes them early).
 func (o *Options) tick() time.Duration {
 	limit := min(min(o.Interval, o.Timeout)/ticksPerTimeout, maxTick)
 	steps := max((o.Interval+limit-1)/limit, 1)
