@@ -3,6 +3,7 @@ package pulse
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -179,10 +180,12 @@ func (c *Conn) wakeLocked() {
 }
 
 // Close writes what is queued, then a close frame with code and reason, and
-// ends the connection once the peer answers or a second has passed.
+// ends the connection once the peer answers or a second has passed. A code
+// that may not appear in a close frame (such as 1005 or 1006) is an error;
+// so is a second close (ErrClosed).
 func (c *Conn) Close(code CloseCode, reason string) error {
 	if !sendable(code) {
-		return &CloseError{Code: code, Reason: "pulse: code may not be sent in a close frame"}
+		return fmt.Errorf("pulse: close code %v may not be sent in a close frame", code)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -210,3 +210,29 @@ func TestDrainClosesWithRestart(t *testing.T) {
 		t.Fatalf("dial while draining: %v, want 503", err)
 	}
 }
+
+// The application's Close sends what was queued, then its code and reason.
+func TestApplicationClose(t *testing.T) {
+	l := startLive(t, nil)
+	p := dialPeer(t, l.url("/echo", ""), HeartbeatFrame)
+	c := l.nextOpen(t)
+	if err := c.Close(CloseAbnormal, "not sendable"); err == nil {
+		t.Fatal("Close(1006) accepted")
+	}
+	c.Send(Message{Type: MessageText, Data: []byte("last words")})
+	if err := c.Close(CloseNormal, "done"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(CloseNormal, "again"); err != ErrClosed {
+		t.Fatalf("second Close: %v, want ErrClosed", err)
+	}
+	if m := p.next(t); string(m.Data) != "last words" {
+		t.Fatalf("got %q before the close, want the queued message", m.Data)
+	}
+	if code := p.closeCode(t); code != CloseNormal {
+		t.Fatalf("close code %v, want %v", code, CloseNormal)
+	}
+	if e := l.nextClose(t); e.err.Code != CloseNormal || e.err.Reason != "done" {
+		t.Fatalf("OnClose got %v", e.err)
+	}
+}
