@@ -22,7 +22,9 @@ var writeBuffers sync.Pool
 // connections served by h. The heartbeat kind is chosen per connection: the
 // subprotocol pulse.v1 gives HeartbeatApp; otherwise the query parameter
 // heartbeat=frame|text|app; otherwise Options.Heartbeat. A bad choice is
-// answered with 400, a request once the server drains with 503.
+// answered with 400, a request once the server drains with 503. The
+// handler returns once the connection is open; the connection is served by
+// a goroutine of its own until it ends.
 func (s *Server) Handle(h Handler) http.Handler {
 	upgrader := &websocket.Upgrader{
 		ReadBufferSize:  1024,
@@ -76,7 +78,10 @@ func (s *Server) serveWS(ws *websocket.Conn, kind HeartbeatKind, h Handler) {
 	if h.OnOpen != nil {
 		h.OnOpen(c)
 	}
-	t.readLoop(c, s.opts.MaxMessageSize)
+	// The HTTP handler returns now, so net/http's buffers and the request
+	// are freed (some 8 KiB per idle connection); the connection's reader
+	// goes on in its own goroutine, which Run's drain waits for.
+	go t.readLoop(c, s.opts.MaxMessageSize)
 }
 
 // wsTransport is a transport on a gorilla/websocket connection.

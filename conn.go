@@ -369,6 +369,7 @@ func (c *Conn) readEnded(err error) {
 	}
 	c.writers.Wait() // after a peer's close, this flushes the reply
 	c.t.close()
+	c.srv.ended(c)
 	if c.handler.OnClose != nil {
 		c.handler.OnClose(c, c.closing.err)
 	}

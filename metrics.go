@@ -34,6 +34,11 @@ type Metrics struct {
 	rtt         prometheus.Histogram
 	pingsSent   *prometheus.CounterVec
 	pongs       *prometheus.CounterVec
+
+	// The counters of each heartbeat kind, looked up once: a heartbeat
+	// costs no label hashing.
+	pingsByKind [len(heartbeatNames)]prometheus.Counter
+	pongsByKind [len(heartbeatNames)]prometheus.Counter
 }
 
 // NewMetrics creates the collectors and registers them with reg:
@@ -66,9 +71,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, reason := range allReasons {
 		m.disconnects.WithLabelValues(reason)
 	}
-	for _, name := range heartbeatNames[1:] {
-		m.pingsSent.WithLabelValues(name)
-		m.pongs.WithLabelValues(name)
+	for kind, name := range heartbeatNames {
+		if name != "" {
+			m.pingsByKind[kind] = m.pingsSent.WithLabelValues(name)
+			m.pongsByKind[kind] = m.pongs.WithLabelValues(name)
+		}
 	}
 	return m
 }
@@ -88,13 +95,13 @@ func (m *Metrics) closed(reason string) {
 
 func (m *Metrics) pingSent(kind HeartbeatKind) {
 	if m != nil {
-		m.pingsSent.WithLabelValues(kind.String()).Inc()
+		m.pingsByKind[kind].Inc()
 	}
 }
 
 func (m *Metrics) pong(kind HeartbeatKind, rtt time.Duration) {
 	if m != nil {
-		m.pongs.WithLabelValues(kind.String()).Inc()
+		m.pongsByKind[kind].Inc()
 		m.rtt.Observe(rtt.Seconds())
 	}
 }

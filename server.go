@@ -179,10 +179,22 @@ func (s *Server) accepting() bool { return s.state.Load() <= stateRunning }
 
 var errNotAccepting = errors.New("pulse: server is not accepting connections")
 
-// forget releases an ended connection.
-func (s *Server) forget(c *Conn) {
+// ended records that c has ended: it leaves the wheel, and is counted and
+// logged. Its handler's OnClose comes next, then forget.
+func (s *Server) ended(c *Conn) {
 	s.wheel.remove(&c.node)
+	s.opts.Metrics.closed(c.closing.label)
+	level := s.opts.Logger.Debug
+	if c.closing.label == reasonHeartbeatTimeout || c.closing.label == reasonSlowConsumer {
+		level = s.opts.Logger.Info
+	}
+	level("pulse: closed", "conn", c.id, "reason", c.closing.label, "code", int(c.closing.err.Code))
+}
+
+// forget releases an ended connection; the drain waits for the last one.
+func (s *Server) forget(c *Conn) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	delete(s.conns, c)
 	if len(s.conns) == 0 && s.drained != nil {
 		select {
@@ -191,11 +203,4 @@ func (s *Server) forget(c *Conn) {
 			close(s.drained)
 		}
 	}
-	s.mu.Unlock()
-	s.opts.Metrics.closed(c.closing.label)
-	level := s.opts.Logger.Debug
-	if c.closing.label == reasonHeartbeatTimeout || c.closing.label == reasonSlowConsumer {
-		level = s.opts.Logger.Info
-	}
-	level("pulse: closed", "conn", c.id, "reason", c.closing.label, "code", int(c.closing.err.Code))
 }

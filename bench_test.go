@@ -1,0 +1,573 @@
+//go:build unix
+
+package pulse
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pulse-go/pulse/internal/baseline"
+)
+
+// Benchmarks of two of the brief's targets, each measured for pulse's
+// net/http path and, in the same run, for the baseline: the gorilla chat
+// pattern (internal/baseline) with the same Interval and Timeout.
+//
+//	go test -run '^$' -bench 'IdleMemory|HeartbeatCPU' -benchtime 1x .
+//
+// The clients run in a child process, this test binary re-executed as
+// TestClientFleet, so this process holds only the server and what it
+// measures is the server's. Both sides use RFC 6455 ping frames, answered
+// by the same fleet.
+//
+// Each sub-benchmark is one measurement of a few seconds of wall time (the
+// heartbeats run on their own clock), not a loop over b.N: run it with
+// -benchtime 1x. ns/op is suppressed; the figures are the reported
+// metrics. To repeat, run the command again rather than adding -count,
+// which repeats each sub-benchmark in a row and so sets pulse and the
+// baseline minutes apart on a noisy machine.
+
+// Sizes of the runs: well under the 20,000 open files a process may hold.
+const (
+	memConns    = 5000
+	memInterval = time.Second
+	memTimeout  = 5 * time.Second // generous: the machine is shared
+	memRounds   = 2               // heartbeat rounds answered before measuring
+
+	cpuConns   = 2000
+	cpuTimeout = 5 * time.Second // generous: the machine is shared
+	cpuWarmup  = 3               // heartbeat rounds answered before the window opens
+)
+
+// cpuRates are the heartbeat intervals BenchmarkHeartbeatCPU runs at, each
+// with a window of several intervals and at least a few seconds.
+var cpuRates = []struct{ interval, window time.Duration }{
+	{time.Second, 6 * time.Second},            // 2,000 round trips/s
+	{100 * time.Millisecond, 3 * time.Second}, // 20,000 round trips/s
+}
+
+// BenchmarkIdleMemory reports the server's memory per idle connection with
+// heartbeats on: the growth of HeapInuse+StackInuse, after a forced GC,
+// between the server alone and the server holding memConns connections
+// that have each answered memRounds heartbeats. The connections carry no
+// data; their heartbeats come every second rather than every 25, so the
+// memory of the writes in flight is counted, though it is tiny. Kernel
+// socket buffers are not counted. B/conn is the target's figure;
+// heapB/conn, stackB/conn and goroutines/conn split it.
+func BenchmarkIdleMemory(b *testing.B) {
+	for _, side := range benchSides {
+		b.Run(side.name, func(b *testing.B) {
+			srv := side.start(b, memInterval, memTimeout)
+			before := serverMemory()
+			clients := startFleet(b, srv.url, memConns)
+			awaitConns(b, srv, memConns)
+			clients.await(memRounds)
+			after := serverMemory()
+			if n := srv.conns(); n != memConns {
+				b.Fatalf("%d connections open after the heartbeats, want %d", n, memConns)
+			}
+			perConn := func(v, v0 uint64) float64 { return (float64(v) - float64(v0)) / memConns }
+			b.ReportMetric(0, "ns/op")
+			b.ReportMetric(memConns, "conns")
+			b.ReportMetric(perConn(after.heap+after.stack, before.heap+before.stack), "B/conn")
+			b.ReportMetric(perConn(after.heap, before.heap), "heapB/conn")
+			b.ReportMetric(perConn(after.stack, before.stack), "stackB/conn")
+			b.ReportMetric(perConn(after.goroutines, before.goroutines), "goroutines/conn")
+		})
+	}
+}
+
+// BenchmarkHeartbeatCPU reports the server's CPU time per 1,000 heartbeat
+// round trips: getrusage user+system time of this process (the server
+// only; the clients are a child process) over a window, while cpuConns
+// connections each answer a heartbeat every interval, divided by the round
+// trips completed in the window (pings the fleet answered). It runs at a
+// low and a high rate, since the cost per round trip depends on it.
+// Nothing is subtracted: it includes the timing wheel or the tickers,
+// starting writers, gorilla's framing, the read path, the syscalls, the
+// scheduler and the GC, and for pulse its Prometheus metrics. cpu% is the
+// server's share of one core, fleet-cpu% the clients'; near 200% together
+// the two cores are saturated and the figures include the contention.
+func BenchmarkHeartbeatCPU(b *testing.B) {
+	for _, rate := range cpuRates {
+		b.Run("interval="+rate.interval.String(), func(b *testing.B) {
+			for _, side := range benchSides {
+				b.Run(side.name, func(b *testing.B) { benchHeartbeatCPU(b, side.start, rate.interval, rate.window) })
+			}
+		})
+	}
+}
+
+func benchHeartbeatCPU(b *testing.B, start benchStart, interval, window time.Duration) {
+	srv := start(b, interval, cpuTimeout)
+	clients := startFleet(b, srv.url, cpuConns)
+	awaitConns(b, srv, cpuConns)
+	clients.await(cpuWarmup)
+
+	user0, sys0 := cpuTime(b)
+	fleet0, fleetErr := clients.cpuTime()
+	trips0, began := clients.count().pings, time.Now()
+	time.Sleep(window) // the heartbeats keep their own time
+	user, sys := cpuTime(b)
+	fleetCPU, fleetErr1 := clients.cpuTime()
+	trips, wall := clients.count().pings-trips0, time.Since(began)
+	user, sys, fleetCPU = user-user0, sys-sys0, fleetCPU-fleet0
+
+	if n := srv.conns(); n != cpuConns {
+		b.Fatalf("%d connections open after the window, want %d", n, cpuConns)
+	}
+	if trips == 0 {
+		b.Fatal("no heartbeat answered in the window")
+	}
+	perK := func(d time.Duration) float64 { return d.Seconds() * 1e3 / (float64(trips) / 1e3) }
+	percent := func(d time.Duration) float64 { return 100 * d.Seconds() / wall.Seconds() }
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(cpuConns, "conns")
+	b.ReportMetric(perK(user+sys), "ms/1000rt")
+	b.ReportMetric(perK(user), "user-ms/1000rt")
+	b.ReportMetric(perK(sys), "sys-ms/1000rt")
+	b.ReportMetric(float64(trips)/wall.Seconds(), "rt/s")
+	b.ReportMetric(percent(user+sys), "cpu%")
+	if fleetErr == nil && fleetErr1 == nil {
+		b.ReportMetric(percent(fleetCPU), "fleet-cpu%")
+	}
+}
+
+// benchServer is one side under measurement, serving on 127.0.0.1.
+type benchServer struct {
+	url   string
+	conns func() int   // connections open
+	pongs func() int64 // heartbeat answers received so far
+}
+
+// benchStart starts a side's server, which runs until the test ends.
+type benchStart func(tb testing.TB, interval, timeout time.Duration) *benchServer
+
+var benchSides = []struct {
+	name  string
+	start benchStart
+}{
+	{"pulse", startPulseBench},
+	{"baseline", startBaselineBench},
+}
+
+// startPulseBench runs a pulse Server, with metrics as in production, until
+// the test ends.
+func startPulseBench(tb testing.TB, interval, timeout time.Duration) *benchServer {
+	reg := prometheus.NewRegistry()
+	s := newTestServer(tb, &Options{Interval: interval, Timeout: timeout, Metrics: NewMetrics(reg)})
+	runServer(tb, s)
+	url := serveBench(tb, s.Handle(Handler{}))
+	pongs := func() int64 {
+		families, err := reg.Gather()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		var n float64
+		for _, family := range families {
+			if family.GetName() == "pulse_pongs_received_total" {
+				for _, m := range family.GetMetric() {
+					n += m.GetCounter().GetValue()
+				}
+			}
+		}
+		return int64(n)
+	}
+	return &benchServer{url: url, conns: s.Len, pongs: pongs}
+}
+
+// startBaselineBench runs a baseline server until the test ends.
+func startBaselineBench(tb testing.TB, interval, timeout time.Duration) *benchServer {
+	s := baseline.New(interval, timeout)
+	tb.Cleanup(s.Close)
+	url := serveBench(tb, s)
+	return &benchServer{url: url, conns: s.Len, pongs: s.Pongs}
+}
+
+// serveBench serves h on a fresh loopback port until the test ends and
+// returns its WebSocket URL.
+func serveBench(tb testing.TB, h http.Handler) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		hs.Serve(l)
+	}()
+	tb.Cleanup(func() {
+		hs.Close()
+		<-served
+	})
+	return "ws://" + l.Addr().String() + "/"
+}
+
+// awaitConns waits until srv holds n connections.
+func awaitConns(tb testing.TB, srv *benchServer, n int) {
+	tb.Helper()
+	awaitBench(tb, fmt.Sprintf("%d connections", n), func() bool { return srv.conns() == n })
+}
+
+// awaitPongs waits until srv has received n heartbeat answers in all.
+func awaitPongs(tb testing.TB, srv *benchServer, n int64) {
+	tb.Helper()
+	awaitBench(tb, fmt.Sprintf("%d heartbeat answers", n), func() bool { return srv.pongs() >= n })
+}
+
+// awaitBench polls cond, which the servers cannot signal, for up to 30s.
+func awaitBench(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	ticker := time.NewTicker(10 * time.Millisecond)
+	defer ticker.Stop()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("gave up waiting for %s", what)
+		}
+		<-ticker.C
+	}
+}
+
+// memory is the part of the Go runtime's memory that grows with connections.
+type memory struct {
+	heap, stack, goroutines uint64
+}
+
+func serverMemory() memory {
+	runtime.GC()
+	runtime.GC() // the second empties the sync.Pools' victim caches too
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return memory{heap: ms.HeapInuse, stack: ms.StackInuse, goroutines: uint64(runtime.NumGoroutine())}
+}
+
+// cpuTime is the user and system CPU time this process has used.
+func cpuTime(tb testing.TB) (user, sys time.Duration) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
+}
+
+// The client fleet: gorilla clients that answer every ping frame, as
+// browsers and gorilla's default ping handler do. A benchmark runs it in a
+// child process; TestClientFleet checks it in process. The fleet counts the
+// pings it answers: those are the round trips, counted the same way for
+// both sides (pulse's own pong counter counts only the answers it can match
+// to its last heartbeat).
+//
+// It speaks a line protocol: it writes "fleet: ready" once every client is
+// connected; to each "count" it reads it answers "fleet: pings TOTAL MIN
+// LOST" (pings answered in all, by the client that answered fewest, and
+// connections lost); when its input ends it closes every client and writes
+// "fleet: done TOTAL MIN LOST".
+
+// fleetEnv, set to "URL N", makes TestClientFleet the child: a fleet of N
+// clients of URL that ends when its stdin does.
+const fleetEnv = "PULSE_BENCH_FLEET"
+
+// The fleet's lines; other lines of a child are the test binary's.
+const (
+	fleetPrefix = "fleet: "
+	fleetReady  = "fleet: ready"
+	fleetPings  = "fleet: pings"
+	fleetDone   = "fleet: done"
+)
+
+// fleetCount is what a fleet has seen of the heartbeats.
+type fleetCount struct {
+	pings    int64 // pings answered in all
+	minPings int64 // by the client that answered fewest
+	lost     int64 // connections that ended before the fleet stopped
+}
+
+// fleet is the benchmark's end of a client fleet.
+type fleet struct {
+	tb     testing.TB
+	in     io.WriteCloser
+	lines  chan string     // the fleet's lines; closed when its output ends
+	output strings.Builder // the other lines, for a failure; after lines closes
+	pid    int             // the child process, or 0 in process
+}
+
+// newFleet reads the fleet's output out and waits for it to be ready.
+func newFleet(tb testing.TB, in io.WriteCloser, out io.Reader, pid int) *fleet {
+	tb.Helper()
+	f := &fleet{tb: tb, in: in, lines: make(chan string, 16), pid: pid}
+	go func() {
+		defer close(f.lines)
+		for sc := bufio.NewScanner(out); sc.Scan(); {
+			if line := sc.Text(); strings.HasPrefix(line, fleetPrefix) {
+				f.lines <- line
+			} else {
+				f.output.WriteString(line + "\n")
+			}
+		}
+	}()
+	if line := <-f.lines; line != fleetReady {
+		in.Close()
+		for range f.lines {
+		}
+		tb.Fatalf("client fleet did not start: %q\n%s", line, f.output.String())
+	}
+	return f
+}
+
+// count asks the fleet for its counts.
+func (f *fleet) count() fleetCount {
+	f.tb.Helper()
+	fmt.Fprintln(f.in, "count")
+	return f.parse(<-f.lines, fleetPings)
+}
+
+func (f *fleet) parse(line, want string) fleetCount {
+	f.tb.Helper()
+	var c fleetCount
+	if _, err := fmt.Sscanf(line, want+" %d %d %d", &c.pings, &c.minPings, &c.lost); err != nil {
+		f.tb.Fatalf("client fleet said %q, want %q: %v", line, want, err)
+	}
+	return c
+}
+
+// await waits until every client of the fleet has answered n pings.
+func (f *fleet) await(n int64) {
+	f.tb.Helper()
+	awaitBench(f.tb, fmt.Sprintf("every client to answer %d pings", n), func() bool {
+		c := f.count()
+		if c.lost > 0 {
+			f.tb.Fatalf("client fleet lost %d connections", c.lost)
+		}
+		return c.minPings >= n
+	})
+}
+
+// stop closes every client and returns the final counts.
+func (f *fleet) stop() fleetCount {
+	f.tb.Helper()
+	f.in.Close()
+	line := <-f.lines
+	for range f.lines {
+	}
+	if line == "" {
+		f.tb.Fatalf("client fleet ended without a count\n%s", f.output.String())
+	}
+	return f.parse(line, fleetDone)
+}
+
+// cpuTime is the user+system CPU time the fleet's process has used.
+func (f *fleet) cpuTime() (time.Duration, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", f.pid))
+	if err != nil {
+		return 0, err
+	}
+	_, after, _ := strings.Cut(string(stat), ") ") // the command may hold spaces
+	fields := strings.Fields(after)                // from field 3, state
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("short /proc/%d/stat", f.pid)
+	}
+	user, err1 := strconv.ParseInt(fields[11], 10, 64)
+	sys, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	const userHZ = 100 // clock ticks per second of /proc on Linux
+	return time.Duration(user+sys) * time.Second / userHZ, nil
+}
+
+// startFleet starts a child process with n clients of url and waits until
+// all are connected. When the test ends it stops the fleet, failing the
+// test if a client lost its connection or answered no heartbeat.
+func startFleet(tb testing.TB, url string, n int) *fleet {
+	tb.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestClientFleet$", "-test.count=1")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d", fleetEnv, url, n))
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	var f *fleet
+	tb.Cleanup(func() {
+		if f == nil {
+			cmd.Wait() // newFleet has failed the test, with the output
+			return
+		}
+		c := f.stop()
+		if c.lost > 0 || c.minPings == 0 {
+			tb.Errorf("client fleet: %d connections lost, fewest pings answered by one client %d", c.lost, c.minPings)
+		}
+		if err := cmd.Wait(); err != nil {
+			tb.Errorf("client fleet: %v\n%s", err, f.output.String())
+		}
+	})
+	f = newFleet(tb, in, out, cmd.Process.Pid)
+	return f
+}
+
+// TestClientFleet is the benchmarks' client fleet when fleetEnv is set.
+// Otherwise it checks the fleet in process: five clients connect to each
+// side's server and answer its heartbeats.
+func TestClientFleet(t *testing.T) {
+	if spec := os.Getenv(fleetEnv); spec != "" {
+		url, count, _ := strings.Cut(spec, " ")
+		n, err := strconv.Atoi(count)
+		if err != nil {
+			t.Fatalf("%s=%q: %v", fleetEnv, spec, err)
+		}
+		if err := runFleet(url, n, os.Stdin, os.Stdout); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	for _, side := range benchSides {
+		t.Run(side.name, func(t *testing.T) {
+			const n, rounds = 5, 3
+			srv := side.start(t, 20*time.Millisecond, time.Second)
+			inReader, in := io.Pipe()
+			out, outWriter := io.Pipe()
+			ran := make(chan error, 1)
+			go func() {
+				err := runFleet(srv.url, n, inReader, outWriter)
+				outWriter.CloseWithError(err)
+				ran <- err
+			}()
+			t.Cleanup(func() { // before the servers stop, even after a failure
+				in.Close()
+				if err := <-ran; err != nil {
+					t.Error(err)
+				}
+			})
+			f := newFleet(t, in, out, 0)
+			awaitConns(t, srv, n)
+			f.await(rounds)
+			awaitPongs(t, srv, rounds*n)
+			if c := f.stop(); c.lost != 0 || c.minPings < rounds || c.pings < rounds*n {
+				t.Errorf("fleet counts %+v, want no loss and every client at %d pings at least", c, rounds)
+			}
+		})
+	}
+}
+
+// runFleet connects n clients to url and speaks the fleet's line protocol
+// on in and out. It fails if a client cannot connect.
+func runFleet(url string, n int, in io.Reader, out io.Writer) error {
+	var (
+		mu       sync.Mutex
+		conns    []*websocket.Conn
+		pings    = make([]atomic.Int64, n)
+		readers  sync.WaitGroup
+		stopping atomic.Bool
+		lost     atomic.Int64
+	)
+	closeAll := func() {
+		stopping.Store(true)
+		mu.Lock()
+		for _, ws := range conns {
+			ws.Close()
+		}
+		mu.Unlock()
+		readers.Wait()
+	}
+	count := func() fleetCount {
+		c := fleetCount{minPings: pings[0].Load(), lost: lost.Load()}
+		for i := range pings {
+			c.pings += pings[i].Load()
+			c.minPings = min(c.minPings, pings[i].Load())
+		}
+		return c
+	}
+	err := dialFleet(n, func(i int) error {
+		ws, resp, err := websocket.DefaultDialer.Dial(url, nil)
+		if err != nil {
+			return fmt.Errorf("dial %s: %w", url, err)
+		}
+		resp.Body.Close()
+		ws.SetPingHandler(func(data string) error {
+			pings[i].Add(1)
+			ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(10*time.Second))
+			return nil // a failed pong shows as a failed read
+		})
+		mu.Lock()
+		conns = append(conns, ws)
+		mu.Unlock()
+		readers.Go(func() {
+			for {
+				if _, _, err := ws.NextReader(); err != nil {
+					if !stopping.Load() {
+						lost.Add(1)
+					}
+					return
+				}
+			}
+		})
+		return nil
+	})
+	if err != nil {
+		closeAll()
+		return err
+	}
+	fmt.Fprintln(out, fleetReady)
+	for sc := bufio.NewScanner(in); sc.Scan(); {
+		if sc.Text() == "count" {
+			c := count()
+			fmt.Fprintf(out, "%s %d %d %d\n", fleetPings, c.pings, c.minPings, c.lost)
+		}
+	}
+	closeAll()
+	c := count()
+	fmt.Fprintf(out, "%s %d %d %d\n", fleetDone, c.pings, c.minPings, c.lost)
+	return nil
+}
+
+// dialFleet calls dial(i) for every i in [0, n), a few at a time so that
+// the listen backlog never overflows, and returns the first error; after
+// one, no more are dialled.
+func dialFleet(n int, dial func(i int) error) error {
+	const dialers = 32
+	var (
+		next     atomic.Int64
+		failed   atomic.Bool
+		firstErr error
+		once     sync.Once
+		wg       sync.WaitGroup
+	)
+	for range dialers {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n && !failed.Load(); i = int(next.Add(1) - 1) {
+				if err := dial(i); err != nil {
+					once.Do(func() { firstErr = err })
+					failed.Store(true)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return firstErr
+}
