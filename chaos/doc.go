@@ -13,6 +13,7 @@
 //     nothing, without closing either socket. Heal forwards what was held,
 //     in order.
 //   - Delay holds each forwarded chunk for a fixed time.
+//   - Limit caps the bandwidth of one direction or both.
 //   - Link.Cut resets both sockets; Link.Close closes them in order.
 //
 // Faults set on the Proxy apply to every current link and to links

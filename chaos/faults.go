@@ -52,8 +52,8 @@ func (p *Proxy) Blackhole(d Direction) {
 	p.log("blackhole %v, all links", d)
 }
 
-// Heal undoes Blackhole and Delay for the proxy and every link, including
-// faults set on a single link.
+// Heal undoes Blackhole, Delay and Limit for the proxy and every link,
+// including faults set on a single link.
 func (p *Proxy) Heal() {
 	p.mu.Lock()
 	p.up.heal()

@@ -39,14 +39,24 @@ func (l *Link) pipe(dst, src *net.TCPConn, g *gate) {
 	}
 }
 
-// forward writes b to dst after the delay and the gate. It returns false
-// if the link was stopped or the write failed.
+// forward writes b to dst after the delay and the gate, in pieces paced
+// by the bandwidth limit if one is set. It returns false if the link was
+// stopped or the write failed.
 func (l *Link) forward(dst *net.TCPConn, b []byte, g *gate) bool {
 	if !g.pause(l.stop) || !g.wait(l.stop) {
 		return false
 	}
-	_, err := dst.Write(b)
-	return err == nil
+	for len(b) > 0 {
+		n := g.piece(len(b))
+		if _, err := dst.Write(b[:n]); err != nil {
+			return false
+		}
+		b = b[n:]
+		if !g.throttle(l.stop, n) {
+			return false
+		}
+	}
+	return true
 }
 
 // end passes on the end of a direction: EOF becomes a half close of dst,

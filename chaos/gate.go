@@ -15,6 +15,7 @@ type gate struct {
 	// Guarded by mu.
 	held   bool          // blackholed: read nothing, write nothing
 	delay  time.Duration // added before each write
+	rate   int           // bytes per second written; 0 means no limit
 	opened chan struct{} // closed when held turns false; nil while open
 }
 
@@ -33,6 +34,7 @@ func (g *gate) heal() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.delay = 0
+	g.rate = 0
 	if g.held {
 		g.held = false
 		close(g.opened)
@@ -50,9 +52,10 @@ func (g *gate) setDelay(d time.Duration) {
 // inherit copies the faults of from into g, which nobody else uses yet.
 func (g *gate) inherit(from *gate) {
 	from.mu.Lock()
-	held, delay := from.held, from.delay
+	held, delay, rate := from.held, from.delay, from.rate
 	from.mu.Unlock()
 	g.setDelay(delay)
+	g.setRate(rate)
 	if held {
 		g.hold()
 	}

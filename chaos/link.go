@@ -57,8 +57,8 @@ func (l *Link) Blackhole(d Direction) {
 	l.proxy.log("%s: blackhole %v", l.clientAddr, d)
 }
 
-// Heal undoes Blackhole and Delay. Bytes held back are then forwarded,
-// in order, none lost or duplicated.
+// Heal undoes Blackhole, Delay and Limit. Bytes held back are then
+// forwarded, in order, none lost or duplicated.
 func (l *Link) Heal() {
 	l.heal()
 	l.proxy.log("%s: heal", l.clientAddr)
