@@ -1,0 +1,36 @@
+package client
+
+import (
+	"math/rand/v2"
+	"time"
+)
+
+// Defaults of the reconnect backoff.
+const (
+	DefaultBackoffBase = 500 * time.Millisecond
+	DefaultBackoffCap  = 20 * time.Second
+	// DefaultStableAfter is how long a connection must stay open before
+	// the attempt counter of the backoff resets.
+	DefaultStableAfter = 10 * time.Second
+)
+
+// Backoff returns the full-jitter delay before reconnect attempt number
+// attempt (0 for the first after a loss): random in
+// [0, min(cap, base*2^attempt)]. rnd returns a number in [0, 1); nil means
+// math/rand/v2.Float64.
+func Backoff(attempt int, base, cap time.Duration, rnd func() float64) time.Duration {
+	if rnd == nil {
+		rnd = rand.Float64
+	}
+	ceiling := cap
+	if attempt < 62 && base < cap>>min(attempt, 62) {
+		ceiling = base << attempt
+	}
+	return time.Duration(rnd() * float64(ceiling+1))
+}
+
+// jitter returns a random delay in [0, window], the spread a server asks
+// for with retry=.
+func jitter(window time.Duration, rnd func() float64) time.Duration {
+	return time.Duration(rnd() * float64(window+1))
+}

@@ -1,0 +1,191 @@
+package client
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// flush sends what the API queued: unsubscribes, subscribes not yet sent
+// on this connection (resuming from the last position), publishes not yet
+// sent, and pings. Publishes found expired fail with ErrExpired.
+func (s *session) flush() error {
+	if s.opened.IsZero() {
+		return nil
+	}
+	frames, expired, pings := s.collect()
+	for _, o := range expired {
+		o.fail(fmt.Errorf("publish to %s: %w", o.channel, ErrExpired))
+	}
+	for _, f := range frames {
+		if err := s.t.WriteMessage(f); err != nil {
+			return err
+		}
+	}
+	now := time.Now()
+	for _, p := range pings {
+		s.probes = append(s.probes, probe{sent: now, wait: p})
+		if err := s.t.WriteMessage(pingFrame); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// collect takes, under the client's lock, the frames to send.
+func (s *session) collect() (frames [][]byte, expired []*outgoing, pings []*pingWait) {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, channel := range c.unsubs {
+		frames = append(frames, encode(request{Type: "unsubscribe", ID: s.id(), Channel: channel}))
+	}
+	c.unsubs = nil
+	for _, sub := range c.subs {
+		if sub.id != 0 {
+			continue
+		}
+		sub.id = s.id()
+		r := request{Type: "subscribe", ID: sub.id, Channel: sub.channel, Presence: sub.presence}
+		if !sub.last.IsZero() {
+			since := sub.last
+			r.Since = &since
+		}
+		frames = append(frames, encode(r))
+	}
+	now := time.Now()
+	c.queue = slices.DeleteFunc(c.queue, func(o *outgoing) bool {
+		if o.id == 0 && !now.Before(o.deadline) {
+			expired = append(expired, o)
+			return true
+		}
+		return false
+	})
+	for _, o := range c.queue {
+		if o.id == 0 {
+			o.id = s.id()
+			frames = append(frames, encode(request{Type: "publish", ID: o.id, Channel: o.channel, Key: o.key, Data: o.data}))
+		}
+	}
+	pings, c.pings = c.pings, nil
+	return frames, expired, pings
+}
+
+// subscribed records the server's answer to a subscribe.
+func (s *session) subscribed(m reply) {
+	c := s.c
+	ev := Subscribed{Channel: m.Channel, Position: m.Position, Resumed: m.Recovered != nil, Recovered: m.Recovered != nil && *m.Recovered}
+	c.mu.Lock()
+	sub := c.subs[m.Channel]
+	if sub == nil || sub.id != m.ID || sub.confirmed {
+		c.mu.Unlock()
+		return // unsubscribed meanwhile
+	}
+	if !ev.Recovered {
+		sub.last = m.Position
+	}
+	sub.confirmed = true
+	waiters := sub.waiters
+	sub.waiters = nil
+	c.mu.Unlock()
+	for _, w := range waiters {
+		w <- subResult{ev: ev}
+	}
+	if c.opts.OnSubscribed != nil {
+		c.opts.OnSubscribed(ev)
+	}
+}
+
+// deliver passes publications to the application, each once: a position
+// at or before the last one delivered is a duplicate and is dropped.
+func (s *session) deliver(channel string, pubs []publication, replayed bool) {
+	c := s.c
+	var out []Message
+	c.mu.Lock()
+	if sub := c.subs[channel]; sub != nil && sub.confirmed {
+		for _, p := range pubs {
+			if p.Pos.after(sub.last) {
+				sub.last = p.Pos
+				out = append(out, Message{Channel: channel, Pos: p.Pos, Data: p.Data, Replayed: replayed})
+			}
+		}
+	}
+	c.mu.Unlock()
+	if c.opts.OnMessage == nil {
+		return
+	}
+	for _, m := range out {
+		c.opts.OnMessage(m)
+	}
+}
+
+// acked ends the publish the ack answers.
+func (s *session) acked(m reply) {
+	if o := s.take(m.ID); o != nil {
+		o.finish(outcome{res: PublishResult{Pos: m.Pos, Duplicate: m.Duplicate}})
+	}
+}
+
+// refused fails the publish or subscribe an error message answers.
+func (s *session) refused(m reply) {
+	err := &ServerError{Code: m.Code, Message: m.Message}
+	if o := s.take(m.ID); o != nil {
+		o.fail(err)
+		return
+	}
+	c := s.c
+	c.mu.Lock()
+	var dropped []string
+	for channel, sub := range c.subs {
+		if m.ID != 0 && sub.id == m.ID {
+			delete(c.subs, channel)
+			sub.fail(err)
+			dropped = append(dropped, channel)
+		}
+	}
+	c.mu.Unlock()
+	if c.opts.OnSubscribed == nil {
+		return
+	}
+	for _, channel := range dropped {
+		c.opts.OnSubscribed(Subscribed{Channel: channel, Err: err})
+	}
+}
+
+// take removes and returns the publish sent with request id, or nil.
+func (s *session) take(id uint64) *outgoing {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i := slices.IndexFunc(c.queue, func(o *outgoing) bool { return id != 0 && o.id == id })
+	if i < 0 {
+		return nil
+	}
+	o := c.queue[i]
+	c.queue = slices.Delete(c.queue, i, i+1)
+	return o
+}
+
+// end forgets what was sent on the connection: on the next one every
+// subscription is resumed and every unacknowledged publish sent again.
+// Pings waiting fail with ErrNotOpen.
+func (s *session) end() {
+	c := s.c
+	c.mu.Lock()
+	for _, sub := range c.subs {
+		sub.id, sub.confirmed = 0, false
+	}
+	for _, o := range c.queue {
+		o.id = 0
+	}
+	c.unsubs = nil
+	pings := c.pings
+	c.pings = nil
+	c.mu.Unlock()
+	for _, p := range pings {
+		p.finish(0, ErrNotOpen)
+	}
+	for _, p := range s.probes {
+		p.wait.finish(0, ErrNotOpen)
+	}
+}

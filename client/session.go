@@ -1,0 +1,255 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pulse-go/pulse"
+)
+
+// maxTick bounds the grace past Interval before the client calls a
+// connection degraded, like the server's wheel tick.
+const maxTick = time.Second
+
+// session is one connection of a Client, from dial to loss. Its run
+// goroutine is the only writer of the transport; a reader goroutine hands
+// it every inbound frame with the time it arrived.
+type session struct {
+	// Set by newSession, never changes.
+	c       *Client
+	t       Transport
+	started time.Time
+
+	// heard is when the last inbound frame was read, stored by the reader
+	// before it hands the frame over, so a loop held up by a slow callback
+	// never mistakes frames it has not handled yet for silence.
+	heard atomic.Pointer[time.Time]
+
+	// Owned by run.
+	opened            time.Time // the welcome's arrival; zero before
+	interval, timeout time.Duration
+	degraded          bool
+	nextID            uint64
+	probes            []probe // pings sent, oldest first
+}
+
+// probe is one ping sent: by Ping (wait set) or to probe a silent server.
+type probe struct {
+	sent time.Time
+	wait *pingWait
+}
+
+// frame is one inbound message, or the read error that ended them.
+type frame struct {
+	data []byte
+	err  error
+	at   time.Time
+}
+
+func newSession(c *Client, t Transport) *session {
+	now := time.Now()
+	s := &session{c: c, t: t, started: now}
+	s.heard.Store(&now)
+	return s
+}
+
+// run serves the connection until it is lost or ctx ends, and returns why.
+func (s *session) run(ctx context.Context) error {
+	frames := make(chan frame)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { s.read(frames, stop) })
+	err := s.serve(ctx, frames)
+	if ctx.Err() != nil {
+		s.t.Close(pulse.CloseNormal, "client closing")
+	} else {
+		s.t.Close(pulse.CloseGoingAway, "client reconnecting")
+	}
+	close(stop)
+	wg.Wait()
+	s.end()
+	return err
+}
+
+func (s *session) read(frames chan<- frame, stop <-chan struct{}) {
+	for {
+		data, err := s.t.ReadMessage()
+		at := time.Now()
+		if err == nil {
+			s.heard.Store(&at)
+		}
+		select {
+		case frames <- frame{data: data, err: err, at: at}:
+		case <-stop:
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (s *session) serve(ctx context.Context, frames <-chan frame) error {
+	timer := time.NewTimer(s.c.opts.HandshakeTimeout)
+	defer timer.Stop()
+	for {
+		var err error
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case f := <-frames:
+			unwelcomed := s.opened.IsZero()
+			err = s.receive(f)
+			if unwelcomed && !s.opened.IsZero() {
+				timer.Reset(0) // the liveness rule is known: apply it
+			}
+		case <-timer.C:
+			var next time.Duration
+			next, err = s.check(time.Now()) // not the fire time, which may be stale
+			timer.Reset(next)
+		case <-s.c.wake:
+			err = s.flush()
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// receive handles one inbound frame: any frame is life.
+func (s *session) receive(f frame) error {
+	if f.err != nil {
+		return lost(f.err)
+	}
+	var m reply
+	if json.Unmarshal(f.data, &m) == nil {
+		if err := s.handle(m, f.at); err != nil {
+			return err
+		}
+	}
+	if s.degraded {
+		s.degraded = false
+		s.c.setState(StateChange{State: StateOpen})
+	}
+	return nil
+}
+
+// lost turns a read error into the CloseError that says what to do next.
+func lost(err error) error {
+	if ce, ok := err.(*pulse.CloseError); ok {
+		return ce
+	}
+	return &pulse.CloseError{Code: pulse.CloseAbnormal, Reason: err.Error()}
+}
+
+// check applies the liveness rule at now and returns when to check next.
+// Before the welcome, the handshake timeout bounds the wait.
+func (s *session) check(now time.Time) (time.Duration, error) {
+	if s.opened.IsZero() {
+		left := s.c.opts.HandshakeTimeout - now.Sub(s.started)
+		if left <= 0 {
+			return 0, &pulse.CloseError{Code: pulse.CloseAbnormal, Reason: errNoWelcome.Error()}
+		}
+		return left, nil
+	}
+	silent := now.Sub(*s.heard.Load())
+	bound := s.interval + s.timeout
+	probeAt := s.interval + s.tick()
+	switch {
+	case silent >= bound:
+		return 0, &pulse.CloseError{Code: pulse.CloseHeartbeatTimeout, Reason: fmt.Sprintf("nothing from the server for %v", silent.Round(time.Millisecond))}
+	case silent >= probeAt:
+		return bound - silent, s.degrade()
+	}
+	return probeAt - silent, nil
+}
+
+// tick is the grace past Interval before probing: the server's heartbeat
+// itself arrives every Interval.
+func (s *session) tick() time.Duration {
+	return min(s.interval, s.timeout, 10*maxTick) / 10
+}
+
+// degrade marks the connection degraded and probes it with a ping, once.
+func (s *session) degrade() error {
+	if s.degraded {
+		return nil
+	}
+	s.degraded = true
+	s.c.setState(StateChange{State: StateDegraded})
+	s.probes = append(s.probes, probe{sent: time.Now()})
+	return s.t.WriteMessage(pingFrame)
+}
+
+// handle dispatches one pulse.v1 message.
+func (s *session) handle(m reply, at time.Time) error {
+	switch m.Type {
+	case "ping":
+		return s.t.WriteMessage(pongFrame)
+	case "pong":
+		s.pong(at)
+	case "welcome":
+		return s.welcome(m, at)
+	case "subscribed":
+		s.subscribed(m)
+	case "message":
+		s.deliver(m.Channel, []publication{{Pos: m.Pos, Data: m.Data}}, false)
+	case "batch":
+		s.deliver(m.Channel, m.Publications, true)
+	case "ack":
+		s.acked(m)
+	case "error":
+		s.refused(m)
+	case "join", "leave":
+		if f := s.c.opts.OnPresence; f != nil {
+			f(m.Channel, m.Member, m.Type == "join")
+		}
+	}
+	return nil
+}
+
+// pong ends the oldest probe: the server answers pings in order.
+func (s *session) pong(at time.Time) {
+	if len(s.probes) == 0 {
+		return
+	}
+	p := s.probes[0]
+	s.probes = s.probes[1:]
+	rtt := at.Sub(p.sent)
+	s.c.mu.Lock()
+	s.c.rtt = rtt
+	s.c.mu.Unlock()
+	p.wait.finish(rtt, nil)
+}
+
+// welcome opens the connection: it takes the server's liveness rule, then
+// says hello, resubscribes every channel and sends what waited.
+func (s *session) welcome(m reply, at time.Time) error {
+	if !s.opened.IsZero() {
+		return nil
+	}
+	s.interval, s.timeout = time.Duration(m.IntervalMS)*time.Millisecond, time.Duration(m.TimeoutMS)*time.Millisecond
+	if s.interval <= 0 || s.timeout <= 0 {
+		s.interval, s.timeout = pulse.DefaultInterval, pulse.DefaultTimeout
+	}
+	s.opened = at
+	s.c.mu.Lock()
+	s.c.generation++
+	s.c.mu.Unlock()
+	s.c.setState(StateChange{State: StateOpen})
+	if s.c.opts.Name != "" {
+		if err := s.t.WriteMessage(encode(request{Type: "hello", ID: s.id(), Client: s.c.opts.Name, Info: s.c.opts.Info})); err != nil {
+			return err
+		}
+	}
+	return s.flush()
+}
+
+func (s *session) id() uint64 {
+	s.nextID++
+	return s.nextID
+}
