@@ -213,7 +213,7 @@ func TestIdempotentPublish(t *testing.T) {
 // A subscriber that stops reading never holds up the publisher: it is cut
 // as a slow consumer, and resumes the gap from history when it returns.
 func TestSlowSubscriberCutAndResumes(t *testing.T) {
-	env := startHub(t, &pulse.Options{QueueSize: 16, WriteTimeout: 500 * time.Millisecond}, &MemoryOptions{HistorySize: 5000}, nil)
+	env := startHub(t, &pulse.Options{QueueSize: 16, WriteTimeout: 2 * time.Second}, &MemoryOptions{HistorySize: 5000}, nil)
 	stuck := dialStuck(t, env.addr(), "firehose")
 	defer stuck.Close()
 	_, pos, err := env.broker.History(context.Background(), "firehose", Position{})

@@ -1,7 +1,9 @@
 // Command pulse runs and debugs WebSocket connections held to pulse's
 // liveness rule.
 //
-//	pulse serve [flags]    serve /ws, /echo, /metrics and /healthz
+//	pulse serve [flags]    serve /ws, /echo, /metrics, /healthz, pulse.js and the demos
+//	pulse connect URL      an interactive client: state, RTT, reconnects, subscribe and publish
+//	pulse chaos [flags]    a TCP fault proxy driven by an HTTP control endpoint
 //
 // Run "pulse help" for the list of commands and "pulse CMD --help" for the
 // flags of one.
@@ -43,6 +45,8 @@ type command struct {
 // commands lists the subcommands in the order "pulse help" shows them.
 var commands = []command{
 	{name: "serve", summary: "serve WebSocket connections with heartbeats, metrics and graceful drain", run: serve},
+	{name: "connect", summary: "an interactive client: state, RTT, reconnects; subscribe and publish from the prompt", run: connect},
+	{name: "chaos", summary: "a TCP fault proxy: blackhole, delay, throttle or cut connections on command", run: runChaos},
 }
 
 // run dispatches args (without the program name) to a command.

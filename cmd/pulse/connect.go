@@ -1,0 +1,187 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pulse-go/pulse/client"
+)
+
+// commandStdin is where "pulse connect" and "pulse chaos" read lines from.
+// run's signature has no reader, so tests replace this variable instead.
+var commandStdin io.Reader = os.Stdin
+
+// connectConfig is what the flags of "pulse connect" set.
+type connectConfig struct {
+	url       string
+	raw       bool
+	channels  listFlag
+	publishTo string
+	name      string
+	ping      time.Duration
+	queue     int
+	handshake time.Duration
+}
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+// parseConnectFlags parses "pulse connect [flags] URL"; the URL may come
+// before or after the flags.
+func parseConnectFlags(args []string, stdout io.Writer) (*connectConfig, error) {
+	c := &connectConfig{}
+	fs := flag.NewFlagSet("connect", flag.ContinueOnError)
+	fs.BoolVar(&c.raw, "raw", false, "plain WebSocket: send lines as text messages, print what arrives; no pulse.v1\n(chosen by itself when the server does not accept pulse.v1)")
+	fs.Var(&c.channels, "channel", "subscribe to `channel` at start; repeat for several")
+	fs.StringVar(&c.publishTo, "publish", "", "`channel` that plain lines are published to (default: the first --channel)")
+	fs.StringVar(&c.name, "name", "", "client `name` sent in the hello, shown in presence")
+	fs.DurationVar(&c.ping, "ping", 5*time.Second, "in a terminal, measure the round trip this often; 0 turns it off")
+	fs.IntVar(&c.queue, "queue", client.DefaultQueueSize, "publishes that may wait while offline before a publish fails")
+	fs.DurationVar(&c.handshake, "handshake-timeout", client.DefaultHandshakeTimeout, "bound on a dial and the wait for the welcome")
+	rest := args
+	for i, a := range args {
+		if strings.Contains(a, "://") {
+			c.url = a
+			rest = append(args[:i:i], args[i+1:]...)
+			break
+		}
+	}
+	if err := parseFlags(fs, rest, stdout); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stdout, "\nURL is a ws:// or wss:// endpoint: pulse.v1 (such as %s) or plain WebSocket.\nOn the prompt, %s\n", "ws://localhost:8080/ws", connectHelp)
+		}
+		return nil, err
+	}
+	if c.url == "" {
+		return nil, errors.New("connect: missing URL, such as ws://localhost:8080/ws (see pulse connect --help)")
+	}
+	if c.publishTo == "" && len(c.channels) > 0 {
+		c.publishTo = c.channels[0]
+	}
+	return c, nil
+}
+
+// connect is "pulse connect URL": an interactive client for pulse.v1
+// endpoints and, with --raw or when the server does not accept pulse.v1,
+// for plain WebSocket endpoints.
+func connect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseConnectFlags(args, stdout)
+	if err != nil {
+		return err
+	}
+	p := newPrinter(stdout, stderr, isTerminal(commandStdin))
+	in := newLines(commandStdin)
+	defer in.stop()
+	if !cfg.raw {
+		err = connectPulse(ctx, cfg, in, p)
+		if !errors.Is(err, client.ErrNotPulse) {
+			return err
+		}
+		p.status("the server does not speak pulse.v1: plain WebSocket mode")
+	}
+	return connectRaw(ctx, cfg, in, p)
+}
+
+// printer writes messages on stdout and status lines, stamped, on stderr,
+// from any goroutine.
+type printer struct {
+	mu          sync.Mutex
+	out, err    io.Writer
+	interactive bool
+}
+
+func newPrinter(out, err io.Writer, interactive bool) *printer {
+	return &printer{out: out, err: err, interactive: interactive}
+}
+
+func (p *printer) message(format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.out, format+"\n", args...)
+}
+
+func (p *printer) status(format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.err, "%s %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
+}
+
+// isTerminal reports whether r is a character device, such as a terminal.
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	info, err := f.Stat()
+	return err == nil && info.Mode()&os.ModeCharDevice != 0
+}
+
+// lines reads r one line at a time on its own goroutine.
+type lines struct {
+	r    io.Reader
+	c    chan string // closed at EOF or on a read error
+	done chan struct{}
+}
+
+func newLines(r io.Reader) *lines {
+	l := &lines{r: r, c: make(chan string), done: make(chan struct{})}
+	go l.read()
+	return l
+}
+
+func (l *lines) read() {
+	defer close(l.c)
+	sc := bufio.NewScanner(l.r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		select {
+		case l.c <- sc.Text():
+		case <-l.done:
+			return
+		}
+	}
+}
+
+// stop ends the reader. A read in progress is interrupted through the
+// reader's deadline where it has one; otherwise the goroutine ends at the
+// reader's next line or EOF (tests close their pipe; os.Stdin, which Go
+// opens blocking, ends with the process).
+func (l *lines) stop() {
+	close(l.done)
+	if d, ok := l.r.(interface{ SetReadDeadline(time.Time) error }); ok && d.SetReadDeadline(time.Now()) == nil {
+		for range l.c {
+		}
+	}
+}
+
+// payload turns a line into message data: JSON as it is, anything else as
+// a JSON string.
+func payload(line string) json.RawMessage {
+	if json.Valid([]byte(line)) {
+		return json.RawMessage(line)
+	}
+	data, _ := json.Marshal(line)
+	return data
+}
+
+const connectHelp = `commands: /sub CHANNEL, /unsub CHANNEL, /pub CHANNEL DATA, /to CHANNEL (where plain lines go),
+          /ping, /state, /quit; any other line is published (plain WebSocket: sent as text)`
+
+// goResult runs f on a new goroutine; receiving from the channel joins it.
+func goResult(f func() error) <-chan error {
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	return done
+}
