@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test of pulse on a fresh machine: vet, the Go tests under the
-# race detector (each package behind a goroutine-leak gate, fuzz seeds
-# included), then the Node tests against the real pulse binary.
+# Runs every test of pulse on a fresh machine: installs Chromium when it is
+# missing, then vet, the Go tests under the race detector (each package
+# behind a goroutine-leak gate, fuzz seeds included, the browser tests in
+# headless Chromium), then the Node tests against the real pulse binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,9 @@ if ! command -v node >/dev/null || [ "$(node -p 'parseInt(process.versions.node)
 	echo "test.sh: Node.js >= 20 is required for test/node (found: $(node --version 2>/dev/null || echo none))" >&2
 	exit 1
 fi
+
+echo "== browser dependencies"
+./scripts/browser-deps.sh
 
 echo "== go vet"
 go vet ./...

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/pulse-go/pulse/web"
 )
 
 // routes returns the endpoints of "pulse serve" on one mux:
@@ -15,6 +16,7 @@ import (
 //	/ws               the pulse.v1 hub: channels, history, resume, presence
 //	/echo             pulse connections; every message comes back to its sender
 //	/api/publish      POST publishes to a channel, with the --api-key bearer key
+//	/pulse.js, /      the browser client, and the chat, dashboard and game demos
 //	/metrics  Prometheus metrics of pulse, the Go runtime and the process
 //	/healthz  200 "ok" while serving, 503 while draining
 //
@@ -30,6 +32,7 @@ func (d *daemon) routes(reg *prometheus.Registry) http.Handler {
 		Registry: reg,
 	}))
 	mux.HandleFunc("GET /healthz", d.healthz)
+	mux.Handle("/", web.Handler()) // pulse.js and the demos; GET and HEAD only
 	return mux
 }
 

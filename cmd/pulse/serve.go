@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/pulse-go/pulse"
 	"github.com/pulse-go/pulse/hub"
+	"github.com/pulse-go/pulse/web"
 )
 
 // Bounds of the HTTP side of a drain.
@@ -53,6 +54,7 @@ type daemon struct {
 	log         *slog.Logger
 	pulse       *pulse.Server
 	hub         *hub.Hub
+	broker      hub.Broker // the hub's, which the demos also read
 	apiKey      string
 	http        *http.Server
 	drainWindow time.Duration // for the log
@@ -73,12 +75,13 @@ func newDaemon(cfg *serveConfig, logger *slog.Logger) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	broker := hub.NewMemory(&cfg.history)
 	h := hub.New(&hub.Options{
-		Broker:    hub.NewMemory(&cfg.history),
+		Broker:    broker,
 		Authorize: serverOnlyChannels,
 		Logger:    logger,
 	})
-	d := &daemon{log: logger, pulse: srv, hub: h, apiKey: cfg.apiKey, drainWindow: opts.DrainWindow}
+	d := &daemon{log: logger, pulse: srv, hub: h, broker: broker, apiKey: cfg.apiKey, drainWindow: opts.DrainWindow}
 	d.http = &http.Server{
 		Handler:           d.handlers.track(d.routes(reg)),
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -103,13 +106,14 @@ func (d *daemon) run(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pulseDone := goErr(func() error { return d.pulse.Run(ctx) })
+	demosDone := goErr(func() error { return web.Run(ctx, d.hub, d.broker) })
 	serveDone := goErr(func() error {
 		defer cancel() // a listener that fails shuts the server down too
 		return d.http.Serve(ln)
 	})
 	d.log.Info("listening", "addr", ln.Addr().String())
 	<-ctx.Done()
-	if err := d.shutdown(pulseDone, serveDone); err != nil {
+	if err := errors.Join(d.shutdown(pulseDone, serveDone), <-demosDone); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	d.log.Info("stopped")

@@ -1,0 +1,378 @@
+// pulse.js (web/static/pulse.js) under Node's test runner, against a real
+// `pulse serve` built by scripts/test.sh and named by PULSE_BIN:
+//
+//   PULSE_BIN=/tmp/pulse node --experimental-websocket --test test/node/
+//
+// The server runs with a 1 s ping interval and a 1 s pong timeout, so a
+// silent server is judged dead after 2 s. Silence is made by a WebSocket
+// wrapper injected into PulseSocket (the `mute` switch below): it drops
+// every frame in both directions without closing the socket, as a network
+// that silently lost the connection does. Every wait is on an event and
+// bounded.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { once } from 'node:events';
+import {
+  PulseSocket, CLOSE_CODES, retryable, retryWindow, backoff,
+} from '../../web/static/pulse.js';
+
+const WAIT_MS = 10_000; // bound on every wait
+const BOUND_MS = 2000; // --ping-interval 1s + --pong-timeout 1s
+
+/** Resolves with promise, or rejects after ms naming what. */
+async function within(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Starts `$PULSE_BIN serve` on a free port; stopped (and checked) after the test. */
+async function startServer(t, flags = []) {
+  const bin = process.env.PULSE_BIN;
+  assert.ok(bin, 'PULSE_BIN is not set: go build -o /tmp/pulse ./cmd/pulse and set PULSE_BIN=/tmp/pulse');
+  assert.equal(typeof WebSocket, 'function', 'no global WebSocket: run node with --experimental-websocket');
+  const args = ['serve', '--addr', '127.0.0.1:0', '--ping-interval', '1s', '--pong-timeout', '1s',
+    '--drain-window', '1s', ...flags];
+  const proc = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const exited = once(proc, 'exit');
+  t.after(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+    await within(exited, WAIT_MS, 'pulse to exit').catch((err) => { proc.kill('SIGKILL'); throw err; });
+  });
+  let log = '';
+  const addr = await within(new Promise((resolve, reject) => {
+    exited.then(([code]) => reject(new Error(`pulse exited (${code}) before listening:\n${log}`)));
+    proc.stderr.setEncoding('utf8');
+    proc.stderr.on('data', (chunk) => {
+      log += chunk;
+      const m = /\bmsg=listening addr=(\S+)/.exec(log);
+      if (m) resolve(m[1]);
+    });
+  }), WAIT_MS, 'the listening log line');
+  return { url: `ws://${addr}/ws`, proc, exited };
+}
+
+/** A Storage in memory, like sessionStorage. */
+class MemoryStorage {
+  constructor() { this.m = new Map(); }
+  getItem(k) { return this.m.has(k) ? this.m.get(k) : null; }
+  setItem(k, v) { this.m.set(k, String(v)); }
+  removeItem(k) { this.m.delete(k); }
+}
+
+/**
+ * A WebSocket constructor whose sockets go silent while net.muted is set:
+ * nothing is sent, and no message or close event reaches the client.
+ */
+function mutableNet() {
+  const net = { muted: false, sockets: [], lastInbound: 0 };
+  net.WebSocket = class extends WebSocket {
+    constructor(url, protocols) {
+      super(url, protocols);
+      net.sockets.push(this);
+      this.addEventListener('message', (e) => {
+        if (net.muted) e.stopImmediatePropagation();
+        else net.lastInbound = performance.now();
+      });
+    }
+    set onmessage(f) { this.addEventListener('message', (e) => { if (!net.muted && f) f(e); }); }
+    set onclose(f) { this.addEventListener('close', (e) => { if (!net.muted && f) f(e); }); }
+    send(data) { if (!net.muted) super.send(data); }
+  };
+  return net;
+}
+
+/** Opens a PulseSocket, closed after the test. */
+function open(t, url, options = {}) {
+  const ps = new PulseSocket(url, { storage: new MemoryStorage(), ...options });
+  t.after(() => ps.close());
+  return ps;
+}
+
+/** Resolves with the first event of type on target for which pred holds. */
+function next(target, type, pred = () => true) {
+  return within(new Promise((resolve) => {
+    const on = (e) => { if (pred(e)) { target.removeEventListener(type, on); resolve(e); } };
+    target.addEventListener(type, on);
+  }), WAIT_MS, `event ${type}`);
+}
+
+/** Collects the message events of ps, by channel. */
+function inbox(ps) {
+  const got = [];
+  ps.addEventListener('message', (e) => got.push(e));
+  got.waitFor = (n) => within(new Promise((resolve) => {
+    const poll = () => (got.length >= n ? resolve(got) : setTimeout(poll, 10));
+    poll();
+  }), WAIT_MS, `${n} messages (have ${got.length})`);
+  return got;
+}
+
+test('close codes, retry window and backoff match PROTOCOL.md', () => {
+  const doc = readFileSync(new URL('../../PROTOCOL.md', import.meta.url), 'utf8');
+  const rows = [...doc.matchAll(/^\| (\d{4}) \| ([^|]+?) \| [^|]+ \| ([^|]+?) \|$/gm)];
+  assert.ok(rows.length >= 14, `found ${rows.length} close codes in PROTOCOL.md`);
+  const documented = Object.fromEntries(rows.map(([, code, name, should]) =>
+    [code, { name, retry: !should.startsWith('not ') }]));
+  assert.deepEqual({ ...CLOSE_CODES }, documented);
+  assert.equal(retryable(4050), true);
+  assert.equal(retryable(4100), false);
+  assert.equal(retryable(3000), false);
+  assert.equal(retryWindow('server restart retry=5000'), 5000);
+  assert.equal(retryWindow('retry=12'), 12);
+  assert.equal(retryWindow('no window'), -1);
+  assert.equal(backoff(0, 500, 15_000, () => 0.999), 499);
+  assert.equal(backoff(3, 500, 15_000, () => 0.5), 2000);
+  assert.equal(backoff(40, 500, 15_000, () => 0.999), 14_985);
+});
+
+test('open, subscribe, publish with ack, presence and RTT', async (t) => {
+  const { url } = await startServer(t);
+  const ann = open(t, url, { client: 'ann', info: { color: '#e91e63' } });
+  const bob = open(t, url, { client: 'bob' });
+  assert.equal(ann.state, 'connecting');
+  const opened = await next(ann, 'open');
+  assert.equal(ann.state, 'open');
+  assert.equal(ann.interval, 1000);
+  assert.equal(ann.timeout, 1000);
+  assert.match(opened.detail.session, /^[0-9a-f]{16}$/);
+  await next(ann, 'rtt');
+  assert.ok(ann.rtt >= 0 && ann.rtt < 1000, `rtt ${ann.rtt}`);
+
+  const bobGot = inbox(bob);
+  bob.subscribe('room:a', { presence: true });
+  await next(bob, 'subscribed');
+  const joined = next(bob, 'join', (e) => e.detail.member.client === 'ann');
+  ann.subscribe('room:a', { presence: true });
+  await next(ann, 'subscribed');
+  await joined;
+  const members = await ann.presence('room:a');
+  assert.deepEqual(members.map((m) => m.client).sort(), ['ann', 'bob']);
+
+  const { status, ack } = ann.publish('room:a', { text: 'hi' }, { key: 'k1' });
+  assert.equal(status, 'sent');
+  const first = await ack;
+  assert.equal(first.duplicate, false);
+  const again = await ann.publish('room:a', { text: 'hi' }, { key: 'k1' }).ack;
+  assert.deepEqual(again, { pos: first.pos, duplicate: true });
+  await bobGot.waitFor(1);
+  assert.deepEqual(bobGot.map((e) => e.data), [{ text: 'hi' }]);
+  assert.equal(bobGot[0].replayed, false);
+
+  const left = next(bob, 'leave', (e) => e.detail.member.client === 'ann');
+  ann.close();
+  assert.equal(ann.state, 'closed');
+  await left;
+});
+
+test('a publish to a $ channel is refused', async (t) => {
+  const { url } = await startServer(t);
+  const ps = open(t, url);
+  await next(ps, 'open');
+  await assert.rejects(ps.publish('$dashboard', 1).ack, (err) => err.code === 'forbidden');
+});
+
+test('sends while connecting are queued, bounded, and latest per key', async (t) => {
+  const { url } = await startServer(t);
+  const reader = open(t, url);
+  const got = inbox(reader);
+  reader.subscribe('q');
+  await next(reader, 'subscribed');
+
+  const ps = open(t, url, { queueSize: 3 });
+  const dropped = ps.publish('q', 'first');
+  assert.equal(dropped.status, 'queued');
+  assert.equal(ps.send('q', 'move-1', { queueKey: 'move' }), 'queued');
+  assert.equal(ps.send('q', 'move-2', { queueKey: 'move' }), 'queued'); // replaces move-1
+  ps.send('q', 'second');
+  ps.send('q', 'third'); // over 3: drops "first"
+  await assert.rejects(dropped.ack, /queue full/);
+  await next(ps, 'open');
+  await got.waitFor(3);
+  assert.deepEqual(got.map((e) => e.data), ['move-2', 'second', 'third']);
+  assert.equal(ps.send('q', 'live'), 'sent');
+});
+
+test('a silent server is detected by the bound, and the reconnect resumes', async (t) => {
+  const { url } = await startServer(t);
+  const net = mutableNet();
+  const ps = open(t, url, { WebSocket: net.WebSocket, backoffBase: 100 });
+  const got = inbox(ps);
+  ps.subscribe('feed');
+  await next(ps, 'subscribed');
+  const writer = open(t, url);
+  await next(writer, 'open');
+  await writer.publish('feed', 1).ack;
+  await got.waitFor(1);
+
+  net.muted = true;
+  await writer.publish('feed', 2).ack; // missed: the socket is silent
+  await writer.publish('feed', 3).ack;
+  const closed = await next(ps, 'close');
+  const after = performance.now() - net.lastInbound;
+  t.diagnostic(`judged dead after ${after.toFixed(0)} ms of silence: ${closed.detail.code} ${closed.detail.reason}`);
+  assert.deepEqual([closed.detail.code, closed.detail.reason], [4000, 'server silent']);
+  assert.equal(closed.detail.willReconnect, true);
+  assert.ok(after >= BOUND_MS && after <= BOUND_MS + 1000, `judged dead after ${after} ms of silence`);
+  assert.equal(ps.state, 'reconnecting');
+
+  net.muted = false;
+  const resumed = await next(ps, 'subscribed');
+  assert.equal(resumed.detail.recovered, true);
+  await writer.publish('feed', 4).ack;
+  await got.waitFor(4);
+  assert.deepEqual(got.map((e) => [e.data, e.replayed]), [[1, false], [2, true], [3, true], [4, false]]);
+  assert.equal(net.sockets.length, 2);
+});
+
+test('an unacknowledged publish is resent once, with its key', async (t) => {
+  const { url } = await startServer(t);
+  const net = mutableNet();
+  const ps = open(t, url, { WebSocket: net.WebSocket, backoffBase: 100 });
+  const got = inbox(ps);
+  ps.subscribe('once');
+  await next(ps, 'subscribed');
+  net.muted = true;
+  const { status, ack } = ps.publish('once', 'x');
+  assert.equal(status, 'sent'); // written, but the network ate it
+  await next(ps, 'close');
+  net.muted = false;
+  const res = await within(ack, WAIT_MS, 'the ack after the reconnect');
+  assert.equal(res.duplicate, false);
+  await got.waitFor(1);
+  assert.deepEqual(got.map((e) => e.data), ['x']);
+});
+
+test('a reload resumes from the positions in storage; history fills a fresh start', async (t) => {
+  const { url } = await startServer(t);
+  const writer = open(t, url);
+  await next(writer, 'open');
+  for (let i = 1; i <= 5; i++) await writer.publish('log', i).ack;
+
+  const storage = new MemoryStorage();
+  const first = open(t, url, { storage });
+  const got1 = inbox(first);
+  first.subscribe('log', { history: 3 });
+  await got1.waitFor(3);
+  assert.deepEqual(got1.map((e) => e.data), [3, 4, 5]);
+  const id = first.clientId;
+  first.close(); // the page goes away
+
+  for (let i = 6; i <= 7; i++) await writer.publish('log', i).ack;
+  const second = open(t, url, { storage }); // the reload
+  assert.equal(second.clientId, id);
+  const got2 = inbox(second);
+  second.subscribe('log');
+  const sub = await next(second, 'subscribed');
+  assert.equal(sub.detail.recovered, true);
+  await got2.waitFor(2);
+  assert.deepEqual(got2.map((e) => [e.data, e.replayed]), [[6, true], [7, true]]);
+});
+
+test('a terminal close code stops reconnecting', async (t) => {
+  const { url } = await startServer(t, ['--max-message-size', '1024']);
+  const ps = open(t, url);
+  await next(ps, 'open');
+  ps.send('big', 'x'.repeat(4096));
+  const closed = await next(ps, 'close');
+  assert.equal(closed.detail.code, 1009);
+  assert.equal(closed.detail.willReconnect, false);
+  assert.equal(ps.state, 'closed');
+});
+
+test('a server restart closes with a retry window that bounds the reconnect delay', async (t) => {
+  const { url, proc } = await startServer(t);
+  const ps = open(t, url);
+  await next(ps, 'open');
+  proc.kill('SIGTERM');
+  const closed = await next(ps, 'close');
+  assert.equal(closed.detail.code, 1012);
+  assert.equal(closed.detail.willReconnect, true);
+  assert.ok(closed.detail.delay >= 0 && closed.detail.delay <= 1000, `delay ${closed.detail.delay}`);
+  ps.close();
+});
+
+test('a position the server cannot resume from is refetched from history and said so', async (t) => {
+  const { url } = await startServer(t);
+  const writer = open(t, url);
+  await next(writer, 'open');
+  for (let i = 1; i <= 4; i++) await writer.publish('news', i).ack;
+
+  // A reload after a server restart: the stored epoch is gone.
+  const storage = new MemoryStorage();
+  const probe = new PulseSocket(url, { storage });
+  const key = probe.storageKey;
+  probe.close();
+  storage.setItem(key, JSON.stringify({ id: 'c0ffee', positions: { news: { epoch: 'gone', offset: 3 } } }));
+
+  const ps = open(t, url, { storage });
+  const got = inbox(ps);
+  ps.subscribe('news', { history: 2 });
+  const sub = await next(ps, 'subscribed');
+  assert.equal(sub.detail.refetched, true);
+  await got.waitFor(2);
+  assert.deepEqual(got.map((e) => [e.data, e.replayed]), [[3, true], [4, true]]);
+  assert.equal(ps.clientId, 'c0ffee');
+});
+
+/** Gives the test a browser-like window, document and navigator; removed after it. */
+function fakePage(t) {
+  const page = { window: new EventTarget(), document: new EventTarget(), navigator: { onLine: true } };
+  page.document.visibilityState = 'visible';
+  for (const [name, value] of Object.entries(page)) {
+    Object.defineProperty(globalThis, name, { value, configurable: true, writable: true });
+  }
+  t.after(() => { for (const name of Object.keys(page)) delete globalThis[name]; });
+  return page;
+}
+
+test('no dial while the browser is offline; online dials at once', async (t) => {
+  const page = fakePage(t);
+  const { url } = await startServer(t);
+  const net = mutableNet();
+  const ps = open(t, url, { WebSocket: net.WebSocket, backoffBase: 50 });
+  await next(ps, 'open');
+  page.navigator.onLine = false;
+  net.muted = true;
+  await next(ps, 'statechange', (e) => e.detail.offline === true);
+  assert.equal(ps.state, 'reconnecting');
+  assert.equal(net.sockets.length, 1, 'dialled while offline');
+
+  net.muted = false;
+  page.navigator.onLine = true;
+  const opened = next(ps, 'open');
+  page.window.dispatchEvent(new Event('online'));
+  assert.equal(net.sockets.length, 2, 'the online event did not dial at once');
+  assert.equal((await opened).detail.resumed, true);
+});
+
+test('pageshow and visibilitychange probe the connection: no pong within timeout is death', async (t) => {
+  const page = fakePage(t);
+  const { url } = await startServer(t);
+  const net = mutableNet();
+  const ps = open(t, url, { WebSocket: net.WebSocket, backoffBase: 50 });
+  await next(ps, 'open');
+  await next(ps, 'rtt');
+
+  page.document.dispatchEvent(new Event('visibilitychange')); // alive: the probe is answered
+  await next(ps, 'rtt');
+  assert.equal(ps.state, 'open');
+
+  net.muted = true;
+  const start = performance.now();
+  page.window.dispatchEvent(new Event('pageshow'));
+  const closed = await next(ps, 'close');
+  const after = performance.now() - start;
+  t.diagnostic(`probe judged the connection dead after ${after.toFixed(0)} ms`);
+  assert.equal(closed.detail.reason, 'probe unanswered');
+  assert.ok(after >= 1000 && after < BOUND_MS, `probe verdict after ${after} ms, want within [timeout, interval + timeout)`);
+});

@@ -1,0 +1,689 @@
+// pulse.js: the browser (and Node) client of the pulse.v1 protocol.
+//
+// One dependency-free ES module. PulseSocket extends EventTarget and speaks
+// WebSocket's vocabulary: it dispatches `open`, `message`, `close`, plus
+// `statechange`, `subscribed`, `join`, `leave`, `rtt` and `error`.
+//
+// Liveness: the server tells its interval and timeout in the welcome; the
+// client holds the server to the same rule, judged by timestamps (hidden
+// tabs fire timers late): nothing inbound for interval + timeout means the
+// server is gone, and the socket is dropped and dialled again.
+// Reconnects use full-jitter backoff, resume every channel from its last
+// position, and resend unacknowledged publishes with their idempotency keys.
+// See PROTOCOL.md for the wire protocol.
+//
+//   import { PulseSocket } from '/pulse.js';
+//   const ps = new PulseSocket(`ws://${location.host}/ws`, { client: 'ann' });
+//   ps.addEventListener('statechange', (e) => banner(e.detail.state));
+//   ps.addEventListener('message', (e) => show(e.channel, e.data, e.replayed));
+//   ps.subscribe('room:lobby', { presence: true, history: 50 });
+//   ps.send('room:lobby', { text: 'hi' }); // 'sent' or 'queued'
+
+/** @typedef {'connecting'|'open'|'degraded'|'reconnecting'|'closed'} State */
+/** @typedef {{epoch: string, offset: number}} Position */
+/** @typedef {{id: string, client: string, info?: any}} Member */
+/** @typedef {{pos: Position, duplicate: boolean}} Ack */
+
+/**
+ * Close codes: the reconnect contract, as in PROTOCOL.md. `true` means
+ * reconnect (and resume); any code not listed means do not reconnect.
+ * @type {Readonly<Record<number, {name: string, retry: boolean}>>}
+ */
+export const CLOSE_CODES = Object.freeze({
+  1000: { name: 'normal', retry: false },
+  1001: { name: 'going away', retry: true },
+  1002: { name: 'protocol error', retry: false },
+  1003: { name: 'unsupported data', retry: false },
+  1005: { name: 'no status', retry: true },
+  1006: { name: 'abnormal', retry: true },
+  1007: { name: 'invalid payload', retry: false },
+  1008: { name: 'policy violation', retry: false },
+  1009: { name: 'message too big', retry: false },
+  1011: { name: 'internal error', retry: true },
+  1012: { name: 'service restart', retry: true },
+  1013: { name: 'try again later', retry: true },
+  4000: { name: 'heartbeat timeout', retry: true },
+  4001: { name: 'slow consumer', retry: true },
+});
+
+/**
+ * Reports whether a close code asks the client to reconnect: the codes of
+ * CLOSE_CODES marked retry, and the pulse retryable range 4000-4099.
+ * @param {number} code
+ */
+export function retryable(code) {
+  if (code in CLOSE_CODES) return CLOSE_CODES[code].retry;
+  return code >= 4000 && code <= 4099;
+}
+
+/**
+ * The retry window in a close reason (`retry=<ms>`), or -1 without one.
+ * @param {string} reason
+ */
+export function retryWindow(reason) {
+  const m = /(?:^|\s)retry=(\d+)(?:\s|$)/.exec(reason || '');
+  return m ? Number(m[1]) : -1;
+}
+
+/**
+ * Full-jitter backoff: a random delay in [0, min(cap, base * 2^attempt)].
+ * @param {number} attempt  0 for the first retry
+ * @param {number} base
+ * @param {number} cap
+ * @param {() => number} [random]
+ */
+export function backoff(attempt, base, cap, random = Math.random) {
+  return Math.floor(random() * Math.min(cap, base * 2 ** Math.min(attempt, 30)));
+}
+
+/** Defaults of PulseOptions. */
+export const DEFAULTS = Object.freeze({
+  queueSize: 100,
+  queueTTL: 30_000,
+  backoffBase: 500,
+  backoffCap: 15_000,
+  stableAfter: 5_000,
+  connectTimeout: 10_000,
+  pingEvery: 0,
+});
+
+/**
+ * @typedef {object} PulseOptions
+ * @property {typeof WebSocket} [WebSocket]  the constructor; default globalThis.WebSocket
+ * @property {Storage|null} [storage]  where the client id and positions survive a reload; default sessionStorage if any; null for none
+ * @property {string} [client]  the name sent in hello, shown in presence
+ * @property {any} [info]  the info sent in hello
+ * @property {number} [queueSize]  publishes held while offline or unacknowledged; the oldest is dropped past it. Default 100
+ * @property {number} [queueTTL]  a held publish older than this (ms) is dropped. Default 30000
+ * @property {number} [backoffBase]  first backoff cap (ms). Default 500
+ * @property {number} [backoffCap]  largest backoff (ms). Default 15000
+ * @property {number} [stableAfter]  a connection open this long (ms) resets the backoff. Default 5000
+ * @property {number} [connectTimeout]  bound (ms) from dialling to the welcome. Default 10000
+ * @property {number} [pingEvery]  the client's own ping period for RTT (ms). Zero means the server's interval
+ * @property {() => number} [now]  the clock (ms). Default performance.now
+ */
+
+/** A `message` event: one publication of a subscribed channel. */
+export class PulseMessageEvent extends Event {
+  /** @param {string} channel @param {any} data @param {Position} pos @param {boolean} replayed */
+  constructor(channel, data, pos, replayed) {
+    super('message');
+    this.channel = channel;
+    this.data = data;
+    this.pos = pos;
+    /** true when it came from history on a resume, false when live */
+    this.replayed = replayed;
+  }
+}
+
+/** An event carrying `detail`, like CustomEvent (absent in some runtimes). */
+export class PulseEvent extends Event {
+  /** @param {string} type @param {any} detail */
+  constructor(type, detail) {
+    super(type);
+    this.detail = detail;
+  }
+}
+
+/**
+ * A channel subscription; lives across reconnects.
+ * @typedef {object} Sub
+ * @property {string} channel
+ * @property {boolean} presence
+ * @property {boolean} recover  resume from the last position after a drop
+ * @property {number} history  publications to fetch on a fresh start
+ * @property {Position|null} pos  the last position delivered
+ * @property {boolean} fresh  no history fetched yet in this page's life
+ * @property {number} reqId  the id of the subscribe in flight, 0 once live
+ * @property {boolean} peek  the subscribe in flight only learns the top
+ * @property {boolean} refetched  a resume failed and history is being refetched
+ */
+
+/**
+ * A publish held until acknowledged.
+ * @typedef {object} Pending
+ * @property {number} id
+ * @property {string} channel
+ * @property {any} data
+ * @property {string} key
+ * @property {string} [queueKey]
+ * @property {number} at  when it was made
+ * @property {boolean} sent  written on the current connection
+ * @property {(a: Ack) => void} resolve
+ * @property {(e: Error) => void} reject
+ */
+
+/**
+ * A pulse.v1 connection that knows when it is dead and comes back without
+ * losing a message. Owned by the event loop: every method runs there.
+ */
+export class PulseSocket extends EventTarget {
+  /**
+   * @param {string} url  ws:// or wss:// URL of the pulse endpoint
+   * @param {PulseOptions} [options]
+   */
+  constructor(url, options = {}) {
+    super();
+    this.url = url;
+    this.opts = { ...DEFAULTS, ...options };
+    this.opts.queueSize = Math.max(1, Math.min(Number(this.opts.queueSize) || DEFAULTS.queueSize, 10_000));
+    this.WS = options.WebSocket || globalThis.WebSocket;
+    this.now = options.now || (() => performance.now());
+    this.storage = options.storage !== undefined ? options.storage : safeSessionStorage();
+    /** @type {State} */
+    this.state = 'connecting';
+    /** the server's session id of the current connection (presence member id) */
+    this.session = '';
+    /** the last heartbeat round trip in ms, or NaN */
+    this.rtt = NaN;
+    /** when the next dial happens (ms on the performance clock), while reconnecting */
+    this.retryAt = 0;
+    this.interval = 25_000;
+    this.timeout = 10_000;
+    /** @type {Map<string, Sub>} */
+    this.subs = new Map();
+    /** @type {Pending[]} */
+    this.pending = [];
+    /** @type {Map<number, (m: any) => void>} */
+    this.replies = new Map();
+    this.nextId = 1;
+    this.attempt = 0;
+    this.ws = null;
+    this.timers = { dial: 0, check: 0, save: 0 };
+    this.lastRecv = 0;
+    this.openedAt = 0;
+    this.pingSentAt = 0;
+    this.restore();
+    this.listenToPage();
+    this.dial();
+  }
+
+  /**
+   * Subscribes to channel now and after every reconnect.
+   * @param {string} channel
+   * @param {{presence?: boolean, recover?: boolean, history?: number}} [o]
+   *   presence: join the channel's presence; recover (default true): resume
+   *   from the last position; history: on a fresh start, also replay up to
+   *   this many earlier publications
+   */
+  subscribe(channel, o = {}) {
+    if (this.subs.has(channel)) this.unsubscribe(channel); // again: replaces
+    const stored = this.stored.positions[channel] || null;
+    const sub = {
+      channel, presence: !!o.presence, recover: o.recover !== false, history: o.history || 0,
+      pos: o.recover === false ? null : stored, fresh: true, reqId: 0, peek: false, refetched: false,
+    };
+    this.subs.set(channel, sub);
+    if (this.ws && this.session) this.sendSubscribe(sub);
+  }
+
+  /** Stops a subscription. @param {string} channel */
+  unsubscribe(channel) {
+    if (!this.subs.delete(channel)) return;
+    if (this.session) this.write({ type: 'unsubscribe', id: this.nextId++, channel });
+  }
+
+  /**
+   * Publishes data to channel and says whether it was sent now or queued.
+   * Queued publishes go out after the next (re)connect, with the same
+   * idempotency key, unless older than queueTTL by then.
+   * @param {string} channel
+   * @param {any} data  any JSON value
+   * @param {{key?: string, queueKey?: string}} [o]  queueKey: a queued
+   *   publish with the same queueKey is replaced (latest per key)
+   * @returns {'sent'|'queued'}
+   * @throws {Error} once the socket is closed
+   */
+  send(channel, data, o = {}) {
+    return this.enqueue(channel, data, o, () => {}, () => {});
+  }
+
+  /**
+   * Like send, and resolves with the server's ack; rejects if the publish
+   * is dropped from the queue, refused, or the socket closes (or was).
+   * @param {string} channel @param {any} data
+   * @param {{key?: string, queueKey?: string}} [o]
+   * @returns {{status: 'sent'|'queued', ack: Promise<Ack>}}
+   */
+  publish(channel, data, o = {}) {
+    let status;
+    const ack = new Promise((resolve, reject) => {
+      status = this.enqueue(channel, data, o, resolve, reject);
+    });
+    return { status, ack };
+  }
+
+  /** Lists the members of channel. @param {string} channel @returns {Promise<Member[]>} */
+  presence(channel) {
+    return this.request({ type: 'presence', channel }).then((m) => m.members);
+  }
+
+  /** Changes the name (and info) shown in presence; applies to channels joined later. */
+  identify(client, info) {
+    this.opts.client = client;
+    this.opts.info = info;
+    if (this.session) this.request(this.helloMsg()).catch(() => {});
+  }
+
+  /** Skips the wait of a reconnect, or probes a live connection now. */
+  reconnectNow() {
+    if (this.state === 'reconnecting') {
+      this.attempt = 0;
+      this.dial();
+    } else if (this.session) {
+      this.check(true);
+    }
+  }
+
+  /**
+   * Closes for good: no reconnect; pending publishes are rejected.
+   * @param {number} [code] @param {string} [reason]
+   */
+  close(code = 1000, reason = '') {
+    if (this.state === 'closed') return;
+    this.drop(code, reason);
+    this.unlistenToPage();
+    this.save();
+    for (const p of this.pending.splice(0)) p.reject(new Error('pulse: socket closed'));
+    this.setState('closed', { code, reason });
+    this.dispatchEvent(new PulseEvent('close', { code, reason, willReconnect: false }));
+  }
+
+  // ---- internals ----
+  /** Reads the client id, key counter and positions a reload left behind. */
+  restore() {
+    this.storageKey = `pulse:${this.url}`;
+    let s = null;
+    try {
+      s = JSON.parse(this.storage?.getItem(this.storageKey) || 'null');
+    } catch {
+      s = null; // unreadable: start over
+    }
+    this.stored = {
+      id: typeof s?.id === 'string' ? s.id : randomId(),
+      positions: s && typeof s.positions === 'object' && s.positions ? s.positions : {},
+    };
+    /** this client's id: survives reloads (sessionStorage) */
+    this.clientId = this.stored.id;
+    // Idempotency keys need only be unique for this socket's life (its
+    // queue does not survive a reload), and a duplicated tab copies
+    // sessionStorage: so they take a prefix of their own.
+    this.keyPrefix = randomId();
+    this.keySeq = 0;
+    this.save();
+  }
+
+  /** Writes what restore reads. */
+  save() {
+    clearTimeout(this.timers.save);
+    this.timers.save = 0;
+    try {
+      this.storage?.setItem(this.storageKey, JSON.stringify(this.stored));
+    } catch {
+      // quota or disabled storage: a reload then starts over
+    }
+  }
+
+  /** Saves soon, at most every 250 ms. */
+  saveSoon() {
+    if (!this.timers.save) this.timers.save = setTimeout(() => this.save(), 250);
+  }
+
+  /** Listens to the page events that call for an immediate check. */
+  listenToPage() {
+    this.onWake = () => this.wake();
+    this.onVisible = () => { if (globalThis.document?.visibilityState === 'visible') this.wake(); };
+    this.onHide = () => this.save();
+    globalThis.window?.addEventListener?.('online', this.onWake);
+    globalThis.window?.addEventListener?.('pageshow', this.onWake);
+    globalThis.window?.addEventListener?.('pagehide', this.onHide);
+    globalThis.document?.addEventListener?.('visibilitychange', this.onVisible);
+  }
+
+  unlistenToPage() {
+    globalThis.window?.removeEventListener?.('online', this.onWake);
+    globalThis.window?.removeEventListener?.('pageshow', this.onWake);
+    globalThis.window?.removeEventListener?.('pagehide', this.onHide);
+    globalThis.document?.removeEventListener?.('visibilitychange', this.onVisible);
+  }
+
+  /** online, visible or shown again: reconnect now, or probe the connection. */
+  wake() {
+    if (this.state === 'reconnecting' && !this.ws) this.dial();
+    else if (this.session) this.check(true);
+  }
+
+  /** Opens a new WebSocket, unless the browser says it is offline. */
+  dial() {
+    clearTimeout(this.timers.dial);
+    this.timers.dial = 0;
+    if (this.state === 'closed') return;
+    if (offline()) {
+      this.retryAt = 0;
+      this.setState('reconnecting', { offline: true });
+      return; // the online event dials
+    }
+    this.setState(this.state === 'connecting' ? 'connecting' : 'reconnecting', { retryAt: 0 });
+    this.retryAt = 0;
+    const ws = new this.WS(this.url, 'pulse.v1');
+    this.ws = ws;
+    ws.onmessage = (e) => { if (this.ws === ws) this.receive(e.data); };
+    ws.onclose = (e) => { if (this.ws === ws) this.lost(e.code, e.reason); };
+    ws.onerror = () => {}; // a close event follows
+    this.timers.check = setTimeout(() => {
+      if (this.ws === ws && !this.session) this.lost(1006, 'connect timeout');
+    }, this.opts.connectTimeout);
+  }
+
+  /** Handles one inbound frame. @param {any} raw */
+  receive(raw) {
+    this.lastRecv = this.now();
+    if (this.state === 'degraded') this.setState('open');
+    let m;
+    try {
+      m = JSON.parse(raw);
+    } catch {
+      return; // not pulse.v1: ignore
+    }
+    if (m.id && this.replies.has(m.id)) {
+      const reply = this.replies.get(m.id);
+      this.replies.delete(m.id);
+      reply(m);
+      return;
+    }
+    this.dispatchMessage(m);
+  }
+
+  /** Handles an inbound message that answers no request. */
+  dispatchMessage(m) {
+    switch (m.type) {
+      case 'welcome': return this.welcomed(m);
+      case 'ping': return this.write({ type: 'pong' });
+      case 'pong': return this.ponged();
+      case 'message': return this.deliver(m.channel, m.pos, m.data, false);
+      case 'batch':
+        for (const p of m.publications || []) this.deliver(m.channel, p.pos, p.data, true);
+        return;
+      case 'join':
+      case 'leave':
+        return this.dispatchEvent(new PulseEvent(m.type, { channel: m.channel, member: m.member }));
+      case 'error':
+        return this.dispatchEvent(new PulseEvent('error', m));
+    }
+  }
+
+  /** The connection is up: resubscribe, resend, start the liveness check. */
+  welcomed(m) {
+    clearTimeout(this.timers.check);
+    this.session = m.session;
+    this.interval = m.interval_ms || this.interval;
+    this.timeout = m.timeout_ms || this.timeout;
+    this.openedAt = this.lastRecv;
+    const resumed = this.everOpen === true;
+    this.everOpen = true;
+    this.setState('open', { session: this.session });
+    if (this.opts.client) this.request(this.helloMsg()).catch(() => {});
+    for (const sub of this.subs.values()) this.sendSubscribe(sub);
+    this.flush();
+    this.ping();
+    const tick = Math.max(50, Math.min(this.interval, this.timeout) / 4);
+    this.timers.check = setInterval(() => this.check(false), tick);
+    this.dispatchEvent(new PulseEvent('open', { session: this.session, resumed }));
+  }
+
+  helloMsg() {
+    return { type: 'hello', client: this.opts.client, info: this.opts.info };
+  }
+
+  /**
+   * The liveness rule, judged by timestamps: silence past interval +
+   * timeout (or a probe unanswered for timeout) is death; past interval +
+   * timeout/2 the connection is degraded. Also sends the client's pings.
+   * @param {boolean} probe  ping now and expect the pong within timeout
+   */
+  check(probe) {
+    const now = this.now();
+    const silence = now - this.lastRecv;
+    const probeLate = this.probeBy && now > this.probeBy;
+    if (silence > this.interval + this.timeout || probeLate) {
+      this.lost(4000, probeLate ? 'probe unanswered' : 'server silent');
+      return;
+    }
+    if (silence > this.interval + this.timeout / 2 && this.state === 'open') this.setState('degraded');
+    const every = this.opts.pingEvery || this.interval;
+    if (probe || now - this.pingSentAt >= every) this.ping();
+    if (probe && !this.probeBy) this.probeBy = now + this.timeout;
+  }
+
+  ping() {
+    this.pingSentAt = this.now();
+    this.pingPending = true;
+    this.write({ type: 'ping' });
+  }
+
+  ponged() {
+    this.probeBy = 0;
+    if (!this.pingPending) return;
+    this.pingPending = false;
+    this.rtt = this.now() - this.pingSentAt;
+    this.dispatchEvent(new PulseEvent('rtt', { rtt: this.rtt }));
+  }
+
+  /**
+   * The connection ended (closed by the server, failed, or judged dead):
+   * reconnect if the code says so, else close for good.
+   * @param {number} code @param {string} reason
+   */
+  lost(code, reason) {
+    const stable = this.session && this.now() - this.openedAt >= this.opts.stableAfter;
+    this.drop(code, reason);
+    if (!retryable(code)) {
+      this.close(code, reason);
+      return;
+    }
+    if (stable) this.attempt = 0;
+    const window = retryWindow(reason);
+    const delay = window >= 0 ? Math.floor(Math.random() * window)
+      : backoff(this.attempt, this.opts.backoffBase, this.opts.backoffCap);
+    this.attempt++;
+    this.retryAt = this.now() + delay;
+    this.timers.dial = setTimeout(() => this.dial(), delay);
+    this.setState('reconnecting', { code, reason, delay, retryAt: this.retryAt });
+    this.dispatchEvent(new PulseEvent('close', { code, reason, willReconnect: true, delay }));
+  }
+
+  /** Forgets the current WebSocket and everything tied to it. */
+  drop(code, reason) {
+    const ws = this.ws;
+    this.ws = null;
+    this.session = '';
+    this.pingPending = false;
+    this.probeBy = 0;
+    clearTimeout(this.timers.dial);
+    clearTimeout(this.timers.check);
+    clearInterval(this.timers.check);
+    if (ws) {
+      ws.onmessage = ws.onclose = ws.onerror = null;
+      try {
+        ws.close(code >= 4000 && code < 5000 ? code : 1000, reason.slice(0, 100));
+      } catch {
+        // already closed
+      }
+    }
+    for (const p of this.pending) p.sent = false;
+    const replies = [...this.replies.values()];
+    this.replies.clear();
+    for (const reply of replies) reply({ type: 'error', code: 'disconnected', message: 'connection lost' });
+  }
+
+  /** Sends a request and resolves with its answer, rejects on an error. */
+  request(msg) {
+    return new Promise((resolve, reject) => {
+      const id = this.nextId++;
+      this.replies.set(id, (m) => (m.type === 'error' ? reject(new PulseError(m)) : resolve(m)));
+      this.write({ ...msg, id });
+    });
+  }
+
+  /** Writes one message on the current connection, if any. */
+  write(msg) {
+    if (!this.ws || this.ws.readyState !== 1) return false;
+    this.ws.send(JSON.stringify(msg));
+    return true;
+  }
+
+  /**
+   * Subscribes sub on the current connection. A fresh subscription that
+   * wants history first learns the channel's top (a peek), then subscribes
+   * from history positions before it.
+   * @param {Sub} sub
+   * @param {Position|null} [from]  subscribe from here, whatever sub says
+   */
+  sendSubscribe(sub, from = null) {
+    const id = this.nextId++;
+    sub.reqId = id;
+    sub.peek = !from && sub.history > 0 && sub.fresh && !sub.pos;
+    let since = from || (sub.recover ? sub.pos : null);
+    if (!from && since && sub.history > 0 && sub.fresh) since = { epoch: since.epoch, offset: Math.max(0, since.offset - sub.history) };
+    sub.pos = since;
+    const msg = { type: 'subscribe', id, channel: sub.channel, presence: sub.presence && !sub.peek };
+    if (since) msg.since = since;
+    this.replies.set(id, (m) => this.subscribed(sub, id, m));
+    this.write(msg);
+  }
+
+  /** Handles the answer to sub's subscribe number id. */
+  subscribed(sub, id, m) {
+    if (this.subs.get(sub.channel) !== sub || sub.reqId !== id) return;
+    if (m.type === 'error') {
+      if (m.code !== 'disconnected') this.dispatchEvent(new PulseEvent('error', { ...m, channel: sub.channel }));
+      return;
+    }
+    const refetch = sub.peek || (m.recovered === false && sub.history > 0);
+    if (refetch) return this.refetch(sub, m.position);
+    sub.reqId = 0;
+    if (!sub.pos || m.recovered === false) sub.pos = m.position;
+    const detail = {
+      channel: sub.channel, position: m.position, recovered: m.recovered, fresh: sub.fresh, refetched: sub.refetched,
+    };
+    sub.fresh = false;
+    sub.refetched = false;
+    this.remember(sub);
+    this.dispatchEvent(new PulseEvent('subscribed', detail));
+  }
+
+  /**
+   * Subscribes sub again from history before top: after a peek, or when a
+   * resume could not recover (then the subscribed event says refetched).
+   */
+  refetch(sub, top) {
+    this.write({ type: 'unsubscribe', id: this.nextId++, channel: sub.channel });
+    sub.refetched = !sub.peek;
+    this.sendSubscribe(sub, { epoch: top.epoch, offset: Math.max(0, top.offset - sub.history) });
+  }
+
+  /** Delivers one publication, at most once and in order. */
+  deliver(channel, pos, data, replayed) {
+    const sub = this.subs.get(channel);
+    if (!sub || sub.reqId || !pos) return;
+    const last = sub.pos;
+    if (last && last.epoch === pos.epoch && pos.offset <= last.offset) return; // seen
+    sub.pos = pos;
+    this.remember(sub);
+    this.dispatchEvent(new PulseMessageEvent(channel, data, pos, replayed));
+  }
+
+  /** Stores sub's position for a reload. */
+  remember(sub) {
+    if (!sub.recover || !sub.pos) return;
+    this.stored.positions[sub.channel] = sub.pos;
+    this.saveSoon();
+  }
+
+  /** Queues a publish and writes it if connected. @returns {'sent'|'queued'} */
+  enqueue(channel, data, o, resolve, reject) {
+    if (this.state === 'closed') throw new Error('pulse: socket closed');
+    const key = o.key || `${this.keyPrefix}-${++this.keySeq}`;
+    if (o.queueKey) this.replace(o.queueKey);
+    const p = { id: this.nextId++, channel, data, key, queueKey: o.queueKey, at: this.now(), sent: false, resolve, reject };
+    this.pending.push(p);
+    while (this.pending.length > this.opts.queueSize) {
+      this.pending.shift().reject(new Error('pulse: send queue full: oldest publish dropped'));
+    }
+    return this.session && this.writePublish(p) ? 'sent' : 'queued';
+  }
+
+  /** Drops the unsent publishes of queueKey: latest per key. */
+  replace(queueKey) {
+    this.pending = this.pending.filter((p) => {
+      if (p.queueKey !== queueKey || p.sent) return true;
+      p.reject(new Error('pulse: publish replaced by a later one with the same queueKey'));
+      return false;
+    });
+  }
+
+  /** Writes p and waits for its ack. */
+  writePublish(p) {
+    this.replies.set(p.id, (m) => this.acked(p, m));
+    p.sent = this.write({ type: 'publish', id: p.id, channel: p.channel, key: p.key, data: p.data });
+    if (!p.sent) this.replies.delete(p.id);
+    return p.sent;
+  }
+
+  acked(p, m) {
+    if (m.type === 'error' && m.code === 'disconnected') return; // resent after the reconnect
+    this.pending = this.pending.filter((q) => q !== p);
+    if (m.type === 'error') p.reject(new PulseError(m));
+    else p.resolve({ pos: m.pos, duplicate: !!m.duplicate });
+  }
+
+  /** Drops expired publishes and writes the others, oldest first. */
+  flush() {
+    const now = this.now();
+    this.pending = this.pending.filter((p) => {
+      if (now - p.at <= this.opts.queueTTL) return true;
+      p.reject(new Error('pulse: publish expired in the send queue'));
+      return false;
+    });
+    for (const p of this.pending) if (!p.sent) this.writePublish(p);
+  }
+
+  /** @param {State} state @param {object} [detail] */
+  setState(state, detail = {}) {
+    const previous = this.state;
+    if (previous === state && state !== 'reconnecting') return;
+    this.state = state;
+    this.dispatchEvent(new PulseEvent('statechange', { ...detail, state, previous }));
+  }
+}
+
+/** sessionStorage when the runtime has one, else null. */
+function safeSessionStorage() {
+  try {
+    return globalThis.sessionStorage || null;
+  } catch {
+    return null; // storage disabled by the browser
+  }
+}
+
+/** Whether the browser says it is offline (never true under Node). */
+function offline() {
+  return globalThis.navigator?.onLine === false;
+}
+
+/** A random hex id of 16 characters. */
+function randomId() {
+  const b = new Uint8Array(8);
+  if (globalThis.crypto?.getRandomValues) globalThis.crypto.getRandomValues(b);
+  else for (let i = 0; i < b.length; i++) b[i] = Math.floor(Math.random() * 256);
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+}
+
+/** An error message of the server, for a request. */
+export class PulseError extends Error {
+  /** @param {{code: string, message: string}} m */
+  constructor(m) {
+    super(`pulse: ${m.code}: ${m.message}`);
+    this.code = m.code;
+  }
+}
