@@ -148,6 +148,9 @@ func (tb *tab) screenshot(name string) {
 		tb.t.Fatalf("%s: screenshot: %v", tb.name, err)
 	}
 	path := filepath.Join("screenshots", name+".png")
+	if err := os.MkdirAll("screenshots", 0o755); err != nil {
+		tb.t.Fatal(err)
+	}
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		tb.t.Fatal(err)
 	}
