@@ -38,6 +38,8 @@ type Client struct {
 
 	state      State
 	generation int
+	session    string // the first welcome's session token; later connections continue it
+	member     string // the session's member id in presence
 	rtt        time.Duration
 	running    bool
 	closed     bool
@@ -76,6 +78,15 @@ func (c *Client) Generation() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.generation
+}
+
+// Member returns this client's member id in presence, the same on every
+// connection (each continues the first one's session), or "" before the
+// first welcome.
+func (c *Client) Member() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.member
 }
 
 // RTT returns the last round trip measured by a ping, or zero.

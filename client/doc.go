@@ -25,6 +25,9 @@
 // connection stayed open for Options.StableAfter. A close frame with a
 // retry=<ms> window replaces the backoff by a random delay in [0, window].
 // Terminal close codes (pulse.CloseCode.Retryable is false) end Run.
+// Every connection after the first continues the first one's session (a
+// hello with its token), so presence sees the same member, Client.Member,
+// come back.
 //
 // # Concurrency
 //

@@ -59,6 +59,7 @@ type request struct {
 	Data     json.RawMessage `json:"data,omitempty"`
 	Client   string          `json:"client,omitempty"`
 	Info     json.RawMessage `json:"info,omitempty"`
+	Session  string          `json:"session,omitempty"`
 }
 
 // reply is every message the server sends; which fields are set depends
@@ -67,6 +68,7 @@ type reply struct {
 	Type         string          `json:"type"`
 	ID           uint64          `json:"id"`
 	Session      string          `json:"session"`
+	MemberID     string          `json:"member_id"`
 	IntervalMS   int64           `json:"interval_ms"`
 	TimeoutMS    int64           `json:"timeout_ms"`
 	Channel      string          `json:"channel"`

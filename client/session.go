@@ -239,10 +239,26 @@ func (s *session) welcome(m reply, at time.Time) error {
 	s.opened = at
 	s.c.mu.Lock()
 	s.c.generation++
+	prior := s.c.session
+	if prior == "" {
+		s.c.session, s.c.member = m.Session, m.MemberID
+	}
 	s.c.mu.Unlock()
 	s.c.setState(StateChange{State: StateOpen})
-	if s.c.opts.Name != "" {
-		if err := s.t.WriteMessage(encode(request{Type: "hello", ID: s.id(), Client: s.c.opts.Name, Info: s.c.opts.Info})); err != nil {
+	return s.hello(prior, m.Session)
+}
+
+// hello names the client for presence and continues the first
+// connection's session, so that presence sees the same member come back.
+// It goes before the resubscribes, which flush sends.
+func (s *session) hello(prior, current string) error {
+	continues := prior != "" && prior != current
+	if s.c.opts.Name != "" || continues {
+		hello := request{Type: "hello", ID: s.id(), Client: s.c.opts.Name, Info: s.c.opts.Info}
+		if continues {
+			hello.Session = prior
+		}
+		if err := s.t.WriteMessage(encode(hello)); err != nil {
 			return err
 		}
 	}

@@ -282,3 +282,36 @@ func TestOfflineQueueFull(t *testing.T) {
 		t.Fatalf("Wait while offline: %v", err)
 	}
 }
+
+// A reconnect continues the session: presence lists the same member.
+func TestReconnectKeepsMember(t *testing.T) {
+	broker := hub.NewMemory(nil)
+	n := startNode(t, "127.0.0.1:0", fastNode(), broker)
+	proxy, err := chaos.Listen("127.0.0.1:0", n.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	opts := &Options{Name: "ann", HandshakeTimeout: time.Second}
+	w := watch(opts)
+	c := New("ws://"+proxy.Addr()+"/ws", opts)
+	runClient(t, c)
+	c.Subscribe(t.Context(), "lobby", &SubscribeOptions{Presence: true})
+	w.subscribed(t)
+	member := c.Member()
+	if member == "" {
+		t.Fatal("no member id after the welcome")
+	}
+	proxy.Blackhole(chaos.Both)
+	w.await(t, StateReconnecting)
+	proxy.Heal()
+	w.await(t, StateOpen)
+	w.subscribed(t)
+	members, err := broker.Members(t.Context(), "lobby")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(members) != 1 || members[0].ID != member || members[0].Client != "ann" || c.Member() != member {
+		t.Fatalf("members after the reconnect %+v, client member %s; want just %s", members, c.Member(), member)
+	}
+}

@@ -29,11 +29,17 @@ type Publication struct {
 	Time    time.Time       `json:"-"` // when the broker accepted it, on its clock
 }
 
-// Member is one connection present in a channel.
+// Member is one session present in a channel.
 type Member struct {
-	ID     string          `json:"id"`             // unique per connection (the session id)
+	ID     string          `json:"id"`             // the session's public member id
 	Client string          `json:"client"`         // the name the client gave, not unique
 	Info   json.RawMessage `json:"info,omitempty"` // what the client chose to share
+	// Owner names the connection that holds the membership. A session
+	// that comes back on a new connection joins again under the same ID
+	// with a new Owner; the old connection's Leave, when it is found dead
+	// later, must then leave the new membership alone. Never sent to
+	// clients.
+	Owner string `json:"-"`
 }
 
 // EventType says what an Event carries.
@@ -99,7 +105,9 @@ type PresenceBroker interface {
 	// EventJoin to the channel's subscriptions.
 	Join(ctx context.Context, channel string, m Member) error
 	// Leave removes the member with m.ID from channel and, if it was
-	// there, delivers an EventLeave.
+	// there, delivers an EventLeave. If m.Owner is set and the member
+	// joined with another Owner, Leave does nothing: the session has
+	// joined again from another connection.
 	Leave(ctx context.Context, channel string, m Member) error
 	// Members lists the members of channel, in no particular order.
 	Members(ctx context.Context, channel string) ([]Member, error)

@@ -87,6 +87,7 @@ type serverMsg struct {
 	Type         string          `json:"type"`
 	ID           uint64          `json:"id"`
 	Session      string          `json:"session"`
+	MemberID     string          `json:"member_id"`
 	IntervalMS   int64           `json:"interval_ms"`
 	TimeoutMS    int64           `json:"timeout_ms"`
 	Channel      string          `json:"channel"`

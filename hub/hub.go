@@ -31,10 +31,10 @@ func (a Action) String() string {
 
 // Peer is the client asking, as Options.Authorize sees it.
 type Peer struct {
-	Conn    *pulse.Conn
-	Session string          // the id the welcome gave it
-	Client  string          // the name from its hello, or ""
-	Info    json.RawMessage // the info from its hello, or nil
+	Conn   *pulse.Conn
+	Member string          // its member id, as presence shows it
+	Client string          // the name from its hello, or ""
+	Info   json.RawMessage // the info from its hello, or nil
 }
 
 // Options configures a Hub. Nil means defaults.

@@ -195,8 +195,8 @@ func (m *Memory) Join(_ context.Context, channel string, member Member) error {
 func (m *Memory) Leave(_ context.Context, channel string, member Member) error {
 	return m.withStream(channel, func(s *memStream, now time.Time) error {
 		old, ok := s.members[member.ID]
-		if !ok {
-			return nil
+		if !ok || member.Owner != "" && old.Owner != member.Owner {
+			return nil // not there, or joined again from another connection
 		}
 		delete(s.members, member.ID)
 		if len(s.members) == 0 {

@@ -35,6 +35,7 @@ type request struct {
 	Data     json.RawMessage `json:"data,omitempty"`
 	Client   string          `json:"client,omitempty"`
 	Info     json.RawMessage `json:"info,omitempty"`
+	Session  string          `json:"session,omitempty"`
 }
 
 // Error codes of the error message.
@@ -114,6 +115,7 @@ func checkChannel(name string) *protocolError {
 type welcomeMsg struct {
 	Type       string `json:"type"` // "welcome"
 	Session    string `json:"session"`
+	Member     string `json:"member_id"`
 	IntervalMS int64  `json:"interval_ms"`
 	TimeoutMS  int64  `json:"timeout_ms"`
 }
@@ -149,6 +151,8 @@ type ackMsg struct {
 	ID        uint64    `json:"id,omitempty"`
 	Pos       *Position `json:"pos,omitempty"`
 	Duplicate bool      `json:"duplicate,omitempty"`
+	Session   string    `json:"session,omitempty"`   // the answer to a hello
+	Member    string    `json:"member_id,omitempty"` // the answer to a hello
 }
 
 type errorMsg struct {

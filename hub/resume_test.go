@@ -77,12 +77,10 @@ func (r *received) take(t *testing.T, c *testClient, count int) {
 	}
 }
 
-// cutAndWait blackholes a proxy and waits for the server to close the
-// connection behind it for silence or slowness.
-func cutAndWait(t *testing.T, env *testEnv, p *chaos.Proxy) time.Duration {
+// awaitCut waits for the server to close the connection behind a
+// blackholed proxy, for silence or slowness.
+func awaitCut(t *testing.T, env *testEnv) {
 	t.Helper()
-	start := time.Now()
-	p.Blackhole(chaos.Both)
 	select {
 	case err := <-env.closes:
 		if !err.Code.Retryable() {
@@ -91,7 +89,6 @@ func cutAndWait(t *testing.T, env *testEnv, p *chaos.Proxy) time.Duration {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the cut connection was not closed within 10s")
 	}
-	return time.Since(start)
 }
 
 func TestResumeAfterSilentCut(t *testing.T) {
@@ -103,8 +100,11 @@ func TestResumeAfterSilentCut(t *testing.T) {
 	publishN(t, env.hub, "room", 0, 10)
 	got.take(t, sub, 10)
 
-	detect := cutAndWait(t, env, proxy)
-	publishN(t, env.hub, "room", 10, 1000)
+	cut := time.Now()
+	proxy.Blackhole(chaos.Both)
+	publishN(t, env.hub, "room", 10, 1000) // while the subscriber is cut off
+	awaitCut(t, env)
+	detect := time.Since(cut)
 
 	start := time.Now()
 	back := dial(t, env.addr())
@@ -128,8 +128,9 @@ func TestResumeBeyondHistory(t *testing.T) {
 	got := received{last: top}
 	publishN(t, env.hub, "room", 0, 3)
 	got.take(t, sub, 3)
-	cutAndWait(t, env, proxy)
+	proxy.Blackhole(chaos.Both)
 	publishN(t, env.hub, "room", 3, 1000)
+	awaitCut(t, env)
 
 	back := dial(t, env.addr())
 	since := got.last
@@ -177,8 +178,8 @@ func TestPresenceDropsBlackholedMember(t *testing.T) {
 	proxy.Blackhole(chaos.Both)
 	leave := stays.expect(t, "leave")
 	took := time.Since(start)
-	if leave.Member.ID != gone.welcome.Session || leave.Member.Client != "gone" {
-		t.Fatalf("leave of %+v, want session %s", leave.Member, gone.welcome.Session)
+	if leave.Member.ID != gone.welcome.MemberID || leave.Member.Client != "gone" {
+		t.Fatalf("leave of %+v, want member %s", leave.Member, gone.welcome.MemberID)
 	}
 	bound := resumeInterval + resumeTimeout + env.srv.Tick()
 	if took > bound+300*time.Millisecond {
@@ -260,5 +261,47 @@ func dialStuck(t *testing.T, host, channel string) *websocket.Conn {
 		if strings.Contains(string(data), `"subscribed"`) {
 			return ws
 		}
+	}
+}
+
+// A client that comes back on a new connection with its session token
+// keeps its member id: presence sees the same member, and the old
+// connection, found dead later, does not take the new membership with it.
+func TestSessionContinues(t *testing.T) {
+	env := startHub(t, resumeOptions(), nil, nil)
+	proxy := env.proxy(t)
+	watcher := dial(t, env.addr())
+	watcher.subscribe(t, "lobby", nil, true)
+	watcher.expect(t, "join") // itself
+	old := dial(t, proxy.Addr())
+	old.subscribe(t, "lobby", nil, true)
+	if m := watcher.expect(t, "join"); m.Member.ID != old.welcome.MemberID {
+		t.Fatalf("join of %+v, want %s", m.Member, old.welcome.MemberID)
+	}
+	proxy.Blackhole(chaos.Both) // the old connection is silently gone
+
+	back := dial(t, env.addr())
+	back.send(t, request{Type: typeHello, ID: 1, Client: "ann", Session: old.welcome.Session})
+	if ack := back.expect(t, "ack"); ack.Session != old.welcome.Session || ack.MemberID != old.welcome.MemberID {
+		t.Fatalf("hello answered %+v, want session %s as member %s", ack, old.welcome.Session, old.welcome.MemberID)
+	}
+	back.subscribe(t, "lobby", nil, true)
+	back.expect(t, "join") // itself
+	if m := watcher.expect(t, "join"); m.Member.ID != old.welcome.MemberID || m.Member.Client != "ann" {
+		t.Fatalf("join of %+v, want the same member, now named ann", m.Member)
+	}
+	awaitCut(t, env) // the old connection's end must not remove the member
+	watcher.send(t, request{Type: typePresence, ID: 2, Channel: "lobby"})
+	if m := watcher.expect(t, "presence"); len(m.Members) != 2 {
+		t.Fatalf("members after the old connection ended: %+v, want the watcher and ann", m.Members)
+	}
+
+	back.send(t, request{Type: typeHello, ID: 3, Session: strings.Repeat("0", 32)})
+	if m := back.expect(t, "error"); m.Code != codeBadRequest {
+		t.Fatalf("a session change after subscribing: %+v, want bad_request", m)
+	}
+	back.send(t, request{Type: typeHello, ID: 4, Session: "not-a-token"})
+	if m := back.expect(t, "error"); m.Code != codeBadRequest {
+		t.Fatalf("a malformed session: %+v, want bad_request", m)
 	}
 }

@@ -3,9 +3,11 @@ package hub
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,15 +27,20 @@ const (
 	maxInfo       = 1024
 )
 
-// session is the hub's state for one connection.
+// session is the hub's state for one connection. A session outlives its
+// connection in one way: a client that presents its session token in a
+// hello on a new connection keeps its member id, so presence sees the same
+// member come back rather than a stranger.
 type session struct {
 	// Set at open, never changes.
-	hub  *Hub
-	conn *pulse.Conn
-	id   string // the session id: names this connection in presence
+	hub   *Hub
+	conn  *pulse.Conn
+	owner string // names this connection in the memberships it holds
 
 	// Owned by the connection's reader: the Handler callbacks of one
 	// connection never run concurrently.
+	token  string // secret; presenting it in a hello continues the session
+	member string // public; the member id in presence, derived from token
 	client string
 	info   json.RawMessage
 	subs   map[string]*subscription
@@ -42,9 +49,27 @@ type session struct {
 }
 
 func newSession(h *Hub, c *pulse.Conn) *session {
-	var b [8]byte
-	rand.Read(b[:])
-	return &session{hub: h, conn: c, id: hex.EncodeToString(b[:]), subs: make(map[string]*subscription)}
+	token := randomHex(16)
+	return &session{hub: h, conn: c, owner: randomHex(8), token: token, member: memberID(token), subs: make(map[string]*subscription)}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// memberID derives the public member id from a session token, so that the
+// id others see in presence cannot be used to take over the session.
+func memberID(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:8])
+}
+
+// validToken reports whether t has the form of a session token.
+func validToken(t string) bool {
+	_, err := hex.DecodeString(t)
+	return len(t) == 32 && err == nil && strings.ToLower(t) == t
 }
 
 func (s *session) send(v any) {
@@ -54,11 +79,11 @@ func (s *session) send(v any) {
 // welcome tells the client its session id and the liveness rule.
 func (s *session) welcome() {
 	interval, timeout := s.conn.Liveness()
-	s.send(welcomeMsg{Type: "welcome", Session: s.id, IntervalMS: interval.Milliseconds(), TimeoutMS: timeout.Milliseconds()})
+	s.send(welcomeMsg{Type: "welcome", Session: s.token, Member: s.member, IntervalMS: interval.Milliseconds(), TimeoutMS: timeout.Milliseconds()})
 }
 
 func (s *session) peer() Peer {
-	return Peer{Conn: s.conn, Session: s.id, Client: s.client, Info: s.info}
+	return Peer{Conn: s.conn, Member: s.member, Client: s.client, Info: s.info}
 }
 
 // handle answers one message from the client.
@@ -102,8 +127,17 @@ func (s *session) hello(req request) *protocolError {
 	if len(req.Client) > maxClientName || len(req.Info) > maxInfo {
 		return badRequest("client name over %d bytes or info over %d bytes", maxClientName, maxInfo)
 	}
+	if req.Session != "" && req.Session != s.token {
+		if !validToken(req.Session) {
+			return badRequest("session must be the 32 hex digits of a welcome's session")
+		}
+		if len(s.subs) > 0 {
+			return badRequest("a hello that continues a session must come before any subscribe")
+		}
+		s.token, s.member = req.Session, memberID(req.Session)
+	}
 	s.client, s.info = req.Client, req.Info
-	s.send(ackMsg{Type: "ack", ID: req.ID})
+	s.send(ackMsg{Type: "ack", ID: req.ID, Session: s.token, Member: s.member})
 	return nil
 }
 
@@ -169,12 +203,14 @@ func (s *session) subscribe(ctx context.Context, req request) *protocolError {
 	return nil
 }
 
-func (s *session) member() Member { return Member{ID: s.id, Client: s.client, Info: s.info} }
+func (s *session) asMember() Member {
+	return Member{ID: s.member, Client: s.client, Info: s.info, Owner: s.owner}
+}
 
 // join makes the session a member of sub's channel.
 func (s *session) join(ctx context.Context, sub *subscription) {
 	if pb, ok := s.hub.opts.Broker.(PresenceBroker); ok {
-		if err := pb.Join(ctx, sub.channel, s.member()); err != nil {
+		if err := pb.Join(ctx, sub.channel, s.asMember()); err != nil {
 			s.hub.opts.Logger.Warn("hub: presence join failed", "channel", sub.channel, "err", err)
 		}
 	}
@@ -185,7 +221,7 @@ func (s *session) drop(ctx context.Context, sub *subscription) {
 	delete(s.subs, sub.channel)
 	s.hub.leave(sub)
 	if pb, ok := s.hub.opts.Broker.(PresenceBroker); ok && sub.presence {
-		if err := pb.Leave(ctx, sub.channel, s.member()); err != nil {
+		if err := pb.Leave(ctx, sub.channel, s.asMember()); err != nil {
 			s.hub.opts.Logger.Warn("hub: presence leave failed", "channel", sub.channel, "err", err)
 		}
 	}

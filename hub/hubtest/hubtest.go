@@ -80,6 +80,7 @@ var presenceTests = []brokerTest{
 	{"Rejoin", testRejoin},
 	{"Leave", testLeave},
 	{"LeaveUnknown", testLeaveUnknown},
+	{"LeaveOfReplacedOwner", testLeaveOfReplacedOwner},
 	{"PerChannel", testPresencePerChannel},
 	{"Close", testPresenceClose},
 }

@@ -112,6 +112,22 @@ func testLeaveUnknown(e *env) {
 	e.checkMembers("p", alice)
 }
 
+// testLeaveOfReplacedOwner: a session that joined again from a new
+// connection stays when its old connection leaves, and goes when the new
+// one does.
+func testLeaveOfReplacedOwner(e *env) {
+	r := e.subscribe("p")
+	first, second := alice, alice
+	first.Owner, second.Owner = "conn-1", "conn-2"
+	e.join("p", first)
+	e.join("p", second)
+	e.leave("p", first)
+	e.checkMembers("p", alice)
+	e.leave("p", second)
+	e.checkEvents(e.barrier("p", r)[0], joined(alice), joined(alice), left(alice))
+	e.checkMembers("p")
+}
+
 // testPresencePerChannel: members and their events belong to one channel.
 func testPresencePerChannel(e *env) {
 	ra, rb := e.subscribe("a"), e.subscribe("b")

@@ -27,12 +27,12 @@ func TestGameRemovesVanishedPlayer(t *testing.T) {
 	bob.waitFor("two players", playersShown(2), loadTimeout)
 	ann.waitFor("both latencies", `[...document.querySelectorAll('#scores .lat')].every(e => / ms$/.test(e.textContent))`, loadTimeout)
 
-	x0 := eval[float64](ann, `window.demo.state().players.find(p => p.id === window.pulse.session).x`)
+	x0 := eval[float64](ann, `window.demo.state().players.find(p => p.id === window.pulse.member).x`)
 	ann.do(dispatchKey("keydown", "ArrowLeft"))
 	if x0 < 200 {
 		ann.do(dispatchKey("keyup", "ArrowLeft"), dispatchKey("keydown", "ArrowRight"))
 	}
-	ann.waitFor("ann to move", fmt.Sprintf(`Math.abs(window.demo.state().players.find(p => p.id === window.pulse.session).x - %v) > 50`, x0), loadTimeout)
+	ann.waitFor("ann to move", fmt.Sprintf(`Math.abs(window.demo.state().players.find(p => p.id === window.pulse.member).x - %v) > 50`, x0), loadTimeout)
 	ann.do(dispatchKey("keyup", "ArrowLeft"), dispatchKey("keyup", "ArrowRight"))
 	ann.noConsoleErrors()
 	bob.noConsoleErrors()

@@ -144,7 +144,8 @@ test('open, subscribe, publish with ack, presence and RTT', async (t) => {
   assert.equal(ann.state, 'open');
   assert.equal(ann.interval, 1000);
   assert.equal(ann.timeout, 1000);
-  assert.match(opened.detail.session, /^[0-9a-f]{16}$/);
+  assert.match(opened.detail.session, /^[0-9a-f]{32}$/);
+  assert.match(opened.detail.member, /^[0-9a-f]{16}$/);
   await next(ann, 'rtt');
   assert.ok(ann.rtt >= 0 && ann.rtt < 1000, `rtt ${ann.rtt}`);
 
@@ -276,6 +277,31 @@ test('a reload resumes from the positions in storage; history fills a fresh star
   assert.equal(sub.detail.recovered, true);
   await got2.waitFor(2);
   assert.deepEqual(got2.map((e) => [e.data, e.replayed]), [[6, true], [7, true]]);
+});
+
+test('a reload continues the session: presence sees the same member come back', async (t) => {
+  const { url } = await startServer(t);
+  const watcher = open(t, url, { client: 'watcher' });
+  watcher.subscribe('lobby', { presence: true });
+  await next(watcher, 'subscribed');
+
+  const storage = new MemoryStorage();
+  const first = open(t, url, { storage, client: 'ann' });
+  await next(first, 'open');
+  const member = first.member;
+  const joined = next(watcher, 'join', (e) => e.detail.member.client === 'ann');
+  first.subscribe('lobby', { presence: true });
+  assert.equal((await joined).detail.member.id, member);
+  const left = next(watcher, 'leave', (e) => e.detail.member.id === member);
+  first.close(); // the page goes away
+  await left;
+
+  const second = open(t, url, { storage, client: 'ann' }); // the reload
+  const rejoined = next(watcher, 'join', (e) => e.detail.member.client === 'ann');
+  second.subscribe('lobby', { presence: true });
+  await next(second, 'subscribed');
+  assert.equal(second.member, member);
+  assert.equal((await rejoined).detail.member.id, member);
 });
 
 test('a terminal close code stops reconnecting', async (t) => {

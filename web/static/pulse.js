@@ -172,8 +172,10 @@ export class PulseSocket extends EventTarget {
     this.storage = options.storage !== undefined ? options.storage : safeSessionStorage();
     /** @type {State} */
     this.state = 'connecting';
-    /** the server's session id of the current connection (presence member id) */
+    /** the session token of the current connection, '' while not welcomed */
     this.session = '';
+    /** this session's public member id in presence; kept across reconnects */
+    this.member = '';
     /** the last heartbeat round trip in ms, or NaN */
     this.rtt = NaN;
     /** when the next dial happens (ms on the performance clock), while reconnecting */
@@ -301,6 +303,8 @@ export class PulseSocket extends EventTarget {
     }
     this.stored = {
       id: typeof s?.id === 'string' ? s.id : randomId(),
+      /** the session token to continue after a reconnect or a reload */
+      session: typeof s?.session === 'string' ? s.session : '',
       positions: s && typeof s.positions === 'object' && s.positions ? s.positions : {},
     };
     /** this client's id: survives reloads (sessionStorage) */
@@ -415,20 +419,45 @@ export class PulseSocket extends EventTarget {
   /** The connection is up: resubscribe, resend, start the liveness check. */
   welcomed(m) {
     clearTimeout(this.timers.check);
-    this.session = m.session;
+    const prior = this.stored.session;
+    this.keepSession(m);
     this.interval = m.interval_ms || this.interval;
     this.timeout = m.timeout_ms || this.timeout;
     this.openedAt = this.lastRecv;
     const resumed = this.everOpen === true;
     this.everOpen = true;
-    this.setState('open', { session: this.session });
-    if (this.opts.client) this.request(this.helloMsg()).catch(() => {});
+    this.setState('open', { session: this.session, member: this.member });
+    // The hello goes before the subscribes: a continued session must be
+    // in effect before this connection joins any presence.
+    if (prior && prior !== m.session) this.continueSession(prior, m);
+    else if (this.opts.client) this.request(this.helloMsg()).catch(() => {});
     for (const sub of this.subs.values()) this.sendSubscribe(sub);
     this.flush();
     this.ping();
     const tick = Math.max(50, Math.min(this.interval, this.timeout) / 4);
     this.timers.check = setInterval(() => this.check(false), tick);
-    this.dispatchEvent(new PulseEvent('open', { session: this.session, resumed }));
+    this.dispatchEvent(new PulseEvent('open', { session: this.session, member: this.member, resumed }));
+  }
+
+  /**
+   * Asks the server to continue the session whose token is prior, so that
+   * presence sees this client come back as the same member. If the server
+   * refuses, the session of the welcome stands.
+   */
+  continueSession(prior, welcome) {
+    const ws = this.ws;
+    this.request({ ...this.helloMsg(), session: prior })
+      .then((ack) => { if (this.ws === ws) this.keepSession(ack); })
+      .catch(() => { if (this.ws === ws) this.keepSession(welcome); });
+  }
+
+  /** Takes the session token and member id of a welcome or a hello's ack. */
+  keepSession(m) {
+    if (!m.session) return;
+    this.session = m.session;
+    this.member = m.member_id || this.member;
+    this.stored.session = m.session;
+    this.save();
   }
 
   helloMsg() {

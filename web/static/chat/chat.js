@@ -65,7 +65,7 @@ function renderMembers() {
     const name = document.createElement('span');
     name.textContent = m.client || 'anonymous';
     li.append(sw, name);
-    if (m.id === ps.session) li.append(Object.assign(document.createElement('span'), { className: 'muted', textContent: '(you)' }));
+    if (m.id === ps.member) li.append(Object.assign(document.createElement('span'), { className: 'muted', textContent: '(you)' }));
     return li;
   }));
 }

@@ -36,8 +36,8 @@ ps.addEventListener('message', (e) => {
 
 /** Sends the direction now (only the latest is kept while offline). */
 function sendInput() {
-  if (!ps.session) return;
-  ps.send(INPUT, { id: ps.session, dx: dir.dx, dy: dir.dy, rtt: Number.isNaN(ps.rtt) ? -1 : Math.round(ps.rtt * 10) / 10 }, { queueKey: 'input' });
+  if (!ps.member) return;
+  ps.send(INPUT, { id: ps.member, dx: dir.dx, dy: dir.dy, rtt: Number.isNaN(ps.rtt) ? -1 : Math.round(ps.rtt * 10) / 10 }, { queueKey: 'input' });
 }
 ps.addEventListener('open', sendInput);
 ps.addEventListener('rtt', sendInput); // keeps everyone's latency fresh
@@ -65,7 +65,7 @@ window.addEventListener('blur', () => { keys.clear(); fromKeys(); });
 // Touch or mouse: steer toward the pointer, relative to our disc.
 const canvas = $('arena');
 function steer(e) {
-  const mine = last?.players.find((p) => p.id === ps.session);
+  const mine = last?.players.find((p) => p.id === ps.member);
   if (!mine) return;
   const r = canvas.getBoundingClientRect();
   const x = ((e.clientX - r.left) / r.width) * last.w;
@@ -89,7 +89,7 @@ function renderScores() {
   $('scores').replaceChildren(...players.map((p) => {
     const li = document.createElement('li');
     li.dataset.id = p.id;
-    li.classList.toggle('me', p.id === ps.session);
+    li.classList.toggle('me', p.id === ps.member);
     const sw = Object.assign(document.createElement('span'), { className: 'swatch' });
     sw.style.background = p.color;
     li.append(sw,
@@ -129,7 +129,7 @@ function draw() {
     g.arc(at.x, at.y, 16, 0, Math.PI * 2);
     g.fillStyle = p.color;
     g.fill();
-    if (p.id === ps.session) { g.lineWidth = 3; g.strokeStyle = '#fff'; g.stroke(); }
+    if (p.id === ps.member) { g.lineWidth = 3; g.strokeStyle = '#fff'; g.stroke(); }
     g.fillStyle = '#e6ebf5';
     g.fillText(p.name, at.x, at.y - 24);
     g.fillStyle = '#8d99b5';
