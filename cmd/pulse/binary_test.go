@@ -87,7 +87,7 @@ func buildPulse(ctx context.Context, t *testing.T) string {
 	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
 	if _, err := os.Stat(goTool); err != nil {
 		if goTool, err = exec.LookPath("go"); err != nil {
-			t.Skip("no go tool to build the binary with")
+			t.Fatal("no go tool to build the binary with")
 		}
 	}
 	bin := filepath.Join(t.TempDir(), "pulse")
