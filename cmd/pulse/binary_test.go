@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -81,14 +80,12 @@ func TestBinarySIGTERM(t *testing.T) {
 }
 
 // buildPulse builds this package into a temporary directory with the go
-// tool of the toolchain running the test.
+// tool on PATH, the one running the test.
 func buildPulse(ctx context.Context, t *testing.T) string {
 	t.Helper()
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goTool); err != nil {
-		if goTool, err = exec.LookPath("go"); err != nil {
-			t.Fatal("no go tool to build the binary with")
-		}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("no go tool on PATH to build the binary with: %v", err)
 	}
 	bin := filepath.Join(t.TempDir(), "pulse")
 	out, err := exec.CommandContext(ctx, goTool, "build", "-o", bin, ".").CombinedOutput()
