@@ -16,6 +16,8 @@
 // that subscribes with "since" gets exactly what it missed from the bounded
 // history, then live publications with no gap and no duplicate; or it is
 // told recovered: false when the epoch changed or the gap left the history.
+// A session outlives its connection: a hello with the token of an earlier
+// welcome continues it, so presence sees the same member come back.
 //
 // # Brokers
 //
