@@ -141,10 +141,12 @@ func (c *Conn) Send(m Message) error {
 	return nil
 }
 
-// SendWait is Send for a caller that may wait: when the queue is full it
-// waits for room, or for ctx to end, instead of closing the connection. It
-// is meant for a connection's own backlog, such as replayed history, never
-// for fan-out, which must not wait on one slow peer.
+// SendWait is Send for a caller that may wait: it waits for room, or for
+// ctx to end, instead of closing the connection. It fills only half the
+// queue (at least one message), leaving the rest to Send, so a backlog such
+// as replayed history never crowds out live traffic and replies into a
+// slow-consumer close. It is never for fan-out, which must not wait on one
+// slow peer.
 func (c *Conn) SendWait(ctx context.Context, m Message) error {
 	for {
 		c.mu.Lock()
@@ -152,7 +154,7 @@ func (c *Conn) SendWait(ctx context.Context, m Message) error {
 			c.mu.Unlock()
 			return ErrClosed
 		}
-		if c.out.len() < c.srv.opts.QueueSize {
+		if c.out.len() < max(1, c.srv.opts.QueueSize/2) {
 			c.out.push(m)
 			c.kickLocked()
 			c.mu.Unlock()

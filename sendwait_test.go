@@ -8,11 +8,12 @@ import (
 	"time"
 )
 
-// SendWait waits for room instead of cutting the connection, gives up when
-// its context ends, and is released by a close.
+// SendWait waits for room in half the queue instead of cutting the
+// connection, leaves the other half to Send, gives up when its context
+// ends, and is released by a close.
 func TestSendWait(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s := newTestServer(t, &Options{QueueSize: 2, DrainWindow: time.Millisecond})
+		s := newTestServer(t, &Options{QueueSize: 4, DrainWindow: time.Millisecond})
 		runServer(t, s)
 		release := make(chan struct{})
 		ft := newFakeTransport(func(_ *Conn, op opcode, _ []byte) {
@@ -32,9 +33,17 @@ func TestSendWait(t *testing.T) {
 			}
 			sent <- nil
 		}()
-		synctest.Wait() // one in the writer, two queued, the fourth waiting
+		synctest.Wait() // one in the writer, two queued (half of 4), the fourth waiting
 		if n := c.out.len(); n != 2 {
 			t.Fatalf("queue holds %d, want 2 while SendWait waits", n)
+		}
+		for range 2 { // the other half is Send's
+			if err := c.Send(msg); err != nil {
+				t.Fatalf("Send beside a waiting SendWait: %v", err)
+			}
+		}
+		for range 2 {
+			release <- struct{}{}
 		}
 		for range 6 {
 			release <- struct{}{}

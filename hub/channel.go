@@ -32,6 +32,10 @@ type subscription struct {
 	channel  string
 	presence bool // a member: announced, and told of joins and leaves
 
+	// Set at subscribe, used by the reader to end a replay early.
+	stopReplay func()        // cancels the replay
+	replayed   chan struct{} // closed when the replay goroutine has returned
+
 	// Guarded by the channel's mu.
 	recovering bool    // history is being read: live events wait in buffer
 	buffer     []Event // live events that arrived during recovery
@@ -82,19 +86,16 @@ func encodeEvent(channel string, ev Event) []byte {
 	return encode(messageMsg{Type: "message", Channel: channel, Pos: p.Pos, Data: p.Data})
 }
 
-// recover replays to sub what it missed, then turns it live. The subscribe
-// answer and pubs (the history after the client's position, up to top) go
-// first, each waiting for room in the connection's queue, so a long replay
-// never cuts the subscriber as slow. Live events that arrive meanwhile wait
+// recover replays to sub what it missed, then turns it live. pubs (the
+// history after the client's position, up to top) go first, each batch
+// waiting for room in the connection's queue, so a long replay never cuts
+// the subscriber as slow. Live events that arrive meanwhile wait
 // in sub.buffer and follow, those past top only. sub turns live under the
 // channel's lock once the buffer is empty: no live event is lost, doubled
 // or reordered. It returns an error if the connection closed or could not
 // take the replay before ctx ended.
-func (ch *channel) recover(ctx context.Context, sub *subscription, reply subscribedMsg, pubs []Publication, top Position) error {
+func (ch *channel) recover(ctx context.Context, sub *subscription, pubs []Publication, top Position) error {
 	conn := sub.s.conn
-	if err := sendWait(ctx, conn, reply); err != nil {
-		return err
-	}
 	for batch := range batches(pubs) {
 		if err := sendWait(ctx, conn, batchMsg{Type: "batch", Channel: ch.name, Publications: batch}); err != nil {
 			return err

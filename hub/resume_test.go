@@ -305,3 +305,28 @@ func TestSessionContinues(t *testing.T) {
 		t.Fatalf("a malformed session: %+v, want bad_request", m)
 	}
 }
+
+// An unsubscribe that arrives while history is still being replayed stops
+// the replay: nothing of the channel follows the unsubscribe's ack.
+func TestUnsubscribeStopsReplay(t *testing.T) {
+	env := startHub(t, &pulse.Options{QueueSize: 4}, &MemoryOptions{HistorySize: 3000}, nil)
+	c := dial(t, env.addr())
+	c.subscribe(t, "other", nil, false)
+	pad := strings.Repeat("x", 1000)
+	for i := range 3000 {
+		env.hub.Publish(context.Background(), "room", fmt.Appendf(nil, `{"n":%d,"pad":%q}`, i, pad), PublishOptions{})
+	}
+	_, top, _ := env.broker.History(context.Background(), "room", Position{})
+	since := Position{Epoch: top.Epoch, Offset: 1}
+	c.send(t, request{Type: typeSubscribe, ID: 1, Channel: "room", Since: &since})
+	c.send(t, request{Type: typeUnsubscribe, ID: 2, Channel: "room"})
+	if m := c.next(t); m.Type != "subscribed" || m.ID != 1 {
+		t.Fatalf("first answer %+v, want the subscribe's", m)
+	}
+	for m := c.next(t); m.Type != "ack" || m.ID != 2; m = c.next(t) {
+	} // some of the replay may come before the ack
+	env.hub.Publish(context.Background(), "other", []byte(`"marker"`), PublishOptions{})
+	for m := c.next(t); m.Channel != "other"; m = c.next(t) {
+		t.Fatalf("after the unsubscribe's ack: %s of %q", m.Type, m.Channel)
+	}
+}

@@ -193,10 +193,14 @@ func (s *session) subscribe(ctx context.Context, req request) *protocolError {
 	}
 	// The replay runs beside the reader, which must go on reading: the
 	// client's heartbeat answers count as its life.
+	s.send(reply) // the answer comes first, whatever happens to the replay
+	replayCtx, stop := context.WithTimeout(context.Background(), replayTimeout)
+	sub.stopReplay, sub.replayed = stop, make(chan struct{})
 	s.replays.Go(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), replayTimeout)
-		defer cancel()
-		if err := ch.recover(ctx, sub, reply, pubs, top); err != nil && !errors.Is(err, pulse.ErrClosed) {
+		defer close(sub.replayed)
+		defer stop()
+		err := ch.recover(replayCtx, sub, pubs, top)
+		if errors.Is(err, context.DeadlineExceeded) {
 			s.conn.Close(pulse.CloseSlowConsumer, "history replay not taken in time")
 		}
 	})
@@ -218,6 +222,10 @@ func (s *session) join(ctx context.Context, sub *subscription) {
 
 // drop ends sub: it leaves the channel and, if a member, its presence.
 func (s *session) drop(ctx context.Context, sub *subscription) {
+	if sub.stopReplay != nil {
+		sub.stopReplay() // nothing of the channel may follow its unsubscribe's ack
+		<-sub.replayed
+	}
 	delete(s.subs, sub.channel)
 	s.hub.leave(sub)
 	if pb, ok := s.hub.opts.Broker.(PresenceBroker); ok && sub.presence {
