@@ -1,0 +1,536 @@
+//go:build unix
+
+package hub_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pulse-go/pulse"
+	"github.com/pulse-go/pulse/hub"
+	"github.com/pulse-go/pulse/internal/baseline"
+)
+
+// BenchmarkFanout measures the brief's fan-out target for pulse (a
+// pulse.Server with a hub.Hub on the memory broker) and, in the same run,
+// for the baseline: one room in the gorilla chat pattern
+// (baseline.Fanout).
+//
+//	go test -run '^$' -bench Fanout -benchtime 1x ./hub/
+//
+// The subscribers run in a child process, this test binary re-executed as
+// TestFanoutFleet running baseline.RunFanoutFleet, so this process holds
+// only the server and the publisher, and its CPU is theirs. The publisher
+// is hub.Publish for pulse, Fanout.Broadcast for the baseline. Each
+// publication carries its send time (wall clock, UnixNano: same machine,
+// same clock) and the subscribers record, per delivery, receive time minus
+// send time. Both sides deliver the same JSON text message, apart from the
+// position that pulse adds: {"type":"message","channel":"room",
+// "pos":{...},"data":{"seq":N,"t":T,"pad":"..."}}, 201 bytes for pulse and
+// 152 for the baseline. The fleet handles both the same way.
+//
+// Each sub-benchmark is one measurement of a few seconds of wall time, the
+// publishes paced on their own clock, not a loop over b.N: b.N is ignored
+// and the run takes as long with any -benchtime, so run it with -benchtime
+// 1x. ns/op is suppressed; the figures are the metrics:
+//
+//	deliveries/s   deliveries received / (last delivery - first publish);
+//	               at most the offered rate, subscribers / gap
+//	p50-ms p99-ms max-ms               latency of each delivery
+//	last-p50-ms last-p99-ms last-max-ms latency of each publication until its
+//	               last subscriber had it
+//	missed         deliveries that had not arrived 5s after the last publish
+//	pub/s          publishes made per second (the offered rate, if the
+//	               publisher kept its pace)
+//	lag-max-ms     the latest a publish began after its scheduled time,
+//	               having waited for the previous publish to return (pulse
+//	               delivers inside hub.Publish; the baseline's hub goroutine
+//	               takes a broadcast once it has queued the previous one).
+//	               Latency counts from the actual send, so a lag hides up to
+//	               that much queueing: compare it with the latencies.
+//	cpu%, fleet-cpu%  this process's (server and publisher) and the fleet's
+//	               share of one core over the window; near 200% together the
+//	               two cores are saturated
+//
+// To repeat, run the command again rather than adding -count, which would
+// set pulse and the baseline minutes apart on a noisy machine.
+func BenchmarkFanout(b *testing.B) {
+	for _, sc := range fanoutScenarios {
+		b.Run(sc.name, func(b *testing.B) {
+			for _, side := range fanoutSides {
+				b.Run(side.name, func(b *testing.B) {
+					url, publish := side.start(b)
+					f := startFanoutFleet(b, side.mode, url, sc.subscribers)
+					reportFanout(b, measureFanout(b, f, publish, sc))
+				})
+			}
+		})
+	}
+}
+
+// fanoutScenario is one shape of fan-out: publishes made gap apart to one
+// channel of subscribers.
+type fanoutScenario struct {
+	name        string
+	subscribers int
+	publishes   int
+	gap         time.Duration
+}
+
+var fanoutScenarios = []fanoutScenario{
+	// A room of 100 at 1,000 publishes/s: 100k deliveries/s for 3s, the
+	// target's load.
+	{"room=100,gap=1ms", 100, 3000, time.Millisecond},
+	// The same room at 100 publishes/s: the latency of the path when the
+	// machine is not saturated.
+	{"room=100,gap=10ms", 100, 300, 10 * time.Millisecond},
+	// One broadcast to 10,000, 20 times 100ms apart: 100k deliveries/s if
+	// each broadcast is done before the next. 10,000 sockets here and
+	// 10,000 in the fleet, under the 20,000 open files of a process.
+	{"broadcast=10000,gap=100ms", 10000, 20, 100 * time.Millisecond},
+	// The same broadcasts 500ms apart: each one's latency, without the
+	// queue that the previous ones leave.
+	{"broadcast=10000,gap=500ms", 10000, 10, 500 * time.Millisecond},
+}
+
+// fanoutSettle is how long deliveries may still arrive after the last publish.
+const fanoutSettle = 5 * time.Second
+
+// fanoutChannel is the channel (the room) every subscriber joins.
+const fanoutChannel = baseline.FleetChannel
+
+// fanoutSide is one server under measurement: start serves it on
+// 127.0.0.1 until the test ends and returns its WebSocket URL and its
+// publish, which sends one publication's data to every subscriber.
+type fanoutSide struct {
+	name  string
+	mode  string // how the fleet speaks to it: baseline.FleetPulse or FleetPlain
+	start func(tb testing.TB) (url string, publish func(data []byte))
+}
+
+var fanoutSides = []fanoutSide{
+	{"pulse", baseline.FleetPulse, startPulseFanout},
+	{"baseline", baseline.FleetPlain, startBaselineFanout},
+}
+
+// startPulseFanout runs a pulse Server with a Hub on the memory broker,
+// metrics on as in production and the default liveness rule.
+func startPulseFanout(tb testing.TB) (string, func([]byte)) {
+	discard := slog.New(slog.DiscardHandler)
+	srv, err := pulse.NewServer(&pulse.Options{
+		Logger:      discard,
+		Metrics:     pulse.NewMetrics(prometheus.NewRegistry()),
+		DrainWindow: 100 * time.Millisecond,
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	h := hub.New(&hub.Options{Logger: discard})
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- srv.Run(ctx) }()
+	tb.Cleanup(func() {
+		cancel()
+		if err := <-ran; err != nil {
+			tb.Errorf("Run: %v", err)
+		}
+	})
+	url := serveFanout(tb, srv.Handle(h.Handler()))
+	return url, func(data []byte) {
+		if _, err := h.Publish(context.Background(), fanoutChannel, data, hub.PublishOptions{}); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// startBaselineFanout runs a baseline room with pulse's default Interval
+// and Timeout. Its publish wraps data as pulse's message does, without the
+// position.
+func startBaselineFanout(tb testing.TB) (string, func([]byte)) {
+	f := baseline.NewFanout(pulse.DefaultInterval, pulse.DefaultTimeout)
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() {
+		defer close(ran)
+		f.Run(ctx)
+	}()
+	tb.Cleanup(func() {
+		cancel()
+		<-ran
+	})
+	url := serveFanout(tb, f)
+	prefix := []byte(`{"type":"message","channel":"` + fanoutChannel + `","data":`)
+	return url, func(data []byte) {
+		msg := append(append(append(make([]byte, 0, len(prefix)+len(data)+1), prefix...), data...), '}')
+		f.Broadcast(msg)
+	}
+}
+
+// serveFanout serves h on a fresh loopback port until the test ends (the
+// cleanups of the caller's earlier registrations run after) and returns
+// its WebSocket URL.
+func serveFanout(tb testing.TB, h http.Handler) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		hs.Serve(l)
+	}()
+	tb.Cleanup(func() {
+		hs.Close()
+		<-served
+	})
+	return "ws://" + l.Addr().String() + "/"
+}
+
+// fanoutResult is one measurement.
+type fanoutResult struct {
+	baseline.FanoutSummary
+	scenario           fanoutScenario
+	began              time.Time     // the first measured publish
+	publishing         time.Duration // from the first publish to the last
+	lag                time.Duration // the latest a publish began after its time
+	window             time.Duration // from the first publish to the end of waiting
+	cpu, fleetCPU      time.Duration // over the window; fleetCPU -1 if unknown
+	expectedDeliveries int64
+}
+
+// measureFanout warms the subscribers up, makes the scenario's publishes at
+// their pace, waits up to fanoutSettle for every delivery and stops the fleet.
+func measureFanout(tb testing.TB, f *fanoutFleet, publish func([]byte), sc fanoutScenario) fanoutResult {
+	tb.Helper()
+	f.warmUp(publish, sc.subscribers)
+	r := fanoutResult{scenario: sc, expectedDeliveries: int64(sc.publishes) * int64(sc.subscribers)}
+	cpu0, fleet0 := processCPU(tb), f.cpuTime()
+	r.began = time.Now()
+	for i := 1; i <= sc.publishes; i++ {
+		d := time.Until(r.began.Add(time.Duration(i-1) * sc.gap))
+		if d > 0 {
+			time.Sleep(d)
+		}
+		r.lag = max(r.lag, -d) // a late publish goes at once, to keep the rate
+		publish(fanoutPayload(i))
+	}
+	r.publishing = time.Since(r.began)
+	f.awaitDeliveries(r.expectedDeliveries, fanoutSettle)
+	r.window = time.Since(r.began)
+	r.cpu, r.fleetCPU = processCPU(tb)-cpu0, f.cpuTime()-fleet0
+	if fleet0 < 0 {
+		r.fleetCPU = -1
+	}
+	r.FanoutSummary = f.stop()
+	return r
+}
+
+// fanoutPad makes a publication's data 109 bytes.
+var fanoutPad = strings.Repeat("x", 64)
+
+// fanoutPayload is the data of publication seq, stamped now: seq > 0 is
+// measured, seq < 0 warms up.
+func fanoutPayload(seq int) []byte {
+	b := make([]byte, 0, 128)
+	b = append(b, `{"seq":`...)
+	b = strconv.AppendInt(b, int64(seq), 10)
+	b = append(b, `,"t":`...)
+	b = strconv.AppendInt(b, time.Now().UnixNano(), 10)
+	b = append(b, `,"pad":"`...)
+	b = append(b, fanoutPad...)
+	return append(b, `"}`...)
+}
+
+func reportFanout(b *testing.B, r fanoutResult) {
+	ms := func(ns int64) float64 { return float64(ns) / 1e6 }
+	percent := func(d time.Duration) float64 { return 100 * d.Seconds() / r.window.Seconds() }
+	missed := r.expectedDeliveries - r.Deliveries
+	if missed > 0 || r.Lost > 0 {
+		b.Logf("%d of %d deliveries missed, %d connections lost", missed, r.expectedDeliveries, r.Lost)
+	}
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(float64(r.scenario.subscribers), "subs")
+	if span := time.Duration(r.LastRecv - r.began.UnixNano()); span > 0 {
+		b.ReportMetric(float64(r.Deliveries)/span.Seconds(), "deliveries/s")
+	}
+	b.ReportMetric(float64(r.scenario.publishes)/r.publishing.Seconds(), "pub/s")
+	b.ReportMetric(ms(r.P50), "p50-ms")
+	b.ReportMetric(ms(r.P99), "p99-ms")
+	b.ReportMetric(ms(r.Max), "max-ms")
+	b.ReportMetric(ms(r.LastP50), "last-p50-ms")
+	b.ReportMetric(ms(r.LastP99), "last-p99-ms")
+	b.ReportMetric(ms(r.LastMax), "last-max-ms")
+	b.ReportMetric(ms(int64(r.lag)), "lag-max-ms")
+	b.ReportMetric(float64(missed), "missed")
+	b.ReportMetric(percent(r.cpu), "cpu%")
+	if r.fleetCPU >= 0 {
+		b.ReportMetric(percent(r.fleetCPU), "fleet-cpu%")
+	}
+}
+
+// processCPU is the user+system CPU time this process has used.
+func processCPU(tb testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// pidCPU is the user+system CPU time process pid has used, from /proc.
+func pidCPU(pid int) (time.Duration, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	_, after, _ := strings.Cut(string(stat), ") ") // the command may hold spaces
+	fields := strings.Fields(after)                // from field 3, state
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+	}
+	user, err := strconv.ParseInt(fields[11], 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	sys, err := strconv.ParseInt(fields[12], 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	const userHZ = 100 // clock ticks per second of /proc on Linux
+	return time.Duration(user+sys) * time.Second / userHZ, nil
+}
+
+// startFanoutFleet starts a child process with n subscribers of url,
+// speaking mode, and waits until all are subscribed. If the test ends
+// before the fleet is stopped, the cleanup stops it.
+func startFanoutFleet(tb testing.TB, mode, url string, n int) *fanoutFleet {
+	tb.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFanoutFleet$", "-test.count=1")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d", fanoutFleetEnv, mode, url, n))
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	f := newFanoutFleet(tb, in, out, cmd.Process.Pid)
+	tb.Cleanup(func() {
+		f.stopQuietly()
+		if err := cmd.Wait(); err != nil {
+			tb.Errorf("fan-out fleet: %v\n%s", err, f.output.String())
+		}
+	})
+	f.awaitReady()
+	return f
+}
+
+// fanoutFleetEnv, set to "MODE URL N", makes TestFanoutFleet the child: a
+// fan-out fleet of N subscribers of URL that ends when its stdin does.
+const fanoutFleetEnv = "PULSE_BENCH_FANOUT_FLEET"
+
+// fanoutFleet is the benchmark's end of a fan-out fleet (see
+// baseline.RunFanoutFleet for its line protocol).
+type fanoutFleet struct {
+	tb      testing.TB
+	in      io.WriteCloser
+	lines   chan string     // the fleet's lines; closed when its output ends
+	output  strings.Builder // the other lines, for a failure; after lines closes
+	pid     int             // the child process, or 0 in process
+	stopped bool
+}
+
+// newFanoutFleet reads the fleet's output out.
+func newFanoutFleet(tb testing.TB, in io.WriteCloser, out io.Reader, pid int) *fanoutFleet {
+	f := &fanoutFleet{tb: tb, in: in, lines: make(chan string, 16), pid: pid}
+	go func() {
+		defer close(f.lines)
+		sc := bufio.NewScanner(out)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			if line := sc.Text(); strings.HasPrefix(line, baseline.FleetPrefix) {
+				f.lines <- line
+			} else {
+				f.output.WriteString(line + "\n")
+			}
+		}
+		io.Copy(io.Discard, out) // a line too long: let the fleet end anyway
+	}()
+	return f
+}
+
+// next returns the fleet's next line, which must start with want, without it.
+func (f *fanoutFleet) next(want string) string {
+	f.tb.Helper()
+	line, ok := <-f.lines
+	if !ok {
+		f.stopped = true
+		f.tb.Fatalf("fan-out fleet ended; want %q\n%s", want, f.output.String())
+	}
+	rest, found := strings.CutPrefix(line, want+" ")
+	if !found && line != want {
+		f.tb.Fatalf("fan-out fleet said %q, want %q", line, want)
+	}
+	return rest
+}
+
+// ask sends a command and parses the two numbers of the answer.
+func (f *fanoutFleet) ask(command, want string) (n, lost int64) {
+	f.tb.Helper()
+	fmt.Fprintln(f.in, command)
+	if _, err := fmt.Sscanf(f.next(want), "%d %d", &n, &lost); err != nil {
+		f.tb.Fatalf("fan-out fleet's answer to %q: %v", command, err)
+	}
+	if lost > 0 {
+		f.tb.Fatalf("fan-out fleet lost %d connections", lost)
+	}
+	return n, lost
+}
+
+func (f *fanoutFleet) awaitReady() {
+	f.tb.Helper()
+	f.next(baseline.FleetReady)
+}
+
+// warmUp publishes warm-up messages, 100ms apart, until every one of the n
+// subscribers has had the last one: all are members of the room, and
+// nothing of the warm-up is still on its way.
+func (f *fanoutFleet) warmUp(publish func([]byte), n int) {
+	f.tb.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for w := 1; ; w++ {
+		publish(fanoutPayload(-w))
+		for next := time.Now().Add(100 * time.Millisecond); time.Now().Before(next); time.Sleep(5 * time.Millisecond) {
+			if k, _ := f.ask(fmt.Sprintf("warm %d", w), baseline.FleetWarm); k == int64(n) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			f.tb.Fatalf("fan-out fleet: not every subscriber had warm-up %d after a minute", w)
+		}
+	}
+}
+
+// awaitDeliveries polls the fleet until it has had want deliveries or
+// patience has passed.
+func (f *fanoutFleet) awaitDeliveries(want int64, patience time.Duration) {
+	f.tb.Helper()
+	for deadline := time.Now().Add(patience); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if n, _ := f.ask("count", baseline.FleetCount); n >= want {
+			return
+		}
+	}
+}
+
+// cpuTime is the CPU time the fleet's process has used, or -1 if unknown.
+func (f *fanoutFleet) cpuTime() time.Duration {
+	if f.pid == 0 {
+		return -1
+	}
+	d, err := pidCPU(f.pid)
+	if err != nil {
+		return -1
+	}
+	return d
+}
+
+// stop closes every subscriber and returns the summary.
+func (f *fanoutFleet) stop() baseline.FanoutSummary {
+	f.tb.Helper()
+	f.stopped = true
+	f.in.Close()
+	line, ok := <-f.lines
+	for range f.lines {
+	}
+	var s baseline.FanoutSummary
+	if !ok {
+		f.tb.Fatalf("fan-out fleet ended without a summary\n%s", f.output.String())
+	}
+	data, found := strings.CutPrefix(line, baseline.FleetSummary+" ")
+	if !found {
+		f.tb.Fatalf("fan-out fleet said %q, want its summary\n%s", line, f.output.String())
+	}
+	if err := json.Unmarshal([]byte(data), &s); err != nil {
+		f.tb.Fatalf("fan-out fleet's summary %q: %v", data, err)
+	}
+	return s
+}
+
+// stopQuietly ends a fleet that a failure left running.
+func (f *fanoutFleet) stopQuietly() {
+	if !f.stopped {
+		f.stopped = true
+		f.in.Close()
+		for range f.lines {
+		}
+	}
+}
+
+// TestFanoutFleet is BenchmarkFanout's fleet when fanoutFleetEnv is set.
+// Otherwise it checks the measurement in process, for each side: three
+// subscribers get five publications each, and the summary counts them.
+func TestFanoutFleet(t *testing.T) {
+	if spec := os.Getenv(fanoutFleetEnv); spec != "" {
+		var (
+			mode, url string
+			n         int
+		)
+		if _, err := fmt.Sscanf(spec, "%s %s %d", &mode, &url, &n); err != nil {
+			t.Fatalf("%s=%q: %v", fanoutFleetEnv, spec, err)
+		}
+		if err := baseline.RunFanoutFleet(mode, url, n, os.Stdin, os.Stdout); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	sc := fanoutScenario{name: "check", subscribers: 3, publishes: 5, gap: time.Millisecond}
+	for _, side := range fanoutSides {
+		t.Run(side.name, func(t *testing.T) {
+			url, publish := side.start(t)
+			inReader, in := io.Pipe()
+			out, outWriter := io.Pipe()
+			ran := make(chan error, 1)
+			go func() {
+				err := baseline.RunFanoutFleet(side.mode, url, sc.subscribers, inReader, outWriter)
+				outWriter.CloseWithError(err)
+				ran <- err
+			}()
+			f := newFanoutFleet(t, in, out, 0)
+			t.Cleanup(func() { // before the server stops, even after a failure
+				f.stopQuietly()
+				if err := <-ran; err != nil {
+					t.Error(err)
+				}
+			})
+			f.awaitReady()
+			r := measureFanout(t, f, publish, sc)
+			if r.Deliveries != 15 || r.Complete != 5 || r.Lost != 0 {
+				t.Errorf("summary %+v, want 15 deliveries, 5 publications complete, none lost", r.FanoutSummary)
+			}
+			if r.P50 <= 0 || r.P50 > r.P99 || r.P99 > r.Max || r.LastMax != r.Max || r.LastRecv < r.began.UnixNano() {
+				t.Errorf("summary %+v: latencies out of order", r.FanoutSummary)
+			}
+		})
+	}
+}
