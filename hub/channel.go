@@ -18,8 +18,12 @@ const maxBatchBytes = 32 << 10
 // the channel's events to deliver, one at a time.
 type channel struct {
 	// Set at creation, never changes.
-	name        string
-	unsubscribe func() // ends the broker subscription
+	name  string
+	ready chan struct{} // closed once the broker subscription is made or has failed
+
+	// Set before ready is closed, never changed after.
+	unsubscribe func() // ends the broker subscription; nil if it failed
+	err         error  // why the broker subscription failed
 
 	mu   sync.Mutex // guards subs and every subscription's recovery state
 	subs map[*subscription]struct{}
@@ -30,7 +34,8 @@ type subscription struct {
 	// Set at subscribe, never changes.
 	s        *session
 	channel  string
-	presence bool // a member: announced, and told of joins and leaves
+	presence bool     // a member: announced, and told of joins and leaves
+	ch       *channel // set by Hub.join
 
 	// Set at subscribe, used by the reader to end a replay early.
 	stopReplay func()        // cancels the replay

@@ -42,7 +42,9 @@ func startHub(t *testing.T, po *pulse.Options, mo *MemoryOptions, ho *Options) *
 		ho = &Options{}
 	}
 	env := &testEnv{srv: srv, broker: NewMemory(mo), closes: make(chan *pulse.CloseError, 1000)}
-	ho.Broker = env.broker
+	if ho.Broker == nil {
+		ho.Broker = env.broker
+	}
 	ho.Logger = slog.New(slog.DiscardHandler)
 	env.hub = New(ho)
 	handler := env.hub.Handler()

@@ -137,36 +137,64 @@ func (h *Hub) close(c *pulse.Conn, _ *pulse.CloseError) {
 }
 
 // join adds sub to its channel, subscribing the broker when sub is the
-// node's first subscriber of it.
+// node's first subscriber of it. The broker call (a network round trip for
+// a remote broker) is made outside the hub's lock: only the subscribers of
+// the same channel wait for it.
 func (h *Hub) join(ctx context.Context, sub *subscription) (*channel, error) {
-	name := sub.channel
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	ch := h.channels[name]
-	if ch == nil {
-		ch = &channel{name: name, subs: make(map[*subscription]struct{})}
-		unsubscribe, err := h.opts.Broker.Subscribe(ctx, name, ch.deliver)
-		if err != nil {
-			return nil, err
-		}
-		ch.unsubscribe = unsubscribe
-		h.channels[name] = ch
+	ch := h.channels[sub.channel]
+	first := ch == nil
+	if first {
+		ch = &channel{name: sub.channel, subs: make(map[*subscription]struct{}), ready: make(chan struct{})}
+		h.channels[sub.channel] = ch
 	}
-	ch.add(sub)
+	ch.add(sub) // counted now, so a concurrent leave keeps the channel
+	sub.ch = ch
+	h.mu.Unlock()
+	if first {
+		h.subscribeBroker(ctx, ch)
+	}
+	select {
+	case <-ch.ready:
+	case <-ctx.Done():
+		h.leave(sub)
+		return nil, ctx.Err()
+	}
+	if ch.err != nil {
+		h.leave(sub)
+		return nil, ch.err
+	}
 	return ch, nil
+}
+
+// subscribeBroker makes ch's broker subscription and marks ch ready. A
+// failed channel leaves the map at once, so the next subscribe tries anew.
+func (h *Hub) subscribeBroker(ctx context.Context, ch *channel) {
+	ch.unsubscribe, ch.err = h.opts.Broker.Subscribe(ctx, ch.name, ch.deliver)
+	if ch.err != nil {
+		h.mu.Lock()
+		if h.channels[ch.name] == ch {
+			delete(h.channels, ch.name)
+		}
+		h.mu.Unlock()
+	}
+	close(ch.ready)
 }
 
 // leave removes sub from its channel, and the channel from the broker when
 // it was the node's last subscriber.
 func (h *Hub) leave(sub *subscription) {
+	ch := sub.ch
 	h.mu.Lock()
-	ch := h.channels[sub.channel]
-	empty := ch != nil && ch.remove(sub)
-	if empty {
-		delete(h.channels, sub.channel)
+	empty := ch.remove(sub)
+	if empty && h.channels[ch.name] == ch {
+		delete(h.channels, ch.name)
 	}
 	h.mu.Unlock()
 	if empty {
-		ch.unsubscribe()
+		<-ch.ready // a subscribe under way: end what it made
+		if ch.unsubscribe != nil {
+			ch.unsubscribe()
+		}
 	}
 }

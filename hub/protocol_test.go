@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -184,5 +185,43 @@ func TestPublishHTTP(t *testing.T) {
 	}
 	if m := sub.expect(t, "message"); string(m.Data) != `{"headline":"ok"}` {
 		t.Fatalf("subscriber got %+v", m)
+	}
+}
+
+// slowBroker is a Memory whose Subscribe to channel "slow" waits until
+// released, like a remote broker on a slow network.
+type slowBroker struct {
+	*Memory
+	release chan struct{}
+}
+
+func (b slowBroker) Subscribe(ctx context.Context, channel string, deliver func(Event)) (func(), error) {
+	if channel == "slow" {
+		select {
+		case <-b.release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return b.Memory.Subscribe(ctx, channel, deliver)
+}
+
+// A broker slow to subscribe one channel holds up only that channel's
+// subscribers.
+func TestSlowBrokerSubscribeBlocksOnlyItsChannel(t *testing.T) {
+	broker := slowBroker{Memory: NewMemory(nil), release: make(chan struct{})}
+	env := startHub(t, nil, nil, &Options{Broker: broker})
+	waiting := dial(t, env.addr())
+	waiting.send(t, request{Type: typeSubscribe, ID: 1, Channel: "slow"})
+	other := dial(t, env.addr())
+	other.subscribe(t, "fast", nil, false) // answered while "slow" waits
+	select {
+	case m := <-waiting.in:
+		t.Fatalf("the slow subscribe was answered before its broker was: %+v", m)
+	default:
+	}
+	close(broker.release)
+	if m := waiting.expect(t, "subscribed"); m.Channel != "slow" {
+		t.Fatalf("got %+v, want the slow channel's answer", m)
 	}
 }
