@@ -106,7 +106,7 @@ func (s *session) deliver(channel string, pubs []publication, replayed bool) {
 		for _, p := range pubs {
 			if p.Pos.after(sub.last) {
 				sub.last = p.Pos
-				out = append(out, Message{Channel: channel, Pos: p.Pos, Data: p.Data, Replayed: replayed})
+				out = append(out, Message{Channel: channel, Pos: p.Pos, Data: p.Data, Replayed: replayed, From: p.From})
 			}
 		}
 	}

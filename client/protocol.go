@@ -28,7 +28,8 @@ type Message struct {
 	Channel  string
 	Pos      Position
 	Data     json.RawMessage
-	Replayed bool // it came from history, after a resume
+	Replayed bool   // it came from history, after a resume
+	From     string // the publishing client's member id, set by the server; "" for the server
 }
 
 // Member is a connection present in a channel.
@@ -76,6 +77,7 @@ type reply struct {
 	Position     Position        `json:"position"`
 	Recovered    *bool           `json:"recovered"`
 	Data         json.RawMessage `json:"data"`
+	From         string          `json:"from"`
 	Publications []publication   `json:"publications"`
 	Duplicate    bool            `json:"duplicate"`
 	Code         string          `json:"code"`
@@ -87,6 +89,7 @@ type reply struct {
 type publication struct {
 	Pos  Position        `json:"pos"`
 	Data json.RawMessage `json:"data"`
+	From string          `json:"from"`
 }
 
 var (

@@ -197,7 +197,7 @@ func (s *session) handle(m reply, at time.Time) error {
 	case "subscribed":
 		s.subscribed(m)
 	case "message":
-		s.deliver(m.Channel, []publication{{Pos: m.Pos, Data: m.Data}}, false)
+		s.deliver(m.Channel, []publication{{Pos: m.Pos, Data: m.Data, From: m.From}}, false)
 	case "batch":
 		s.deliver(m.Channel, m.Publications, true)
 	case "ack":

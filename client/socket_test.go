@@ -315,3 +315,27 @@ func TestReconnectKeepsMember(t *testing.T) {
 		t.Fatalf("members after the reconnect %+v, client member %s; want just %s", members, c.Member(), member)
 	}
 }
+
+// A message says which client published it, as the server saw it.
+func TestMessageNamesPublisher(t *testing.T) {
+	n := startNode(t, "127.0.0.1:0", fastNode(), hub.NewMemory(nil))
+	opts := &Options{}
+	w := watch(opts)
+	reader := New(n.url(), opts)
+	runClient(t, reader)
+	reader.Subscribe(t.Context(), "room", nil)
+	w.subscribed(t)
+	writer := New(n.url(), &Options{})
+	runClient(t, writer)
+	if _, err := writer.Publish(t.Context(), "room", json.RawMessage(`{"n":0}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-w.msgs:
+		if m.From == "" || m.From != writer.Member() {
+			t.Fatalf("message from %q, want the writer, %q", m.From, writer.Member())
+		}
+	case <-time.After(patience):
+		t.Fatal("no message")
+	}
+}

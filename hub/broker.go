@@ -26,7 +26,8 @@ type Publication struct {
 	Channel string          `json:"channel"`
 	Pos     Position        `json:"pos"`
 	Data    json.RawMessage `json:"data"`
-	Time    time.Time       `json:"-"` // when the broker accepted it, on its clock
+	From    string          `json:"from,omitempty"` // the publishing client's member id; "" from the server
+	Time    time.Time       `json:"-"`              // when the broker accepted it, on its clock
 }
 
 // Member is one session present in a channel.
@@ -64,6 +65,9 @@ type PublishOptions struct {
 	// the same channel with the same key within the broker's dedup window
 	// is not appended again and returns the first one's position.
 	IdempotencyKey string
+	// From is the member id of the client that publishes, which the hub
+	// sets and subscribers see; empty for server code.
+	From string
 }
 
 // PublishResult says where a publication landed.

@@ -88,7 +88,7 @@ func encodeEvent(channel string, ev Event) []byte {
 		return encode(memberMsg{Type: "leave", Channel: channel, Member: ev.Member})
 	}
 	p := ev.Publication
-	return encode(messageMsg{Type: "message", Channel: channel, Pos: p.Pos, Data: p.Data})
+	return encode(messageMsg{Type: "message", Channel: channel, Pos: p.Pos, Data: p.Data, From: p.From})
 }
 
 // recover replays to sub what it missed, then turns it live. pubs (the
@@ -154,7 +154,7 @@ func batches(pubs []Publication) func(yield func([]pubEntry) bool) {
 				}
 				batch, size = nil, 0
 			}
-			batch = append(batch, pubEntry{Pos: p.Pos, Data: p.Data})
+			batch = append(batch, pubEntry{Pos: p.Pos, Data: p.Data, From: p.From})
 			size += len(p.Data)
 		}
 		if len(batch) > 0 {

@@ -97,6 +97,7 @@ type serverMsg struct {
 	Position     Position        `json:"position"`
 	Recovered    *bool           `json:"recovered"`
 	Data         json.RawMessage `json:"data"`
+	From         string          `json:"from"`
 	Publications []pubEntry      `json:"publications"`
 	Duplicate    bool            `json:"duplicate"`
 	Code         string          `json:"code"`

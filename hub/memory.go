@@ -99,22 +99,23 @@ func (o *MemoryOptions) setDefaults() {
 func (m *Memory) Publish(_ context.Context, channel string, data []byte, opts PublishOptions) (PublishResult, error) {
 	var res PublishResult
 	err := m.withStream(channel, func(s *memStream, now time.Time) error {
-		res = m.publish(s, channel, data, opts.IdempotencyKey, now)
+		res = m.publish(s, channel, data, opts, now)
 		return nil
 	})
 	return res, err
 }
 
-// publish appends a copy of data to s and delivers it, unless key was
+// publish appends a copy of data to s and delivers it, unless its key was
 // used within the dedup window. s.mu is held.
-func (m *Memory) publish(s *memStream, channel string, data []byte, key string, now time.Time) PublishResult {
+func (m *Memory) publish(s *memStream, channel string, data []byte, opts PublishOptions, now time.Time) PublishResult {
+	key := opts.IdempotencyKey
 	m.trim(s, now)
 	s.keys.expire(now, m.dedupWindow)
 	if pos, ok := s.keys.pos[key]; ok { // never true for "": add skips it
 		return PublishResult{Pos: pos, Duplicate: true}
 	}
 	s.top++
-	p := Publication{Channel: channel, Pos: Position{s.epoch, s.top}, Data: slices.Clone(data), Time: now}
+	p := Publication{Channel: channel, Pos: Position{s.epoch, s.top}, Data: slices.Clone(data), From: opts.From, Time: now}
 	s.hist.push(p, m.historySize)
 	s.keys.add(key, p.Pos, now)
 	s.lastActive = now

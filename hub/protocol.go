@@ -131,6 +131,7 @@ type subscribedMsg struct {
 type pubEntry struct {
 	Pos  Position        `json:"pos"`
 	Data json.RawMessage `json:"data"`
+	From string          `json:"from,omitempty"`
 }
 
 type messageMsg struct {
@@ -138,6 +139,7 @@ type messageMsg struct {
 	Channel string          `json:"channel"`
 	Pos     Position        `json:"pos"`
 	Data    json.RawMessage `json:"data"`
+	From    string          `json:"from,omitempty"`
 }
 
 type batchMsg struct {

@@ -203,8 +203,8 @@ func TestIdempotentPublish(t *testing.T) {
 	}
 	pub.send(t, request{Type: typePublish, ID: 3, Channel: "orders", Key: "k-2", Data: order})
 	third := pub.expect(t, "ack")
-	if m := sub.expect(t, "message"); m.Pos != first.Pos {
-		t.Fatalf("first message at %+v, want %+v", m.Pos, first.Pos)
+	if m := sub.expect(t, "message"); m.Pos != first.Pos || m.From != pub.welcome.MemberID {
+		t.Fatalf("first message at %+v from %q, want %+v from the publisher, %s", m.Pos, m.From, first.Pos, pub.welcome.MemberID)
 	}
 	if m := sub.expect(t, "message"); m.Pos != third.Pos {
 		t.Fatalf("second message at %+v, want %+v: the duplicate was delivered", m.Pos, third.Pos)

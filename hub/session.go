@@ -249,7 +249,7 @@ func (s *session) publish(ctx context.Context, req request) *protocolError {
 	if err := s.authorize(ActionPublish, req.Channel); err != nil {
 		return err
 	}
-	res, err := s.hub.opts.Broker.Publish(ctx, req.Channel, req.Data, PublishOptions{IdempotencyKey: req.Key})
+	res, err := s.hub.opts.Broker.Publish(ctx, req.Channel, req.Data, PublishOptions{IdempotencyKey: req.Key, From: s.member})
 	if err != nil {
 		return s.unavailable("publish", err)
 	}

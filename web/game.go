@@ -31,7 +31,7 @@ const (
 
 // input is what a player publishes to GameInputChannel.
 type input struct {
-	ID  string  `json:"id"`  // the player's session id (its presence member id)
+	ID  string  `json:"id"`  // the player's member id; used only for server-made input
 	DX  float64 `json:"dx"`  // direction, each in [-1, 1]
 	DY  float64 `json:"dy"`  //
 	RTT float64 `json:"rtt"` // the player's last heartbeat round trip, ms; -1 unknown
@@ -117,6 +117,9 @@ func (g *game) apply(ev hub.Event) {
 		var in input
 		if json.Unmarshal(ev.Publication.Data, &in) != nil {
 			return
+		}
+		if from := ev.Publication.From; from != "" {
+			in.ID = from // a client steers only its own player, whatever id it writes
 		}
 		if p := g.players[in.ID]; p != nil {
 			p.dx, p.dy = direction(in.DX, in.DY)

@@ -41,6 +41,12 @@ func TestGameRules(t *testing.T) {
 	a.X, a.Y = 100, 100
 	g.apply(inputEvent(t, input{ID: "a1", DX: 3, DY: 4, RTT: 12.34})) // clamped to a unit vector
 	g.apply(inputEvent(t, input{ID: "nobody", DX: 1}))                // ignored
+	forged := inputEvent(t, input{ID: "a1", DX: -1})
+	forged.Publication.From = "b2" // b2's client writes a1's id: it steers b2
+	g.apply(forged)
+	if b.dx != -1 || a.dx == -1 {
+		t.Errorf("input from b2 naming a1: a1 moves %v, b2 moves %v; want only b2 to move", a.dx, b.dx)
+	}
 	g.step(time.Second)
 	if math.Abs(a.X-(100+0.6*playerSpeed)) > 1e-9 || math.Abs(a.Y-(100+0.8*playerSpeed)) > 1e-9 || a.RTT != 12.3 {
 		t.Errorf("after one second at (0.6, 0.8): %+v", *a)

@@ -56,6 +56,7 @@ var brokerTests = []brokerTest{
 	{"Ordering", testOrdering},
 	{"SubscribeSeesOnlyLater", testSubscribeSeesOnlyLater},
 	{"DataIsCopied", testDataIsCopied},
+	{"PublisherKept", testPublisherKept},
 	{"ChannelsIndependent", testChannelsIndependent},
 	{"HistoryEmptyChannel", testHistoryEmptyChannel},
 	{"HistoryFromZero", testHistoryFromZero},

@@ -113,6 +113,31 @@ func testDataIsCopied(e *env) {
 	}
 }
 
+// testPublisherKept: the publisher named in PublishOptions.From reaches
+// subscribers and stays in history; a publish without one has none.
+func testPublisherKept(e *env) {
+	r := e.subscribe("f")
+	for _, from := range []string{"member-1", ""} {
+		if _, err := e.b.Publish(e.ctx, "f", []byte(`1`), hub.PublishOptions{From: from}); err != nil {
+			e.t.Fatalf("Publish: %v", err)
+		}
+	}
+	got := r.waitPubs(e.t, 2)
+	_, top, err := e.history("f", hub.Position{})
+	if err != nil {
+		e.t.Fatalf("History: %v", err)
+	}
+	pubs, _, err := e.history("f", hub.Position{Epoch: top.Epoch})
+	if err != nil || len(pubs) != 2 {
+		e.t.Fatalf("History = %s, %v; want both publications", describePubs(pubs), err)
+	}
+	for i, want := range []string{"member-1", ""} {
+		if got[i].From != want || pubs[i].From != want {
+			e.t.Errorf("publication %d from %q delivered, %q in history; want %q", i, got[i].From, pubs[i].From, want)
+		}
+	}
+}
+
 // testChannelsIndependent: each channel has its own offsets, and its
 // events reach only its subscriptions.
 func testChannelsIndependent(e *env) {

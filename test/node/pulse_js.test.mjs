@@ -168,6 +168,7 @@ test('open, subscribe, publish with ack, presence and RTT', async (t) => {
   await bobGot.waitFor(1);
   assert.deepEqual(bobGot.map((e) => e.data), [{ text: 'hi' }]);
   assert.equal(bobGot[0].replayed, false);
+  assert.equal(bobGot[0].from, ann.member); // set by the server, not by ann
 
   const left = next(bob, 'leave', (e) => e.detail.member.client === 'ann');
   ann.close();

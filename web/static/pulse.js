@@ -105,14 +105,19 @@ export const DEFAULTS = Object.freeze({
 
 /** A `message` event: one publication of a subscribed channel. */
 export class PulseMessageEvent extends Event {
-  /** @param {string} channel @param {any} data @param {Position} pos @param {boolean} replayed */
-  constructor(channel, data, pos, replayed) {
+  /**
+   * @param {string} channel @param {any} data @param {Position} pos @param {boolean} replayed
+   * @param {string} from
+   */
+  constructor(channel, data, pos, replayed, from) {
     super('message');
     this.channel = channel;
     this.data = data;
     this.pos = pos;
     /** true when it came from history on a resume, false when live */
     this.replayed = replayed;
+    /** the publisher's member id, set by the server; '' for the server itself */
+    this.from = from;
   }
 }
 
@@ -404,9 +409,9 @@ export class PulseSocket extends EventTarget {
       case 'welcome': return this.welcomed(m);
       case 'ping': return this.write({ type: 'pong' });
       case 'pong': return this.ponged();
-      case 'message': return this.deliver(m.channel, m.pos, m.data, false);
+      case 'message': return this.deliver(m.channel, m.pos, m.data, false, m.from);
       case 'batch':
-        for (const p of m.publications || []) this.deliver(m.channel, p.pos, p.data, true);
+        for (const p of m.publications || []) this.deliver(m.channel, p.pos, p.data, true, p.from);
         return;
       case 'join':
       case 'leave':
@@ -612,14 +617,14 @@ export class PulseSocket extends EventTarget {
   }
 
   /** Delivers one publication, at most once and in order. */
-  deliver(channel, pos, data, replayed) {
+  deliver(channel, pos, data, replayed, from = '') {
     const sub = this.subs.get(channel);
     if (!sub || sub.reqId || !pos) return;
     const last = sub.pos;
     if (last && last.epoch === pos.epoch && pos.offset <= last.offset) return; // seen
     sub.pos = pos;
     this.remember(sub);
-    this.dispatchEvent(new PulseMessageEvent(channel, data, pos, replayed));
+    this.dispatchEvent(new PulseMessageEvent(channel, data, pos, replayed, from || ''));
   }
 
   /** Stores sub's position for a reload. */
