@@ -1,7 +1,7 @@
 // pulse.js (web/static/pulse.js) under Node's test runner, against a real
 // `pulse serve` built by scripts/test.sh and named by PULSE_BIN:
 //
-//   PULSE_BIN=/tmp/pulse node --experimental-websocket --test test/node/
+//   PULSE_BIN=./pulse node --experimental-websocket --test test/node/
 //
 // The server runs with a 1 s ping interval and a 1 s pong timeout, so a
 // silent server is judged dead after 2 s. Silence is made by a WebSocket
@@ -38,7 +38,7 @@ async function within(promise, ms, what) {
 /** Starts `$PULSE_BIN serve` on a free port; stopped (and checked) after the test. */
 async function startServer(t, flags = []) {
   const bin = process.env.PULSE_BIN;
-  assert.ok(bin, 'PULSE_BIN is not set: go build -o /tmp/pulse ./cmd/pulse and set PULSE_BIN=/tmp/pulse');
+  assert.ok(bin, 'PULSE_BIN is not set: go build -o pulse ./cmd/pulse and set PULSE_BIN=./pulse');
   assert.equal(typeof WebSocket, 'function', 'no global WebSocket: run node with --experimental-websocket');
   const args = ['serve', '--addr', '127.0.0.1:0', '--ping-interval', '1s', '--pong-timeout', '1s',
     '--drain-window', '1s', ...flags];

@@ -7,9 +7,9 @@
 // and one that stops answering must be closed with 4000 (heartbeat timeout)
 // after ping interval + pong timeout.
 //
-// Run, with the binary built by `go build -o /tmp/pulse ./cmd/pulse`:
+// Run, with the binary built by `go build -o pulse ./cmd/pulse`:
 //
-//   PULSE_BIN=/tmp/pulse node --experimental-websocket --test test/node/
+//   PULSE_BIN=./pulse node --experimental-websocket --test test/node/
 //
 // Node 20 has a global WebSocket behind --experimental-websocket; no npm
 // packages are used. Every wait is on an event, bounded by a timeout.
@@ -32,8 +32,8 @@ const CLOSE_HEARTBEAT_TIMEOUT = 4000;
 function pulseBin() {
   const bin = process.env.PULSE_BIN;
   if (!bin) {
-    throw new Error('PULSE_BIN is not set: build the binary (go build -o /tmp/pulse ./cmd/pulse) ' +
-      'and run PULSE_BIN=/tmp/pulse node --experimental-websocket --test test/node/');
+    throw new Error('PULSE_BIN is not set: build the binary (go build -o pulse ./cmd/pulse) ' +
+      'and run PULSE_BIN=./pulse node --experimental-websocket --test test/node/');
   }
   try {
     accessSync(bin, constants.X_OK);
