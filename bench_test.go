@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"runtime"
@@ -174,7 +172,7 @@ func startPulseBench(tb testing.TB, interval, timeout time.Duration) *benchServe
 	reg := prometheus.NewRegistry()
 	s := newTestServer(tb, &Options{Interval: interval, Timeout: timeout, Metrics: NewMetrics(reg)})
 	runServer(tb, s)
-	url := serveBench(tb, s.Handle(Handler{}))
+	url := baseline.Serve(tb, s.Handle(Handler{}))
 	pongs := func() int64 {
 		families, err := reg.Gather()
 		if err != nil {
@@ -197,28 +195,8 @@ func startPulseBench(tb testing.TB, interval, timeout time.Duration) *benchServe
 func startBaselineBench(tb testing.TB, interval, timeout time.Duration) *benchServer {
 	s := baseline.New(interval, timeout)
 	tb.Cleanup(s.Close)
-	url := serveBench(tb, s)
+	url := baseline.Serve(tb, s)
 	return &benchServer{url: url, conns: s.Len, pongs: s.Pongs}
-}
-
-// serveBench serves h on a fresh loopback port until the test ends and
-// returns its WebSocket URL.
-func serveBench(tb testing.TB, h http.Handler) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		hs.Serve(l)
-	}()
-	tb.Cleanup(func() {
-		hs.Close()
-		<-served
-	})
-	return "ws://" + l.Addr().String() + "/"
 }
 
 // awaitConns waits until srv holds n connections.
@@ -503,7 +481,7 @@ func runFleet(url string, n int, in io.Reader, out io.Writer) error {
 		}
 		return c
 	}
-	err := dialFleet(n, func(i int) error {
+	err := baseline.DialAll(n, func(i int) error {
 		ws, resp, err := websocket.DefaultDialer.Dial(url, nil)
 		if err != nil {
 			return fmt.Errorf("dial %s: %w", url, err)
@@ -544,30 +522,4 @@ func runFleet(url string, n int, in io.Reader, out io.Writer) error {
 	c := count()
 	fmt.Fprintf(out, "%s %d %d %d\n", fleetDone, c.pings, c.minPings, c.lost)
 	return nil
-}
-
-// dialFleet calls dial(i) for every i in [0, n), a few at a time so that
-// the listen backlog never overflows, and returns the first error; after
-// one, no more are dialled.
-func dialFleet(n int, dial func(i int) error) error {
-	const dialers = 32
-	var (
-		next     atomic.Int64
-		failed   atomic.Bool
-		firstErr error
-		once     sync.Once
-		wg       sync.WaitGroup
-	)
-	for range dialers {
-		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < n && !failed.Load(); i = int(next.Add(1) - 1) {
-				if err := dial(i); err != nil {
-					once.Do(func() { firstErr = err })
-					failed.Store(true)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return firstErr
 }

@@ -86,10 +86,15 @@ func (g *gate) wait(stop <-chan struct{}) bool {
 // pause sleeps for the current delay. It returns false if stop was closed.
 func (g *gate) pause(stop <-chan struct{}) bool {
 	_, _, delay := g.state()
-	if delay <= 0 {
+	return wait(delay, stop)
+}
+
+// wait waits for d and reports true, or false as soon as stop is closed.
+func wait(d time.Duration, stop <-chan struct{}) bool {
+	if d <= 0 {
 		return !closed(stop)
 	}
-	t := time.NewTimer(delay)
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:

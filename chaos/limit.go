@@ -65,12 +65,5 @@ func (g *gate) throttle(stop <-chan struct{}, n int) bool {
 	if rate <= 0 {
 		return !closed(stop)
 	}
-	t := time.NewTimer(time.Duration(n) * time.Second / time.Duration(rate))
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-stop:
-		return false
-	}
+	return wait(time.Duration(n)*time.Second/time.Duration(rate), stop)
 }

@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -150,7 +148,7 @@ func startPulseFanout(tb testing.TB) (string, func([]byte)) {
 			tb.Errorf("Run: %v", err)
 		}
 	})
-	url := serveFanout(tb, srv.Handle(h.Handler()))
+	url := baseline.Serve(tb, srv.Handle(h.Handler()))
 	return url, func(data []byte) {
 		if _, err := h.Publish(context.Background(), fanoutChannel, data, hub.PublishOptions{}); err != nil {
 			tb.Fatal(err)
@@ -173,33 +171,12 @@ func startBaselineFanout(tb testing.TB) (string, func([]byte)) {
 		cancel()
 		<-ran
 	})
-	url := serveFanout(tb, f)
+	url := baseline.Serve(tb, f)
 	prefix := []byte(`{"type":"message","channel":"` + fanoutChannel + `","data":`)
 	return url, func(data []byte) {
 		msg := append(append(append(make([]byte, 0, len(prefix)+len(data)+1), prefix...), data...), '}')
 		f.Broadcast(msg)
 	}
-}
-
-// serveFanout serves h on a fresh loopback port until the test ends (the
-// cleanups of the caller's earlier registrations run after) and returns
-// its WebSocket URL.
-func serveFanout(tb testing.TB, h http.Handler) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		hs.Serve(l)
-	}()
-	tb.Cleanup(func() {
-		hs.Close()
-		<-served
-	})
-	return "ws://" + l.Addr().String() + "/"
 }
 
 // fanoutResult is one measurement.
@@ -413,18 +390,16 @@ func (f *fanoutFleet) awaitReady() {
 	f.next(baseline.FleetReady)
 }
 
-// warmUp publishes warm-up messages, 100ms apart, until every one of the n
-// subscribers has had the last one: all are members of the room, and
-// nothing of the warm-up is still on its way.
+// warmUp publishes warm-up messages until every one of the n subscribers
+// has had the last one within 100ms of its publish: all are members of the
+// room, and nothing of the warm-up is still on its way.
 func (f *fanoutFleet) warmUp(publish func([]byte), n int) {
 	f.tb.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for w := 1; ; w++ {
 		publish(fanoutPayload(-w))
-		for next := time.Now().Add(100 * time.Millisecond); time.Now().Before(next); time.Sleep(5 * time.Millisecond) {
-			if k, _ := f.ask(fmt.Sprintf("warm %d", w), baseline.FleetWarm); k == int64(n) {
-				return
-			}
+		if k, _ := f.ask(fmt.Sprintf("warm %d 100", w), baseline.FleetWarm); k == int64(n) {
+			return
 		}
 		if time.Now().After(deadline) {
 			f.tb.Fatalf("fan-out fleet: not every subscriber had warm-up %d after a minute", w)
@@ -432,15 +407,11 @@ func (f *fanoutFleet) warmUp(publish func([]byte), n int) {
 	}
 }
 
-// awaitDeliveries polls the fleet until it has had want deliveries or
+// awaitDeliveries waits until the fleet has had want deliveries or
 // patience has passed.
 func (f *fanoutFleet) awaitDeliveries(want int64, patience time.Duration) {
 	f.tb.Helper()
-	for deadline := time.Now().Add(patience); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if n, _ := f.ask("count", baseline.FleetCount); n >= want {
-			return
-		}
-	}
+	f.ask(fmt.Sprintf("count %d %d", want, patience.Milliseconds()), baseline.FleetCount)
 }
 
 // cpuTime is the CPU time the fleet's process has used, or -1 if unknown.

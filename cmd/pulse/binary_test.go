@@ -1,10 +1,11 @@
+//go:build unix
+
 package main
 
 import (
 	"context"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"syscall"
 	"testing"
@@ -17,12 +18,6 @@ import (
 // of a deploy: SIGTERM closes a connected client with 1012 and the process
 // exits 0.
 func TestBinarySIGTERM(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	if runtime.GOOS == "windows" {
-		t.Skip("no SIGTERM on windows")
-	}
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	bin := buildPulse(ctx, t)

@@ -36,6 +36,7 @@ type Server struct {
 	interval time.Duration // pingPeriod
 	pongWait time.Duration // Interval+Timeout
 	upgrader websocket.Upgrader
+	changed  func() // set by tests before serving: told of every pong, join and leave
 
 	pongs   atomic.Int64
 	pumps   sync.WaitGroup // every connection's two goroutines
@@ -77,6 +78,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.clients[c] = struct{}{}
 	s.pumps.Add(2)
 	s.mu.Unlock()
+	s.notify()
 	go s.writePump(c)
 	go s.readPump(c)
 }
@@ -90,11 +92,13 @@ func (s *Server) readPump(c *client) {
 		s.mu.Unlock()
 		close(c.send) // the writer sends a close frame and ends
 		c.ws.Close()
+		s.notify()
 	}()
 	c.ws.SetReadLimit(maxMessageSize)
 	c.ws.SetReadDeadline(time.Now().Add(s.pongWait))
 	c.ws.SetPongHandler(func(string) error {
 		s.pongs.Add(1)
+		s.notify()
 		return c.ws.SetReadDeadline(time.Now().Add(s.pongWait))
 	})
 	for {
@@ -135,6 +139,13 @@ func (s *Server) writePump(c *client) {
 				return
 			}
 		}
+	}
+}
+
+// notify tells a test that the counts may have changed.
+func (s *Server) notify() {
+	if s.changed != nil {
+		s.changed()
 	}
 }
 

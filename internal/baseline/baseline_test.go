@@ -15,10 +15,23 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
+// changes receives a value whenever a started Server's counts may have
+// changed; await waits on it.
+var changes = make(chan struct{}, 1)
+
+// notifyChange is the servers' change hook: it wakes await.
+func notifyChange() {
+	select {
+	case changes <- struct{}{}:
+	default: // a wake-up is already pending
+	}
+}
+
 // start serves a Server on httptest until the test ends.
 func start(t *testing.T, interval, timeout time.Duration) (*Server, string) {
 	t.Helper()
 	s := New(interval, timeout)
+	s.changed = notifyChange
 	hs := httptest.NewServer(s)
 	t.Cleanup(func() {
 		hs.Close()
@@ -60,11 +73,15 @@ func dial(t *testing.T, url string, read bool) <-chan []byte {
 	return msgs
 }
 
-// await polls cond for up to 5s.
+// await waits up to 5s for cond, checking it at every change the server
+// reports.
 func await(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
+	deadline := time.After(5 * time.Second)
+	for !cond() {
+		select {
+		case <-changes:
+		case <-deadline:
 			t.Fatalf("gave up waiting for %s", what)
 		}
 	}

@@ -37,6 +37,7 @@ type Fanout struct {
 	unregister chan *member
 	broadcast  chan []byte
 	stopped    chan struct{} // closed when Run's hub loop has ended
+	changed    func()        // set by tests before Run: told of every join and leave
 
 	members atomic.Int64 // written by the hub goroutine only
 	dropped atomic.Int64 // members dropped because their send buffer was full
@@ -87,6 +88,13 @@ func (f *Fanout) Broadcast(msg []byte) {
 	}
 }
 
+// notify tells a test that the member count may have changed.
+func (f *Fanout) notify() {
+	if f.changed != nil {
+		f.changed()
+	}
+}
+
 // Len returns the number of members the hub holds.
 func (f *Fanout) Len() int { return int(f.members.Load()) }
 
@@ -105,6 +113,7 @@ func (f *Fanout) Run(ctx context.Context) {
 			delete(members, m)
 			close(m.send)
 			f.members.Store(int64(len(members)))
+			f.notify()
 		}
 	}
 	for {
@@ -112,6 +121,7 @@ func (f *Fanout) Run(ctx context.Context) {
 		case m := <-f.register:
 			members[m] = struct{}{}
 			f.members.Store(int64(len(members)))
+			f.notify()
 			pumps.Add(2)
 			go func() { defer pumps.Done(); f.writePump(m) }()
 			go func() { defer pumps.Done(); f.readPump(m) }()

@@ -20,6 +20,7 @@ import (
 func startFanout(t *testing.T, interval, timeout time.Duration) (*Fanout, string, func()) {
 	t.Helper()
 	f := NewFanout(interval, timeout)
+	f.changed = notifyChange
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan struct{})
 	go func() {
@@ -155,11 +156,15 @@ func TestFanoutFleetMeasures(t *testing.T) {
 		return fmt.Appendf(nil, `{"type":"message","data":{"seq":%d,"t":%d}}`, seq, time.Now().UnixNano())
 	}
 	f.Broadcast(message(-1))
-	await(t, "the warm-up", func() bool { return ask("warm 1", FleetWarm) == FleetWarm+" 2 0" })
+	if got := ask("warm 1 5000", FleetWarm); got != FleetWarm+" 2 0" {
+		t.Fatalf("after the warm-up the fleet said %q", got)
+	}
 	for seq := 1; seq <= 3; seq++ {
 		f.Broadcast(message(seq))
 	}
-	await(t, "6 deliveries", func() bool { return ask("count", FleetCount) == FleetCount+" 6 0" })
+	if got := ask("count 6 5000", FleetCount); got != FleetCount+" 6 0" {
+		t.Fatalf("after 3 broadcasts to 2 members the fleet said %q", got)
+	}
 	in.Close()
 	var s FanoutSummary
 	if err := json.Unmarshal([]byte(strings.TrimPrefix(ask("", FleetSummary), FleetSummary+" ")), &s); err != nil {

@@ -28,11 +28,12 @@ import (
 //
 // The fleet speaks a line protocol on its input and output. It writes
 // "fanout: ready" once every subscriber is connected (and, for pulse,
-// subscribed). To "warm W" it answers "fanout: warm K LOST": K subscribers
-// have had warm-up W (seq -W), LOST connections have ended. To "count" it
-// answers "fanout: count D LOST": D measured deliveries so far. When its
-// input ends it closes every connection and writes "fanout: summary JSON",
-// a FanoutSummary.
+// subscribed). To "warm W MS" it answers "fanout: warm K LOST" once every
+// subscriber has had warm-up W (seq -W), or MS milliseconds have passed: K
+// subscribers have had it, LOST connections have ended. To "count D MS" it
+// answers "fanout: count N LOST" once N >= D measured deliveries have come,
+// or MS milliseconds have passed. When its input ends it closes every
+// connection and writes "fanout: summary JSON", a FanoutSummary.
 
 // The fleet's modes: how a subscriber speaks to the server.
 const (
@@ -107,6 +108,32 @@ type fleet struct {
 	delivered  atomic.Int64
 	subscribed atomic.Int64
 	failure    atomic.Pointer[string] // the first error message a server sent
+
+	// changed receives a value (if none is pending) whenever a count above
+	// moves or a warm-up arrives: the waits of the command loop wake on it.
+	changed chan struct{}
+}
+
+// note wakes a wait of the command loop.
+func (f *fleet) note() {
+	select {
+	case f.changed <- struct{}{}:
+	default: // a wake-up is already pending
+	}
+}
+
+// waitFor waits until done reports true, or patience has passed.
+func (f *fleet) waitFor(patience time.Duration, done func() bool) bool {
+	deadline := time.NewTimer(patience)
+	defer deadline.Stop()
+	for !done() {
+		select {
+		case <-f.changed:
+		case <-deadline.C:
+			return done()
+		}
+	}
+	return true
 }
 
 // RunFanoutFleet connects n subscribers to url speaking mode (FleetPulse
@@ -117,7 +144,7 @@ func RunFanoutFleet(mode, url string, n int, in io.Reader, out io.Writer) error 
 	if mode != FleetPulse && mode != FleetPlain {
 		return fmt.Errorf("fan-out fleet: unknown mode %q", mode)
 	}
-	f := &fleet{mode: mode, subs: make([]*subscriber, n)}
+	f := &fleet{mode: mode, subs: make([]*subscriber, n), changed: make(chan struct{}, 1)}
 	dialer := &websocket.Dialer{
 		HandshakeTimeout: 30 * time.Second,
 		ReadBufferSize:   1024,
@@ -127,7 +154,7 @@ func RunFanoutFleet(mode, url string, n int, in io.Reader, out io.Writer) error 
 	if mode == FleetPulse {
 		dialer.Subprotocols = []string{"pulse.v1"}
 	}
-	err := dialAll(n, func(i int) error { return f.dial(dialer, url, i) })
+	err := DialAll(n, func(i int) error { return f.dial(dialer, url, i) })
 	if err == nil && mode == FleetPulse {
 		err = f.awaitSubscribed(n, 60*time.Second)
 	}
@@ -183,6 +210,7 @@ func (f *fleet) read(s *subscriber) {
 		if err != nil {
 			if !f.stopping.Load() {
 				f.lost.Add(1)
+				f.note()
 			}
 			return
 		}
@@ -195,9 +223,11 @@ func (f *fleet) read(s *subscriber) {
 			s.ws.WriteMessage(websocket.TextMessage, fleetPong) // a failed pong shows as a failed read
 		case bytes.HasPrefix(data, fleetSubscribed):
 			f.subscribed.Add(1)
+			f.note()
 		case bytes.HasPrefix(data, fleetError):
 			msg := string(data)
 			f.failure.CompareAndSwap(nil, &msg)
+			f.note()
 		}
 	}
 }
@@ -210,12 +240,15 @@ func (f *fleet) record(s *subscriber, data []byte, now int64) {
 	case !ok1 || !ok2:
 		msg := "a message without seq and t: " + string(data)
 		f.failure.CompareAndSwap(nil, &msg)
+		f.note()
 	case seq < 0:
 		s.warm.Store(-seq)
+		f.note()
 	default:
 		s.samples = append(s.samples, sample{seq: int32(seq), latency: now - sent})
 		s.lastRecv = now
 		f.delivered.Add(1)
+		f.note()
 	}
 }
 
@@ -236,32 +269,44 @@ func intAfter(data []byte, key string) (int64, bool) {
 
 // awaitSubscribed waits until n subscribe answers have come.
 func (f *fleet) awaitSubscribed(n int, patience time.Duration) error {
-	for deadline := time.Now().Add(patience); f.subscribed.Load() < int64(n); time.Sleep(10 * time.Millisecond) {
-		if msg := f.failure.Load(); msg != nil {
-			return fmt.Errorf("subscribe: the server sent %s", *msg)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("subscribe: %d of %d subscribed after %v", f.subscribed.Load(), n, patience)
-		}
+	failed := func() bool { return f.failure.Load() != nil }
+	f.waitFor(patience, func() bool { return failed() || f.subscribed.Load() >= int64(n) })
+	if msg := f.failure.Load(); msg != nil {
+		return fmt.Errorf("subscribe: the server sent %s", *msg)
+	}
+	if got := f.subscribed.Load(); got < int64(n) {
+		return fmt.Errorf("subscribe: %d of %d subscribed after %v", got, n, patience)
 	}
 	return nil
 }
 
 // command answers one line of the protocol; unknown lines are ignored.
 func (f *fleet) command(line string, out io.Writer) {
-	switch {
-	case line == "count":
-		fmt.Fprintf(out, "%s %d %d\n", FleetCount, f.delivered.Load(), f.lost.Load())
-	case len(line) > 5 && line[:5] == "warm ":
-		w, _ := strconv.ParseInt(line[5:], 10, 64)
-		k := 0
-		for _, s := range f.subs {
-			if s.warm.Load() >= w {
-				k++
-			}
-		}
-		fmt.Fprintf(out, "%s %d %d\n", FleetWarm, k, f.lost.Load())
+	var verb string
+	var arg, ms int64
+	if n, _ := fmt.Sscanf(line, "%s %d %d", &verb, &arg, &ms); n < 2 {
+		return
 	}
+	patience := time.Duration(ms) * time.Millisecond
+	switch verb {
+	case "count":
+		f.waitFor(patience, func() bool { return f.delivered.Load() >= arg })
+		fmt.Fprintf(out, "%s %d %d\n", FleetCount, f.delivered.Load(), f.lost.Load())
+	case "warm":
+		f.waitFor(patience, func() bool { return f.warmed(arg) == len(f.subs) })
+		fmt.Fprintf(out, "%s %d %d\n", FleetWarm, f.warmed(arg), f.lost.Load())
+	}
+}
+
+// warmed counts the subscribers that have had warm-up w.
+func (f *fleet) warmed(w int64) int {
+	k := 0
+	for _, s := range f.subs {
+		if s.warm.Load() >= w {
+			k++
+		}
+	}
+	return k
 }
 
 // closeAll closes every connection and waits for the readers.
@@ -315,29 +360,4 @@ func percentiles(v []int64) (p50, p99, top int64) {
 	slices.Sort(v)
 	rank := func(q float64) int64 { return v[max(int(math.Ceil(q*float64(len(v))))-1, 0)] }
 	return rank(0.50), rank(0.99), v[len(v)-1]
-}
-
-// dialAll calls dial(i) for every i in [0, n), a few at a time so that the
-// listen backlog never overflows, and returns the first error; after one,
-// no more are dialled.
-func dialAll(n int, dial func(i int) error) error {
-	const dialers = 32
-	var (
-		next     atomic.Int64
-		firstErr error
-		once     sync.Once
-		wg       sync.WaitGroup
-	)
-	for range dialers {
-		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
-				if err := dial(i); err != nil {
-					once.Do(func() { firstErr = err })
-					next.Store(int64(n)) // the others stop too
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return firstErr
 }
