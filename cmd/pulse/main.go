@@ -92,22 +92,24 @@ func commandNames() string {
 	return strings.Join(names, ", ")
 }
 
-// parseFlags parses args into fs. Help is printed to stdout and reported as
-// flag.ErrHelp; any other problem comes back as an error naming the command,
-// without the usage text, which "--help" shows.
-func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) error {
+// parseFlags parses args into fs. operands names the arguments the
+// command takes after its flags, for the usage line; fs.Args() may hold at
+// most that many. Help is printed to stdout and reported as flag.ErrHelp;
+// any other problem comes back as an error naming the command, without the
+// usage text, which "--help" shows.
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer, operands ...string) error {
 	fs.SetOutput(io.Discard)
 	err := fs.Parse(args)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
-		fmt.Fprintf(stdout, "Usage: pulse %s [flags]\n\nFlags:\n", fs.Name())
+		fmt.Fprintf(stdout, "Usage: pulse %s\n\nFlags:\n", strings.Join(append([]string{fs.Name(), "[flags]"}, operands...), " "))
 		fs.SetOutput(stdout)
 		fs.PrintDefaults()
 		return flag.ErrHelp
 	case err != nil:
 		return fmt.Errorf("%s: %w (see pulse %s --help)", fs.Name(), err, fs.Name())
-	case fs.NArg() > 0:
-		return fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	case fs.NArg() > len(operands):
+		return fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(len(operands)))
 	}
 	return nil
 }
