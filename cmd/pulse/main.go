@@ -4,6 +4,7 @@
 //	pulse serve [flags]    serve /ws, /echo, /metrics, /healthz, pulse.js and the demos
 //	pulse connect URL      an interactive client: state, RTT, reconnects, subscribe and publish
 //	pulse chaos [flags]    a TCP fault proxy driven by an HTTP control endpoint
+//	pulse version          the version of the binary
 //
 // Run "pulse help" for the list of commands and "pulse CMD --help" for the
 // flags of one.
@@ -17,6 +18,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 )
@@ -47,6 +50,23 @@ var commands = []command{
 	{name: "serve", summary: "serve WebSocket connections with heartbeats, metrics and graceful drain", run: serve},
 	{name: "connect", summary: "an interactive client: state, RTT, reconnects; subscribe and publish from the prompt", run: connect},
 	{name: "chaos", summary: "a TCP fault proxy: blackhole, delay, throttle or cut connections on command", run: runChaos},
+	{name: "version", summary: "print the version of this binary", run: version},
+}
+
+// version is "pulse version": the module version the binary was built
+// from ("devel" for a build from a work tree) and the Go version.
+func version(_ context.Context, args []string, stdout, _ io.Writer) error {
+	fs := flag.NewFlagSet("version", flag.ContinueOnError)
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return err
+	}
+	v := "devel"
+	info, ok := debug.ReadBuildInfo()
+	if ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
+		v = info.Main.Version
+	}
+	fmt.Fprintf(stdout, "pulse %s %s\n", v, runtime.Version())
+	return nil
 }
 
 // run dispatches args (without the program name) to a command.
