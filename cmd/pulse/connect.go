@@ -112,19 +112,21 @@ func connect(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	p := newPrinter(stdout, stderr, isTerminal(commandStdin))
 	in := newLines(commandStdin)
 	defer in.stop()
+	var held []string
 	if !cfg.raw {
 		err = connectPulse(ctx, cfg, in, p)
 		var np *notPulseError
 		switch {
 		case errors.As(err, &np):
 			p.status("%v: it does not speak it; plain WebSocket mode (--raw skips this check)", np)
+			held = np.held
 		case errors.Is(err, client.ErrNotPulse):
 			p.status("the server does not speak pulse.v1: plain WebSocket mode")
 		default:
 			return err
 		}
 	}
-	return connectRaw(ctx, cfg, in, p)
+	return connectRaw(ctx, cfg, held, in, p)
 }
 
 // printer writes messages on stdout and status lines, stamped, on stderr,

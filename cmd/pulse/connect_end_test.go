@@ -19,23 +19,36 @@ import (
 // How "pulse connect" ends: what it waits for at /quit and at the end of
 // its input, and what it says.
 
-// /quit waits for the publish typed before it to be acknowledged, and the
-// client's own publication, received before the ack, is printed.
+// /quit waits for the publish typed before it to be acknowledged.
 func TestConnectQuitWaitsForAck(t *testing.T) {
 	s := startHubServer(t)
-	in := "/sub room:lobby\n/pub room:lobby {\"text\":\"hi\"}\n/quit\n"
+	in := "/pub news {\"text\":\"hi\"}\n/quit\n"
 	c := startCommandReading(t, strings.NewReader(in), nil, "connect", s.url)
+	if err := c.exit(t); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if !strings.Contains(c.err.String(), "ack news") {
+		t.Errorf("no ack printed:\n%s", c.err)
+	}
+	if got := historyOf(t, s.broker, "news"); got != `{"text":"hi"}` {
+		t.Errorf("published %q", got)
+	}
+}
+
+// A subscribed client's own publication, which the server sends before
+// the ack, is printed before the command exits.
+func TestConnectQuitPrintsOwnPublication(t *testing.T) {
+	s := startHubServer(t)
+	c := startCommand(t, "connect", s.url)
+	c.send(t, "/sub room:lobby")
+	c.err.await(t, 0, "subscribed room:lobby")
+	c.send(t, `/pub room:lobby {"text":"hi"}`)
+	c.send(t, "/quit")
 	if err := c.exit(t); err != nil {
 		t.Fatalf("run: %v", err)
 	}
 	if got := c.out.String(); !strings.Contains(got, `room:lobby {"text":"hi"}`) {
 		t.Errorf("stdout %q lacks the client's own publication", got)
-	}
-	if !strings.Contains(c.err.String(), "ack room:lobby") {
-		t.Errorf("no ack printed:\n%s", c.err)
-	}
-	if got := historyOf(t, s.broker, "room:lobby"); got != `{"text":"hi"}` {
-		t.Errorf("published %q", got)
 	}
 }
 
@@ -193,5 +206,34 @@ func TestConnectURLErrors(t *testing.T) {
 func TestStateIdleNamed(t *testing.T) {
 	if got := client.State(0).String(); got != "idle" {
 		t.Fatalf("State(0) = %q, want idle", got)
+	}
+}
+
+// Lines piped before the verdict on pulse.v1 are held, then sent in plain
+// WebSocket mode.
+func TestConnectPipedToNonPulseEcho(t *testing.T) {
+	s := startServe(t)
+	c := startCommandReading(t, strings.NewReader("a\nb\nc\n"), nil, "connect", "--handshake-timeout", "300ms", s.url("ws", "/echo"))
+	if err := c.exit(t); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if got := c.out.String(); got != "a\nb\nc" {
+		t.Errorf("stdout %q, want the three echoes", got)
+	}
+}
+
+// Piped lines and no server: the command gives up within its bounds and
+// says the lines were not sent.
+func TestConnectPipedNoServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	c := startCommandReading(t, strings.NewReader("/pub x 1\n/pub x 2\n"), nil, "connect", "--handshake-timeout", "100ms", "--wait", "100ms", "ws://"+addr+"/ws")
+	err = c.exit(t)
+	if err == nil || !strings.Contains(err.Error(), "no connection within 200ms (--handshake-timeout + --wait): 2 lines not sent") {
+		t.Fatalf("run: %v", err)
 	}
 }

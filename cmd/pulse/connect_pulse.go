@@ -32,6 +32,10 @@ type console struct {
 	failed   atomic.Int64           // publishes refused or failed
 	unacked  atomic.Int64           // publishes still unacknowledged when --wait ran out
 	notPulse atomic.Pointer[string] // why the endpoint does not speak pulse.v1, set by welcomeCheck
+	ready    chan struct{}          // closed at the first welcome
+	readyOne sync.Once              // closes ready
+
+	held []string // owned by loop: lines read before the first welcome, not yet run
 
 	mu          sync.Mutex // guards the fields below
 	to          string     // where plain lines are published
@@ -46,7 +50,7 @@ type pending struct {
 }
 
 func newConsole(ctx context.Context, cfg *connectConfig, p *printer) *console {
-	k := &console{cfg: cfg, p: p, acks: make(chan pending, cfg.queue+1), to: cfg.publishTo}
+	k := &console{cfg: cfg, p: p, acks: make(chan pending, cfg.queue+1), ready: make(chan struct{}), to: cfg.publishTo}
 	k.runCtx, k.stopRun = context.WithCancel(ctx)
 	k.c = client.New(cfg.url, &client.Options{
 		Dial:             k.dial,
@@ -96,27 +100,10 @@ func connectPulse(ctx context.Context, cfg *connectConfig, in *lines, p *printer
 	return k.result(ctx, runErr)
 }
 
-// loop reads lines until the input ends, /quit, or Run returns; ran
-// reports whether it received Run's result.
-func (k *console) loop(in *lines, runDone <-chan error) (err error, ran bool) {
-	for {
-		select {
-		case line, ok := <-in.c:
-			if !ok || k.command(line) {
-				return nil, false
-			}
-		case err := <-runDone:
-			return err, true
-		case <-k.runCtx.Done():
-			return nil, false
-		}
-	}
-}
-
 // result is connectPulse's error once everything has ended.
 func (k *console) result(ctx context.Context, runErr error) error {
 	if reason := k.notPulse.Load(); reason != nil && k.c.Generation() == 0 && ctx.Err() == nil {
-		return &notPulseError{reason: *reason}
+		return &notPulseError{reason: *reason, held: k.held}
 	}
 	if err := k.failure(runErr); err != nil {
 		return err
@@ -128,6 +115,9 @@ func (k *console) result(ctx context.Context, runErr error) error {
 	if n := k.failed.Load(); n > 0 {
 		problems = append(problems, plural(n, "publish", "publishes")+" failed")
 	}
+	if n := unsent(k.held); n > 0 {
+		problems = append(problems, fmt.Sprintf("no connection within %v (--handshake-timeout + --wait): %s not sent", k.cfg.handshake+k.cfg.wait, plural(n, "line", "lines")))
+	}
 	if n := k.unacked.Load(); n > 0 {
 		problems = append(problems, fmt.Sprintf("%s not acknowledged within %v (--wait)", plural(n, "publish", "publishes"), k.cfg.wait))
 	}
@@ -135,6 +125,17 @@ func (k *console) result(ctx context.Context, runErr error) error {
 		return fmt.Errorf("connect: %s", strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// unsent counts the held lines other than /quit.
+func unsent(held []string) int64 {
+	var n int64
+	for _, line := range held {
+		if line != "/quit" {
+			n++
+		}
+	}
+	return n
 }
 
 // plural says "1 publish" or "2 publishes".
@@ -319,6 +320,7 @@ func (k *console) onState(ch client.StateChange) {
 		k.p.status("connecting to %s", k.cfg.url)
 	case client.StateOpen:
 		k.setOpen(true)
+		k.readyOne.Do(func() { close(k.ready) })
 		k.p.status("open (generation %d)", ch.Generation)
 	case client.StateDegraded:
 		k.p.status("degraded: nothing heard from the server for an interval; probing")

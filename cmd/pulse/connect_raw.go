@@ -40,7 +40,8 @@ const rawQuiet = 2 * time.Second
 // for as many messages as it sent lines (an echo's answers), until they
 // pause for rawQuiet, at most --wait, then closes with 1000. A close other
 // than 1000 or 1001, or a dropped connection, is returned as the error.
-func connectRaw(ctx context.Context, cfg *connectConfig, in *lines, p *printer) error {
+// Lines held from the pulse.v1 attempt go first.
+func connectRaw(ctx context.Context, cfg *connectConfig, held []string, in *lines, p *printer) error {
 	d := websocket.Dialer{HandshakeTimeout: cfg.handshake}
 	ws, resp, err := d.DialContext(ctx, cfg.url, http.Header{})
 	if resp != nil && resp.Body != nil {
@@ -56,7 +57,7 @@ func connectRaw(ctx context.Context, cfg *connectConfig, in *lines, p *printer) 
 	r := &rawConn{ws: ws, p: p, wait: cfg.wait, arrived: make(chan struct{}, 1)}
 	ws.SetPongHandler(r.pong)
 	readDone := goResult(r.read)
-	err = r.loop(ctx, in, readDone)
+	err = r.loop(ctx, held, in, readDone)
 	ws.Close()
 	return err
 }
@@ -68,8 +69,15 @@ func subprotocolNote(sp string) string {
 	return ", subprotocol " + sp
 }
 
-// loop sends lines until the input ends or the reader does.
-func (r *rawConn) loop(ctx context.Context, in *lines, readDone <-chan error) error {
+// loop sends the held lines, then the input's, until the input ends,
+// /quit, or the reader ends.
+func (r *rawConn) loop(ctx context.Context, held []string, in *lines, readDone <-chan error) error {
+	for _, line := range held {
+		if line == "/quit" {
+			return r.end(ctx, readDone)
+		}
+		r.send(line)
+	}
 	for {
 		select {
 		case line, ok := <-in.c:
@@ -77,16 +85,21 @@ func (r *rawConn) loop(ctx context.Context, in *lines, readDone <-chan error) er
 				r.send(line)
 				continue
 			}
-			if err, ended := r.awaitAnswers(ctx, readDone); ended {
-				return err
-			}
-			return r.close(readDone)
+			return r.end(ctx, readDone)
 		case err := <-readDone:
 			return err
 		case <-ctx.Done():
 			return r.close(readDone)
 		}
 	}
+}
+
+// end waits for the answers, then closes.
+func (r *rawConn) end(ctx context.Context, readDone <-chan error) error {
+	if err, ended := r.awaitAnswers(ctx, readDone); ended {
+		return err
+	}
+	return r.close(readDone)
 }
 
 // awaitAnswers waits until as many messages have arrived as lines were

@@ -19,7 +19,10 @@ import (
 
 // notPulseError is connectPulse's answer when the server accepted pulse.v1
 // but does not speak it. It is a client.ErrNotPulse.
-type notPulseError struct{ reason string }
+type notPulseError struct {
+	reason string
+	held   []string // lines read before the verdict, for the plain WebSocket mode to send
+}
 
 func (e *notPulseError) Error() string {
 	return fmt.Sprintf("the server accepted %s but %s", pulse.Subprotocol, e.reason)
