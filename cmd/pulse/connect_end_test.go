@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,19 +39,55 @@ func TestConnectQuitWaitsForAck(t *testing.T) {
 }
 
 // A subscribed client's own publication, which the server sends before
-// the ack, is printed before the command exits.
+// the ack, is printed before the command exits. The server here keeps
+// that order by construction (its pulse.v1 side is the least the
+// console needs), so the test covers the console, not the hub's timing.
 func TestConnectQuitPrintsOwnPublication(t *testing.T) {
-	s := startHubServer(t)
-	c := startCommand(t, "connect", s.url)
-	c.send(t, "/sub room:lobby")
-	c.err.await(t, 0, "subscribed room:lobby")
-	c.send(t, `/pub room:lobby {"text":"hi"}`)
-	c.send(t, "/quit")
+	srv, err := pulse.NewServer(&pulse.Options{Logger: slog.New(slog.DiscardHandler), DrainWindow: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := startPulseHTTP(t, srv, srv.Handle(orderedPulse()))
+	in := "/sub room:lobby\n/pub room:lobby {\"text\":\"hi\"}\n/quit\n"
+	c := startCommandReading(t, strings.NewReader(in), nil, "connect", url)
 	if err := c.exit(t); err != nil {
 		t.Fatalf("run: %v", err)
 	}
-	if got := c.out.String(); !strings.Contains(got, `room:lobby {"text":"hi"}`) {
-		t.Errorf("stdout %q lacks the client's own publication", got)
+	if got := c.out.String(); got != `room:lobby {"text":"hi"}` {
+		t.Errorf("stdout %q, want the client's own publication", got)
+	}
+}
+
+// orderedPulse is a one-client pulse.v1 server: it welcomes, confirms
+// subscribes, and answers a publish with the message (if subscribed) and
+// then the ack.
+func orderedPulse() pulse.Handler {
+	send := func(c *pulse.Conn, format string, args ...any) {
+		c.Send(pulse.Message{Type: pulse.MessageText, Data: fmt.Appendf(nil, format, args...)})
+	}
+	var subscribed sync.Map // channel -> true
+	return pulse.Handler{
+		OnOpen: func(c *pulse.Conn) {
+			send(c, `{"type":"welcome","session":"s","member_id":"m","interval_ms":25000,"timeout_ms":10000}`)
+		},
+		OnMessage: func(c *pulse.Conn, m pulse.Message) {
+			var req struct {
+				Type, Channel string
+				ID            uint64
+				Data          json.RawMessage
+			}
+			json.Unmarshal(m.Data, &req)
+			switch req.Type {
+			case "subscribe":
+				subscribed.Store(req.Channel, true)
+				send(c, `{"type":"subscribed","id":%d,"channel":%q,"position":{"epoch":"e","offset":0}}`, req.ID, req.Channel)
+			case "publish":
+				if _, ok := subscribed.Load(req.Channel); ok {
+					send(c, `{"type":"message","channel":%q,"pos":{"epoch":"e","offset":1},"data":%s}`, req.Channel, req.Data)
+				}
+				send(c, `{"type":"ack","id":%d,"pos":{"epoch":"e","offset":1}}`, req.ID)
+			}
+		},
 	}
 }
 

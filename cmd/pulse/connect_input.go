@@ -39,6 +39,13 @@ func (k *console) loop(in *lines, runDone <-chan error) (err error, ran bool) {
 // hold keeps a line read before the first welcome; a full hold stops the
 // reading of input. It reports true for /quit.
 func (k *console) hold(line string, input *<-chan string) bool {
+	if line == "/state" { // a question, not an action: answered at once
+		k.command(line)
+		return false
+	}
+	if len(k.held) == 0 && k.p.interactive {
+		k.p.status("not connected yet: lines wait for the first connection")
+	}
 	k.held = append(k.held, line)
 	if len(k.held) >= k.cfg.queue {
 		*input = nil

@@ -327,7 +327,9 @@ func (k *console) onState(ch client.StateChange) {
 	case client.StateReconnecting:
 		k.onReconnecting(ch)
 	case client.StateClosed:
-		k.p.status("closed")
+		if k.notPulse.Load() == nil || ch.Generation > 0 { // else connect says why
+			k.p.status("closed")
+		}
 	}
 }
 

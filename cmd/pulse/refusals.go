@@ -13,9 +13,10 @@ import (
 
 // Requests "pulse serve" refuses before the library sees them: a browser
 // Origin that --allow-origin does not admit (403, naming the flag), and a
-// wrong key on the publish API (401 or 403). Each is logged at warn with
-// its reason and remote address, rate-limited like the library's own
-// refusals of bad handshakes.
+// wrong key on the publish API (401; 403 while the API is off). Each is
+// logged with its reason and remote address (at warn; the API being off
+// at info), rate-limited like the library's own refusals of bad
+// handshakes.
 
 // Bounds of the refusal log.
 const (
@@ -34,8 +35,8 @@ type refusalLog struct {
 	skipped int        // refusals not logged since the last line
 }
 
-// refused logs one refusal of r, if the bound allows.
-func (l *refusalLog) refused(r *http.Request, status int, reason string) {
+// refused logs one refusal of r at level, if the bound allows.
+func (l *refusalLog) refused(r *http.Request, level slog.Level, status int, reason string) {
 	l.mu.Lock()
 	now := time.Now()
 	if now.Sub(l.start) >= refusalWindow {
@@ -50,7 +51,7 @@ func (l *refusalLog) refused(r *http.Request, status int, reason string) {
 	skipped := l.skipped
 	l.skipped = 0
 	l.mu.Unlock()
-	l.log.Warn("request refused", "status", status, "reason", reason,
+	l.log.Log(r.Context(), level, "request refused", "status", status, "reason", reason,
 		"remote", r.RemoteAddr, "path", r.URL.Path, "not_logged_before", skipped)
 }
 
@@ -63,7 +64,7 @@ func (d *daemon) originGate(check func(*http.Request) bool, h http.Handler) http
 			return
 		}
 		origin := r.Header.Get("Origin")
-		d.refusals.refused(r, http.StatusForbidden, "origin "+origin+" not allowed")
+		d.refusals.refused(r, slog.LevelWarn, http.StatusForbidden, "origin "+origin+" not allowed")
 		http.Error(w, fmt.Sprintf("origin %s may not connect: this server admits its own origin and those given with --allow-origin (such as --allow-origin %s)", origin, origin), http.StatusForbidden)
 	})
 }
@@ -75,9 +76,9 @@ func (d *daemon) logAPIRefusals(h http.Handler) http.Handler {
 		h.ServeHTTP(sw, r)
 		switch sw.status {
 		case http.StatusUnauthorized:
-			d.refusals.refused(r, sw.status, "missing or wrong API key")
+			d.refusals.refused(r, slog.LevelWarn, sw.status, "missing or wrong API key")
 		case http.StatusForbidden:
-			d.refusals.refused(r, sw.status, "the publish API is off: no --api-key")
+			d.refusals.refused(r, slog.LevelInfo, sw.status, "the publish API is off: no --api-key")
 		}
 	})
 }
