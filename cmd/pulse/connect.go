@@ -101,9 +101,9 @@ func checkURL(s string) error {
 	return nil
 }
 
-// connect is "pulse connect URL": an interactive client for pulse.v1
-// endpoints and, with --raw or when the server does not accept pulse.v1,
-// for plain WebSocket endpoints.
+// connect is "pulse connect [flags] URL": an interactive client for
+// pulse.v1 endpoints and, with --raw or when the server does not speak
+// pulse.v1, for plain WebSocket endpoints.
 func connect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, err := parseConnectFlags(args, stdout)
 	if err != nil {

@@ -1,10 +1,10 @@
 // Command pulse runs and debugs WebSocket connections held to pulse's
 // liveness rule.
 //
-//	pulse serve [flags]    serve /ws, /echo, /metrics, /healthz, pulse.js and the demos
-//	pulse connect URL      an interactive client: state, RTT, reconnects, subscribe and publish
-//	pulse chaos [flags]    a TCP fault proxy driven by an HTTP control endpoint
-//	pulse version          the version of the binary
+//	pulse serve [flags]        serve /ws, /echo, /metrics, /healthz, pulse.js and the demos
+//	pulse connect [flags] URL  an interactive client: state, RTT, reconnects, subscribe and publish
+//	pulse chaos [flags]        a TCP fault proxy driven by an HTTP control endpoint
+//	pulse version              the version of the binary
 //
 // Run "pulse help" for the list of commands and "pulse CMD --help" for the
 // flags of one.
