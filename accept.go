@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -103,6 +104,19 @@ func (t *wsTransport) write(op opcode, data []byte, deadline time.Time) error {
 func (t *wsTransport) endReads(d time.Duration) { t.ws.SetReadDeadline(time.Now().Add(d)) }
 func (t *wsTransport) close() error             { return t.ws.Close() }
 func (t *wsTransport) remoteAddr() string       { return t.ws.RemoteAddr().String() }
+
+// abort closes the socket with SO_LINGER 0: unsent data is dropped at once
+// instead of held by the kernel for a peer that does not take it.
+func (t *wsTransport) abort() error {
+	conn := t.ws.NetConn()
+	if tlsConn, ok := conn.(interface{ NetConn() net.Conn }); ok {
+		conn = tlsConn.NetConn()
+	}
+	if tcp, ok := conn.(*net.TCPConn); ok {
+		tcp.SetLinger(0)
+	}
+	return t.ws.Close()
+}
 
 // readLoop feeds c every frame until the socket fails or closes. Control
 // frames reach c through gorilla's handlers, which run inside NextReader;

@@ -166,3 +166,18 @@ func TestNeverReaderReleasedAtOnce(t *testing.T) {
 		t.Fatalf("reading the rest: %v, want a connection reset", err)
 	}
 }
+
+// A peer that reads but fell behind a burst still gets the close frame with
+// CloseSlowConsumer, which tells it to reconnect and resume.
+func TestBurstOverflowSendsCloseFrame(t *testing.T) {
+	l := startLive(t, &Options{QueueSize: 4})
+	p := dialPeer(t, l.url("/echo", ""), HeartbeatFrame)
+	c := l.nextOpen(t)
+	var err error
+	for err == nil {
+		err = c.Send(Message{Type: MessageText, Data: []byte("burst")})
+	}
+	if code := p.closeCode(t); code != CloseSlowConsumer {
+		t.Fatalf("peer saw %v, want %v", code, CloseSlowConsumer)
+	}
+}
