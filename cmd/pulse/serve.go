@@ -27,6 +27,15 @@ const (
 	// readHeaderTimeout bounds a request's headers, so a client that
 	// never finishes its handshake cannot hold a goroutine.
 	readHeaderTimeout = 10 * time.Second
+	// readTimeout and writeTimeout bound a plain request's body and its
+	// response. A WebSocket outlives them: its upgrade clears the
+	// deadlines they set on the connection.
+	readTimeout  = 30 * time.Second
+	writeTimeout = 30 * time.Second
+	// idleTimeout closes a keep-alive connection with no request in flight;
+	// longer than the 60 s idle cut of ALB and nginx, so that a proxy never
+	// reuses a connection the server has just closed.
+	idleTimeout = 120 * time.Second
 )
 
 // serve is "pulse serve": it listens, serves until ctx ends, then drains.
@@ -85,6 +94,9 @@ func newDaemon(cfg *serveConfig, logger *slog.Logger) (*daemon, error) {
 	d.http = &http.Server{
 		Handler:           d.handlers.track(d.routes(reg)),
 		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	return d, nil
