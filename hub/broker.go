@@ -35,10 +35,11 @@ type Member struct {
 	ID     string          `json:"id"`             // the session's public member id
 	Client string          `json:"client"`         // the name the client gave, not unique
 	Info   json.RawMessage `json:"info,omitempty"` // what the client chose to share
-	// Owner names the connection that holds the membership. A session
-	// that comes back on a new connection joins again under the same ID
-	// with a new Owner; the old connection's Leave, when it is found dead
-	// later, must then leave the new membership alone. Never sent to
+	// Owner names the connection that holds the membership. One member
+	// may be held by several connections at once: a duplicated browser
+	// tab continues the same session, and a session that comes back on a
+	// new connection joins again before its old one is found dead. The
+	// member stays present until the last of them leaves. Never sent to
 	// clients.
 	Owner string `json:"-"`
 }
@@ -105,13 +106,17 @@ type Broker interface {
 // hub finds it by type assertion; without it, presence is not offered.
 type PresenceBroker interface {
 	Broker
-	// Join adds m to channel (again: replaces it) and delivers an
-	// EventJoin to the channel's subscriptions.
+	// Join adds m.Owner to the owners of member m.ID in channel, and m
+	// becomes the member's description. It delivers an EventJoin to the
+	// channel's subscriptions when the member was not present, or when
+	// its Client or Info changed; a further owner of a member described
+	// the same way joins silently.
 	Join(ctx context.Context, channel string, m Member) error
-	// Leave removes the member with m.ID from channel and, if it was
-	// there, delivers an EventLeave. If m.Owner is set and the member
-	// joined with another Owner, Leave does nothing: the session has
-	// joined again from another connection.
+	// Leave removes m.Owner from the owners of member m.ID in channel;
+	// when none is left, the member leaves and an EventLeave is
+	// delivered. A Leave of an owner the member does not have does
+	// nothing; a Leave with an empty Owner removes the member whatever
+	// its owners.
 	Leave(ctx context.Context, channel string, m Member) error
 	// Members lists the members of channel, in no particular order.
 	Members(ctx context.Context, channel string) ([]Member, error)

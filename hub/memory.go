@@ -181,27 +181,21 @@ func (m *Memory) unsubscribe(s *memStream, id uint64) {
 // Join implements PresenceBroker.
 func (m *Memory) Join(_ context.Context, channel string, member Member) error {
 	return m.withStream(channel, func(s *memStream, _ time.Time) error {
-		if s.members == nil {
-			s.members = make(map[string]Member)
-		}
 		member.Info = slices.Clone(member.Info)
-		s.members[member.ID] = member
-		s.deliver(Event{Type: EventJoin, Member: member})
+		if s.join(member) {
+			s.deliver(Event{Type: EventJoin, Member: member})
+		}
 		return nil
 	})
 }
 
 // Leave implements PresenceBroker. The EventLeave carries the member as it
-// joined.
+// last joined.
 func (m *Memory) Leave(_ context.Context, channel string, member Member) error {
 	return m.withStream(channel, func(s *memStream, now time.Time) error {
-		old, ok := s.members[member.ID]
-		if !ok || member.Owner != "" && old.Owner != member.Owner {
-			return nil // not there, or joined again from another connection
-		}
-		delete(s.members, member.ID)
-		if len(s.members) == 0 {
-			s.members = nil
+		old, gone := s.leave(member.ID, member.Owner)
+		if !gone {
+			return nil // not there, or still held by another connection
 		}
 		s.lastActive = now
 		s.deliver(Event{Type: EventLeave, Member: old})
@@ -214,7 +208,7 @@ func (m *Memory) Members(_ context.Context, channel string) ([]Member, error) {
 	var members []Member
 	err := m.withStream(channel, func(s *memStream, _ time.Time) error {
 		for _, member := range s.members {
-			members = append(members, member)
+			members = append(members, member.Member)
 		}
 		return nil
 	})

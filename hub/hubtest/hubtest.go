@@ -81,7 +81,9 @@ var presenceTests = []brokerTest{
 	{"Rejoin", testRejoin},
 	{"Leave", testLeave},
 	{"LeaveUnknown", testLeaveUnknown},
-	{"LeaveOfReplacedOwner", testLeaveOfReplacedOwner},
+	{"LastOwnerLeaves", testLastOwnerLeaves},
+	{"OwnerChangesMember", testOwnerChangesMember},
+	{"LeaveWithoutOwner", testLeaveWithoutOwner},
 	{"PerChannel", testPresencePerChannel},
 	{"Close", testPresenceClose},
 }
