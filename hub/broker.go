@@ -64,7 +64,8 @@ type Event struct {
 type PublishOptions struct {
 	// IdempotencyKey, if set, makes the publish happen once: a publish to
 	// the same channel with the same key within the broker's dedup window
-	// is not appended again and returns the first one's position.
+	// is not appended again and returns the first one's position. A key
+	// is at most MaxKeyLength bytes; a longer one gets ErrKeyTooLong.
 	IdempotencyKey string
 	// From is the member id of the client that publishes, which the hub
 	// sets and subscribers see; empty for server code.
@@ -126,7 +127,12 @@ type PresenceBroker interface {
 var (
 	ErrUnrecoverable = errors.New("hub: position cannot be recovered from history")
 	ErrClosed        = errors.New("hub: broker closed")
+	ErrKeyTooLong    = errors.New("hub: idempotency key too long")
 )
+
+// MaxKeyLength is the longest idempotency key, in bytes, that a broker
+// takes: a UUID is 36.
+const MaxKeyLength = 128
 
 // Defaults of the history and dedup bounds, for brokers that take them.
 const (

@@ -16,7 +16,6 @@ type memStream struct {
 	epoch      string // set at creation
 	top        uint64 // offset of the last publication; 0 before the first
 	hist       memHistory
-	keys       memKeys
 	subs       map[uint64]func(Event) // nil when empty
 	nextSub    uint64                 // id of the last subscription
 	members    map[string]*memMember  // by ID; nil when empty
@@ -156,42 +155,4 @@ func (h *memHistory) from(i int) []Publication {
 		pubs = append(pubs, *h.at(i))
 	}
 	return pubs
-}
-
-// memKeys remembers a channel's idempotency keys for the dedup window.
-type memKeys struct {
-	pos   map[string]Position // the publication of each key
-	order []memKey            // the keys in the order they were added
-}
-
-type memKey struct {
-	key string
-	pos Position
-	at  time.Time
-}
-
-// add remembers key, if not empty, as the key of the publication at pos.
-func (k *memKeys) add(key string, pos Position, now time.Time) {
-	if key == "" {
-		return
-	}
-	if k.pos == nil {
-		k.pos = make(map[string]Position)
-	}
-	k.pos[key] = pos
-	k.order = append(k.order, memKey{key, pos, now})
-}
-
-// expire forgets the keys added window or longer before now.
-func (k *memKeys) expire(now time.Time, window time.Duration) {
-	for len(k.order) > 0 && now.Sub(k.order[0].at) >= window {
-		if old := k.order[0]; k.pos[old.key] == old.pos {
-			delete(k.pos, old.key)
-		}
-		k.order[0] = memKey{}
-		k.order = k.order[1:]
-	}
-	if len(k.order) == 0 {
-		*k = memKeys{}
-	}
 }

@@ -70,6 +70,7 @@ var brokerTests = []brokerTest{
 	{"IdempotencyWindow", testIdempotencyWindow},
 	{"IdempotencyPerChannel", testIdempotencyPerChannel},
 	{"IdempotencyNoKey", testIdempotencyNoKey},
+	{"IdempotencyKeyTooLong", testIdempotencyKeyTooLong},
 	{"Unsubscribe", testUnsubscribe},
 	{"UnsubscribeUnderLoad", testUnsubscribeUnderLoad},
 	{"EmptyChannelName", testEmptyChannelName},
