@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pulse-go/pulse"
+	"github.com/pulse-go/pulse/wire"
 )
 
 // brokerTimeout bounds each broker call made for a client.
@@ -72,14 +73,14 @@ func validToken(t string) bool {
 	return len(t) == 32 && err == nil && strings.ToLower(t) == t
 }
 
-func (s *session) send(v any) {
-	s.conn.Send(pulse.Message{Type: pulse.MessageText, Data: encode(v)})
+func (s *session) send(m wire.Msg) {
+	s.conn.Send(pulse.Message{Type: pulse.MessageText, Data: wire.MustEncode(m)})
 }
 
 // welcome tells the client its session id and the liveness rule.
 func (s *session) welcome() {
 	interval, timeout := s.conn.Liveness()
-	s.send(welcomeMsg{Type: "welcome", Session: s.token, Member: s.member, IntervalMS: interval.Milliseconds(), TimeoutMS: timeout.Milliseconds()})
+	s.send(wire.Welcome{Session: s.token, Member: s.member, IntervalMS: interval.Milliseconds(), TimeoutMS: timeout.Milliseconds()})
 }
 
 func (s *session) peer() Peer {
@@ -99,31 +100,31 @@ func (s *session) handle(m pulse.Message) {
 		cancel()
 	}
 	if err != nil {
-		s.fail(req.ID, err)
+		s.fail(requestID(req), err)
 	}
 }
 
-func (s *session) dispatch(ctx context.Context, req request) *protocolError {
-	switch req.Type {
-	case typeHello:
+func (s *session) dispatch(ctx context.Context, req wire.Msg) *protocolError {
+	switch req := req.(type) {
+	case wire.Hello:
 		return s.hello(req)
-	case typeSubscribe:
+	case wire.Subscribe:
 		return s.subscribe(ctx, req)
-	case typeUnsubscribe:
+	case wire.Unsubscribe:
 		return s.unsubscribe(ctx, req)
-	case typePublish:
+	case wire.Publish:
 		return s.publish(ctx, req)
-	case typePresence:
+	case wire.PresenceQuery:
 		return s.presence(ctx, req)
 	}
-	return &protocolError{codeUnknownType, "unknown message type " + req.Type}
+	return &protocolError{wire.CodeUnknownType, "unexpected message type " + req.MsgType()}
 }
 
 func (s *session) fail(id uint64, err *protocolError) {
-	s.send(errorMsg{Type: "error", ID: id, Code: err.code, Message: err.message})
+	s.send(wire.Error{ID: id, Code: err.code, Message: err.message})
 }
 
-func (s *session) hello(req request) *protocolError {
+func (s *session) hello(req wire.Hello) *protocolError {
 	if len(req.Client) > maxClientName || len(req.Info) > maxInfo {
 		return badRequest("client name over %d bytes or info over %d bytes", maxClientName, maxInfo)
 	}
@@ -137,7 +138,7 @@ func (s *session) hello(req request) *protocolError {
 		s.token, s.member = req.Session, memberID(req.Session)
 	}
 	s.client, s.info = req.Client, req.Info
-	s.send(ackMsg{Type: "ack", ID: req.ID, Session: s.token, Member: s.member})
+	s.send(wire.Ack{ID: req.ID, Session: s.token, Member: s.member})
 	return nil
 }
 
@@ -147,7 +148,7 @@ func (s *session) authorize(a Action, channel string) *protocolError {
 		return nil
 	}
 	if err := s.hub.opts.Authorize(s.peer(), a, channel); err != nil {
-		return &protocolError{codeForbidden, err.Error()}
+		return &protocolError{wire.CodeForbidden, err.Error()}
 	}
 	return nil
 }
@@ -155,15 +156,15 @@ func (s *session) authorize(a Action, channel string) *protocolError {
 // unavailable reports a broker failure to the log and the client.
 func (s *session) unavailable(op string, err error) *protocolError {
 	s.hub.opts.Logger.Warn("hub: broker failed", "op", op, "err", err)
-	return &protocolError{codeUnavailable, op + " failed; try again"}
+	return &protocolError{wire.CodeUnavailable, op + " failed; try again"}
 }
 
-func (s *session) subscribe(ctx context.Context, req request) *protocolError {
+func (s *session) subscribe(ctx context.Context, req wire.Subscribe) *protocolError {
 	if s.subs[req.Channel] != nil {
 		return badRequest("already subscribed to %q", req.Channel)
 	}
 	if len(s.subs) >= s.hub.opts.MaxSubscriptions {
-		return &protocolError{codeTooMany, "subscription limit reached"}
+		return &protocolError{wire.CodeTooMany, "subscription limit reached"}
 	}
 	if err := s.authorize(ActionSubscribe, req.Channel); err != nil {
 		return err
@@ -183,7 +184,7 @@ func (s *session) subscribe(ctx context.Context, req request) *protocolError {
 		return s.unavailable("history", err)
 	}
 	s.subs[req.Channel] = sub
-	reply := subscribedMsg{Type: "subscribed", ID: req.ID, Channel: req.Channel, Position: top}
+	reply := wire.Subscribed{ID: req.ID, Channel: req.Channel, Position: top}
 	if req.Since != nil {
 		recovered := err == nil
 		reply.Recovered = &recovered
@@ -235,17 +236,17 @@ func (s *session) drop(ctx context.Context, sub *subscription) {
 	}
 }
 
-func (s *session) unsubscribe(ctx context.Context, req request) *protocolError {
+func (s *session) unsubscribe(ctx context.Context, req wire.Unsubscribe) *protocolError {
 	sub := s.subs[req.Channel]
 	if sub == nil {
-		return &protocolError{codeNotSubscribed, "not subscribed to " + req.Channel}
+		return &protocolError{wire.CodeNotSubscribed, "not subscribed to " + req.Channel}
 	}
 	s.drop(ctx, sub)
-	s.send(ackMsg{Type: "ack", ID: req.ID})
+	s.send(wire.Ack{ID: req.ID})
 	return nil
 }
 
-func (s *session) publish(ctx context.Context, req request) *protocolError {
+func (s *session) publish(ctx context.Context, req wire.Publish) *protocolError {
 	if err := s.authorize(ActionPublish, req.Channel); err != nil {
 		return err
 	}
@@ -253,11 +254,11 @@ func (s *session) publish(ctx context.Context, req request) *protocolError {
 	if err != nil {
 		return s.unavailable("publish", err)
 	}
-	s.send(ackMsg{Type: "ack", ID: req.ID, Pos: &res.Pos, Duplicate: res.Duplicate})
+	s.send(wire.Ack{ID: req.ID, Pos: &res.Pos, Duplicate: res.Duplicate})
 	return nil
 }
 
-func (s *session) presence(ctx context.Context, req request) *protocolError {
+func (s *session) presence(ctx context.Context, req wire.PresenceQuery) *protocolError {
 	if err := s.authorize(ActionSubscribe, req.Channel); err != nil {
 		return err
 	}
@@ -265,10 +266,11 @@ func (s *session) presence(ctx context.Context, req request) *protocolError {
 	if err != nil {
 		return s.unavailable("presence", err)
 	}
-	if members == nil {
-		members = []Member{}
+	list := make([]wire.Member, len(members))
+	for i, m := range members {
+		list[i] = m.Wire()
 	}
-	s.send(presenceMsg{Type: "presence", ID: req.ID, Channel: req.Channel, Members: members})
+	s.send(wire.Presence{ID: req.ID, Channel: req.Channel, Members: list})
 	return nil
 }
 
