@@ -125,7 +125,7 @@ func (h *Hub) message(c *pulse.Conn, m pulse.Message) {
 	h.mu.Lock()
 	s := h.sessions[c]
 	h.mu.Unlock()
-	s.handle(m)
+	s.receive(m)
 }
 
 func (h *Hub) close(c *pulse.Conn, _ *pulse.CloseError) {
