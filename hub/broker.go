@@ -5,43 +5,45 @@ import (
 	"encoding/json"
 	"errors"
 	"time"
+
+	"github.com/pulse-go/pulse/wire"
 )
 
-// Position is where a publication sits in its channel's stream. Offset
-// counts the publications of one epoch from 1, without gaps. Epoch names one
-// life of the stream and changes whenever the stream's history may have been
-// lost (a memory broker restarted, a Redis key expired): a client holding a
-// position of another epoch cannot know what it missed. The zero Position
-// means "no position".
-type Position struct {
-	Epoch  string `json:"epoch"`
-	Offset uint64 `json:"offset"`
-}
-
-// IsZero reports whether p is the zero Position.
-func (p Position) IsZero() bool { return p == Position{} }
+// Position is where a publication sits in its channel's stream: see
+// wire.Position, which says what its epoch detects.
+type Position = wire.Position
 
 // Publication is one message in a channel's stream.
 type Publication struct {
-	Channel string          `json:"channel"`
-	Pos     Position        `json:"pos"`
-	Data    json.RawMessage `json:"data"`
-	From    string          `json:"from,omitempty"` // the publishing client's member id; "" from the server
-	Time    time.Time       `json:"-"`              // when the broker accepted it, on its clock
+	Channel string
+	Pos     Position
+	Data    json.RawMessage
+	From    string    // the publishing client's member id; "" from the server
+	Time    time.Time // when the broker accepted it, on its clock
 }
 
-// Member is one session present in a channel.
+// wire is the publication as clients receive it.
+func (p Publication) wire() wire.Publication {
+	return wire.Publication{Pos: p.Pos, Data: p.Data, From: p.From}
+}
+
+// Member is one session present in a channel, as a broker keeps it.
 type Member struct {
-	ID     string          `json:"id"`             // the session's public member id
-	Client string          `json:"client"`         // the name the client gave, not unique
-	Info   json.RawMessage `json:"info,omitempty"` // what the client chose to share
+	ID     string          // the session's public member id
+	Client string          // the name the client gave, not unique
+	Info   json.RawMessage // what the client chose to share
 	// Owner names the connection that holds the membership. One member
 	// may be held by several connections at once: a duplicated browser
 	// tab continues the same session, and a session that comes back on a
 	// new connection joins again before its old one is found dead. The
 	// member stays present until the last of them leaves. Never sent to
 	// clients.
-	Owner string `json:"-"`
+	Owner string
+}
+
+// Wire is the member as clients see it, without its Owner.
+func (m Member) Wire() wire.Member {
+	return wire.Member{ID: m.ID, Client: m.Client, Info: m.Info}
 }
 
 // EventType says what an Event carries.
@@ -73,10 +75,7 @@ type PublishOptions struct {
 }
 
 // PublishResult says where a publication landed.
-type PublishResult struct {
-	Pos       Position
-	Duplicate bool // the key was seen within the window: nothing was appended
-}
+type PublishResult = wire.PublishResult
 
 // Broker stores channel streams and carries their events to subscriptions,
 // possibly across several server nodes. The hub owns this interface; the

@@ -173,7 +173,7 @@ func (m *Memory) publish(s *memStream, channel string, data []byte, opts Publish
 		return PublishResult{Pos: pos, Duplicate: true}
 	}
 	s.top++
-	p := Publication{Channel: channel, Pos: Position{s.epoch, s.top}, Data: slices.Clone(data), From: opts.From, Time: now}
+	p := Publication{Channel: channel, Pos: Position{Epoch: s.epoch, Offset: s.top}, Data: slices.Clone(data), From: opts.From, Time: now}
 	s.hist.push(p, m.historySize)
 	m.keys.add(channel, key, p.Pos, now)
 	s.lastActive = now
@@ -189,7 +189,7 @@ func (m *Memory) History(_ context.Context, channel string, since Position) ([]P
 	)
 	err := m.withStream(channel, func(s *memStream, now time.Time) error {
 		m.trim(s, now)
-		top = Position{s.epoch, s.top}
+		top = Position{Epoch: s.epoch, Offset: s.top}
 		if since.IsZero() {
 			return nil
 		}

@@ -62,7 +62,7 @@ func TestMemoryIdleChannelGetsNewEpoch(t *testing.T) {
 	if !errors.Is(err, ErrUnrecoverable) || len(pubs) != 0 || top.Epoch == old.Epoch || top.Offset != 0 {
 		t.Errorf("History(%v) after the sweep = %d, %v, %v; want none, offset 0 of a new epoch, ErrUnrecoverable", old, len(pubs), top, err)
 	}
-	if res := memPublish(t, m, "a", "k"); res.Duplicate || res.Pos != (Position{top.Epoch, 1}) {
+	if res := memPublish(t, m, "a", "k"); res.Duplicate || res.Pos != (Position{Epoch: top.Epoch, Offset: 1}) {
 		t.Errorf("Publish after the sweep = %+v, want offset 1 of %q", res, top.Epoch)
 	}
 }

@@ -63,7 +63,6 @@ type daemon struct {
 	log         *slog.Logger
 	pulse       *pulse.Server
 	hub         *hub.Hub
-	broker      hub.Broker // the hub's, which the demos also read
 	apiKey      string
 	http        *http.Server
 	drainWindow time.Duration // for the log
@@ -84,13 +83,12 @@ func newDaemon(cfg *serveConfig, logger *slog.Logger) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	broker := hub.NewMemory(&cfg.history)
 	h := hub.New(&hub.Options{
-		Broker:    broker,
+		Broker:    hub.NewMemory(&cfg.history),
 		Authorize: serverOnlyChannels,
 		Logger:    logger,
 	})
-	d := &daemon{log: logger, pulse: srv, hub: h, broker: broker, apiKey: cfg.apiKey, drainWindow: opts.DrainWindow}
+	d := &daemon{log: logger, pulse: srv, hub: h, apiKey: cfg.apiKey, drainWindow: opts.DrainWindow}
 	d.http = &http.Server{
 		Handler:           d.handlers.track(d.routes(reg)),
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -118,7 +116,7 @@ func (d *daemon) run(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pulseDone := goErr(func() error { return d.pulse.Run(ctx) })
-	demosDone := goErr(func() error { return web.Run(ctx, d.hub, d.broker) })
+	demosDone := goErr(func() error { return web.Run(ctx, d.hub) })
 	serveDone := goErr(func() error {
 		defer cancel() // a listener that fails shuts the server down too
 		return d.http.Serve(ln)
