@@ -60,8 +60,8 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, err.message)
 		return
 	}
-	if len(body.Data) == 0 {
-		httpError(w, http.StatusBadRequest, "missing data")
+	if err := checkPublish(body.Data, body.Key); err != nil {
+		httpError(w, http.StatusBadRequest, err.message)
 		return
 	}
 	res, err := h.Publish(r.Context(), body.Channel, body.Data, PublishOptions{IdempotencyKey: body.Key})

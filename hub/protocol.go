@@ -53,9 +53,18 @@ func check(m wire.Msg) *protocolError {
 		if err := checkChannel(m.Channel); err != nil {
 			return err
 		}
-		if len(m.Data) == 0 {
-			return badRequest("publish needs data")
-		}
+		return checkPublish(m.Data, m.Key)
+	}
+	return nil
+}
+
+// checkPublish refuses what no broker would publish.
+func checkPublish(data []byte, key string) *protocolError {
+	if len(data) == 0 {
+		return badRequest("publish needs data")
+	}
+	if len(key) > MaxKeyLength {
+		return badRequest("idempotency key of %d bytes: at most %d", len(key), MaxKeyLength)
 	}
 	return nil
 }

@@ -24,6 +24,8 @@ var decodeCases = []struct {
 	{`{"type":"presence","id":4,"channel":"room"}`, ""},
 	{`{"type":"subscribe","channel":"room","extra":"ignored"}`, ""},
 	{`{"type":"publish","channel":"room"}`, wire.CodeBadRequest},
+	{`{"type":"publish","channel":"room","data":1,"key":"` + strings.Repeat("k", MaxKeyLength) + `"}`, ""},
+	{`{"type":"publish","channel":"room","data":1,"key":"` + strings.Repeat("k", MaxKeyLength+1) + `"}`, wire.CodeBadRequest},
 	{`{"type":"subscribe"}`, wire.CodeBadRequest},
 	{`{"type":"subscribe","channel":"has space"}`, wire.CodeBadRequest},
 	{`{"type":"subscribe","channel":"` + strings.Repeat("x", maxChannelName+1) + `"}`, wire.CodeBadRequest},
@@ -167,6 +169,7 @@ func TestPublishHTTP(t *testing.T) {
 		{"POST", "secret", `{"channel":"news"`, http.StatusBadRequest},
 		{"POST", "secret", `{"channel":"news"}`, http.StatusBadRequest},
 		{"POST", "secret", `{"channel":"","data":1}`, http.StatusBadRequest},
+		{"POST", "secret", `{"channel":"news","data":1,"key":"` + strings.Repeat("k", MaxKeyLength+1) + `"}`, http.StatusBadRequest},
 		{"POST", "secret", `{"channel":"news","data":"` + strings.Repeat("x", maxPublishBody) + `"}`, http.StatusRequestEntityTooLarge},
 		{"POST", "secret", `{"channel":"news","data":{"headline":"ok"}}`, http.StatusOK},
 	}
