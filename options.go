@@ -90,8 +90,10 @@ type Options struct {
 	// CheckOrigin decides whether a browser's Origin may connect. Nil
 	// means same-origin requests and requests without Origin only.
 	CheckOrigin func(r *http.Request) bool
-	// Metrics receives the server's counters. Nil means none.
-	Metrics *Metrics
+	// Observer is told of every open, close and heartbeat, to count them;
+	// package prom exports them to Prometheus. Its methods must not block.
+	// Nil means none.
+	Observer Observer
 	// Logger receives connection events at debug level and faults at
 	// warn. Nil means slog.Default().
 	Logger *slog.Logger
@@ -113,6 +115,9 @@ func (o *Options) resolved() (Options, error) {
 	setDefault(&r.DrainWindow, DefaultDrainWindow)
 	if r.Logger == nil {
 		r.Logger = slog.Default()
+	}
+	if r.Observer == nil {
+		r.Observer = noObserver{}
 	}
 	if r.Interval < time.Millisecond || r.Timeout < time.Millisecond {
 		return r, fmt.Errorf("pulse: Interval %v and Timeout %v must be at least 1ms", r.Interval, r.Timeout)

@@ -110,7 +110,7 @@ func (s *Server) drain() error {
 			break // every connection has already ended
 		}
 		c.mu.Lock()
-		c.closeLocked(&closeRequest{err: newCloseError(CloseServiceRestart, reason), label: reasonShutdown, linger: closeGrace}, true)
+		c.closeLocked(&closeRequest{err: newCloseError(CloseServiceRestart, reason), label: DisconnectShutdown, linger: closeGrace}, true)
 		c.mu.Unlock()
 	}
 	return s.awaitDrained(s.opts.WriteTimeout + 2*closeGrace)
@@ -167,7 +167,7 @@ func (s *Server) open(t transport, kind HeartbeatKind, subprotocol string, h Han
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
 
-	s.opts.Metrics.opened()
+	s.opts.Observer.Opened()
 	c.start()
 	s.opts.Logger.Debug("pulse: open", "conn", c.id, "remote", t.remoteAddr(), "heartbeat", kind)
 	return c, nil
@@ -183,9 +183,9 @@ var errNotAccepting = errors.New("pulse: server is not accepting connections")
 // logged. Its handler's OnClose comes next, then forget.
 func (s *Server) ended(c *Conn) {
 	s.wheel.remove(&c.node)
-	s.opts.Metrics.closed(c.closing.label)
+	s.opts.Observer.Closed(c.closing.label)
 	level := s.opts.Logger.Debug
-	if c.closing.label == reasonHeartbeatTimeout || c.closing.label == reasonSlowConsumer {
+	if c.closing.label == DisconnectHeartbeatTimeout || c.closing.label == DisconnectSlowConsumer {
 		level = s.opts.Logger.Info
 	}
 	level("pulse: closed", "conn", c.id, "reason", c.closing.label, "code", int(c.closing.err.Code))

@@ -154,7 +154,7 @@ func (c *Conn) writeFrame(f frame) error {
 		return err
 	}
 	if f.heartbeat {
-		c.srv.opts.Metrics.pingSent(c.kind)
+		c.srv.opts.Observer.PingSent(c.kind)
 	}
 	if f.op == opClose {
 		c.t.endReads(f.linger)
@@ -165,9 +165,9 @@ func (c *Conn) writeFrame(f frame) error {
 // writeFailed ends a connection whose socket cannot be written: a missed
 // deadline means a peer too slow to keep up.
 func (c *Conn) writeFailed(err error) {
-	code, label := CloseAbnormal, reasonWriteError
+	code, label := CloseAbnormal, DisconnectWriteError
 	if isTimeout(err) {
-		code, label = CloseSlowConsumer, reasonWriteTimeout
+		code, label = CloseSlowConsumer, DisconnectWriteTimeout
 	}
 	c.mu.Lock()
 	if c.closing == nil {

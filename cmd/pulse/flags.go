@@ -94,12 +94,12 @@ func (c *serveConfig) validate() error {
 }
 
 // options returns the pulse.Options the flags describe.
-func (c *serveConfig) options(logger *slog.Logger, metrics *pulse.Metrics) pulse.Options {
+func (c *serveConfig) options(logger *slog.Logger, observer pulse.Observer) pulse.Options {
 	o := c.opts
 	o.Heartbeat = pulse.HeartbeatKind(c.heartbeat)
 	o.CheckOrigin = c.origins.check()
 	o.Logger = logger
-	o.Metrics = metrics
+	o.Observer = observer
 	return o
 }
 
