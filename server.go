@@ -29,8 +29,7 @@ type Server struct {
 	steps int64         // wheel ticks per Interval
 	wheel *wheel[*Conn]
 
-	state   atomic.Int32
-	running chan struct{} // closed once Run has started
+	state atomic.Int32 // stateNew, then Run's to change
 
 	mu      sync.Mutex // guards the fields below
 	conns   map[*Conn]struct{}
@@ -45,7 +44,7 @@ func NewServer(opts *Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: o, bound: o.Interval + o.Timeout, conns: make(map[*Conn]struct{}), running: make(chan struct{})}
+	s := &Server{opts: o, bound: o.Interval + o.Timeout, conns: make(map[*Conn]struct{})}
 	tick := o.tick()
 	s.steps = int64(o.Interval / tick)
 	s.wheel = newWheel(tick, int64(s.bound/tick)+1, func(k int64, now time.Duration, c *Conn) int64 {
@@ -73,7 +72,6 @@ func (s *Server) Run(ctx context.Context) error {
 	if !s.state.CompareAndSwap(stateNew, stateRunning) {
 		return errors.New("pulse: Server.Run called twice")
 	}
-	close(s.running)
 	wheelCtx, stopWheel := context.WithCancel(context.Background())
 	wheelDone := make(chan struct{})
 	go func() {
@@ -96,10 +94,7 @@ func (s *Server) drain() error {
 	if len(s.conns) == 0 {
 		close(s.drained)
 	}
-	conns := make([]*Conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
+	conns := s.connsLocked()
 	s.mu.Unlock()
 
 	window := s.opts.DrainWindow
@@ -140,10 +135,11 @@ func (s *Server) awaitDrained(patience time.Duration) error {
 	case <-timer.C:
 	}
 	s.mu.Lock()
-	for c := range s.conns {
-		c.t.close()
-	}
+	conns := s.connsLocked()
 	s.mu.Unlock()
+	for _, c := range conns {
+		c.t.close() // outside s.mu: closing a TLS socket can block
+	}
 	timer.Reset(patience)
 	select {
 	case <-s.drained:
@@ -151,6 +147,15 @@ func (s *Server) awaitDrained(patience time.Duration) error {
 	case <-timer.C:
 		return fmt.Errorf("pulse: %d connections still open after drain", s.Len())
 	}
+}
+
+// connsLocked returns a copy of the connections not yet forgotten.
+func (s *Server) connsLocked() []*Conn {
+	conns := make([]*Conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	return conns
 }
 
 // open registers a connection accepted on t and starts its heartbeats. It
