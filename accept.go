@@ -1,8 +1,10 @@
 package pulse
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -103,9 +105,26 @@ func (t *wsTransport) endReads(d time.Duration) { t.ws.SetReadDeadline(time.Now(
 func (t *wsTransport) close() error             { return t.ws.Close() }
 func (t *wsTransport) remoteAddr() string       { return t.ws.RemoteAddr().String() }
 
+// abort closes the socket with SO_LINGER 0: unsent data is dropped at once
+// instead of held by the kernel for a peer that does not take it.
+func (t *wsTransport) abort() error {
+	conn := t.ws.NetConn()
+	if tlsConn, ok := conn.(interface{ NetConn() net.Conn }); ok {
+		conn = tlsConn.NetConn()
+	}
+	if tcp, ok := conn.(*net.TCPConn); ok {
+		tcp.SetLinger(0)
+	}
+	return t.ws.Close()
+}
+
 // readLoop feeds c every frame until the socket fails or closes. Control
 // frames reach c through gorilla's handlers, which run inside NextReader;
 // replacing them keeps gorilla from writing pongs and close replies itself.
+// The read limit is checked against each frame's announced length as soon
+// as its header is in, so an oversized message ends the connection at once;
+// gorilla then writes the 1009 close frame itself (WriteControl, which is
+// safe beside the writer, whose own close frame then finds it sent).
 func (t *wsTransport) readLoop(c *Conn, limit int64) {
 	t.ws.SetPingHandler(func(data string) error { c.onPing([]byte(data)); return nil })
 	t.ws.SetPongHandler(func(string) error { c.onPong(); return nil })
@@ -113,23 +132,22 @@ func (t *wsTransport) readLoop(c *Conn, limit int64) {
 		c.onPeerClose(CloseCode(code), text)
 		return nil
 	})
+	t.ws.SetReadLimit(limit)
 	for {
 		op, r, err := t.ws.NextReader()
+		var data []byte
+		if err == nil {
+			c.touch()
+			data, err = io.ReadAll(r)
+		}
+		if errors.Is(err, websocket.ErrReadLimit) {
+			c.onTooBig()
+		}
 		if err != nil {
 			c.readEnded(err)
 			return
 		}
-		c.touch()
-		data, err := io.ReadAll(io.LimitReader(r, limit+1))
-		switch {
-		case err != nil:
-			c.readEnded(err)
-			return
-		case int64(len(data)) > limit:
-			c.onTooBig()
-		default:
-			c.onMessage(Message{Type: MessageType(op), Data: data})
-		}
+		c.onMessage(Message{Type: MessageType(op), Data: data})
 	}
 }
 

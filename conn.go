@@ -53,6 +53,9 @@ type transport interface {
 	endReads(d time.Duration)
 	// close closes the socket; a blocked read or write returns an error.
 	close() error
+	// abort is close for a peer being cut off: what the socket has not
+	// sent yet is dropped, and the peer gets a reset.
+	abort() error
 	remoteAddr() string
 }
 
@@ -120,13 +123,17 @@ func (c *Conn) RTT() (last, smoothed time.Duration) {
 	return time.Duration(c.rttLast.Load()), time.Duration(c.rttSmooth.Load())
 }
 
+// slowConsumerGrace is how long the close frame of a connection whose queue
+// overflowed may take before its socket is reset.
+const slowConsumerGrace = 10 * time.Millisecond
+
 // Send queues m for writing and returns at once. When the connection already
 // holds Options.QueueSize messages it is closed with CloseSlowConsumer and
 // Send returns ErrSlowConsumer; after a close it returns ErrClosed.
 func (c *Conn) Send(m Message) error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closing != nil {
+		c.mu.Unlock()
 		return ErrClosed
 	}
 	if c.out.len() >= c.srv.opts.QueueSize {
@@ -134,11 +141,26 @@ func (c *Conn) Send(m Message) error {
 			err:   newCloseError(CloseSlowConsumer, "send queue full"),
 			label: DisconnectSlowConsumer,
 		}, false)
+		c.mu.Unlock()
+		c.cutSlowConsumer()
 		return ErrSlowConsumer
 	}
 	c.out.push(m)
 	c.kickLocked()
+	c.mu.Unlock()
 	return nil
+}
+
+// cutSlowConsumer ends a connection whose queue overflowed without waiting
+// WriteTimeout: such a peer has most likely stopped reading, so the write
+// under way, and the close frame behind it, would only hold the socket and
+// its kernel buffers. The close frame gets slowConsumerGrace to go out (it
+// does when the peer reads but fell behind a burst); then the socket is
+// reset, which fails the writer's write and the reader's read, and drops
+// what the kernel still holds for the peer. Resetting is no write: the
+// writer stays the only one.
+func (c *Conn) cutSlowConsumer() {
+	time.AfterFunc(slowConsumerGrace, func() { c.t.abort() })
 }
 
 // SendWait is Send for a caller that may wait: it waits for room, or for

@@ -44,6 +44,7 @@ func (t *fakeTransport) write(op opcode, data []byte, _ time.Time) error {
 
 func (t *fakeTransport) endReads(d time.Duration) { time.AfterFunc(d, t.end) }
 func (t *fakeTransport) close() error             { t.end(); return nil }
+func (t *fakeTransport) abort() error             { return t.close() }
 func (t *fakeTransport) remoteAddr() string       { return "fake" }
 func (t *fakeTransport) end()                     { t.once.Do(func() { close(t.ended) }) }
 

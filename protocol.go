@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/pulse-go/pulse/wire"
 )
 
 // Subprotocol is the WebSocket subprotocol of the pulse protocol. A client
@@ -14,8 +16,8 @@ const Subprotocol = "pulse.v1"
 // The heartbeat messages of each kind. Frame heartbeats are RFC 6455 ping and
 // pong frames with an empty payload.
 var (
-	appPing  = []byte(`{"type":"ping"}`)
-	appPong  = []byte(`{"type":"pong"}`)
+	appPing  = wire.MustEncode(wire.Ping{})
+	appPong  = wire.MustEncode(wire.Pong{})
 	textPing = []byte("ping")
 	textPong = []byte("pong")
 )
@@ -40,7 +42,7 @@ func appHeartbeat(data []byte) string {
 	if json.Unmarshal(data, &env) != nil {
 		return ""
 	}
-	if env.Type == "ping" || env.Type == "pong" {
+	if env.Type == wire.TypePing || env.Type == wire.TypePong {
 		return env.Type
 	}
 	return ""

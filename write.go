@@ -163,11 +163,12 @@ func (c *Conn) writeFrame(f frame) error {
 }
 
 // writeFailed ends a connection whose socket cannot be written: a missed
-// deadline means a peer too slow to keep up.
+// deadline means a peer too slow to keep up, whose socket is reset so that
+// the kernel does not go on holding what it could not send.
 func (c *Conn) writeFailed(err error) {
-	code, label := CloseAbnormal, DisconnectWriteError
+	code, label, end := CloseAbnormal, DisconnectWriteError, c.t.close
 	if isTimeout(err) {
-		code, label = CloseSlowConsumer, DisconnectWriteTimeout
+		code, label, end = CloseSlowConsumer, DisconnectWriteTimeout, c.t.abort
 	}
 	c.mu.Lock()
 	if c.closing == nil {
@@ -178,7 +179,7 @@ func (c *Conn) writeFailed(err error) {
 	c.out.closeSent = true
 	c.writing = false
 	c.mu.Unlock()
-	c.t.close()
+	end()
 }
 
 func isTimeout(err error) bool {

@@ -10,12 +10,6 @@ import (
 	"time"
 )
 
-// PublishResult says where a publish landed.
-type PublishResult struct {
-	Pos       Position
-	Duplicate bool // the server had already applied this key: not published again
-}
-
 // outgoing is one publish waiting to be sent or acknowledged.
 type outgoing struct {
 	// Set by Send, never changes.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pulse-go/pulse"
+	"github.com/pulse-go/pulse/wire"
 )
 
 // An in-memory server for tests in virtual time: each dial is handed to
@@ -146,20 +147,32 @@ func (c *fakeConn) sendJSON(v any) {
 	c.toClient <- data
 }
 
-// recv returns the next message the client sent, decoded.
-func (c *fakeConn) recv(t *testing.T) request {
+// recv returns the next message the client sent, decoded as the server
+// decodes it.
+func (c *fakeConn) recv(t *testing.T) wire.Msg {
 	t.Helper()
 	select {
 	case data := <-c.fromClient:
-		var r request
-		if err := json.Unmarshal(data, &r); err != nil {
+		m, err := wire.DecodeRequest(data)
+		if err != nil {
 			t.Fatalf("client sent %q: %v", data, err)
 		}
-		return r
+		return m
 	case <-time.After(time.Hour):
 		t.Fatal("client sent nothing within an hour")
 	}
-	return request{}
+	return nil
+}
+
+// recv returns the next message the client sent, which must be a T.
+func recv[T wire.Msg](t *testing.T, c *fakeConn) T {
+	t.Helper()
+	m := c.recv(t)
+	typed, ok := m.(T)
+	if !ok {
+		t.Fatalf("client sent %T %+v, want a %q", m, m, typed.MsgType())
+	}
+	return typed
 }
 
 // states records every state change of a client.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/pulse-go/pulse/wire"
 )
 
 // flush sends what the API queued: unsubscribes, subscribes not yet sent
@@ -38,7 +40,7 @@ func (s *session) collect() (frames [][]byte, expired []*outgoing, pings []*ping
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, channel := range c.unsubs {
-		frames = append(frames, encode(request{Type: "unsubscribe", ID: s.id(), Channel: channel}))
+		frames = append(frames, wire.MustEncode(wire.Unsubscribe{ID: s.id(), Channel: channel}))
 	}
 	c.unsubs = nil
 	for _, sub := range c.subs {
@@ -46,12 +48,12 @@ func (s *session) collect() (frames [][]byte, expired []*outgoing, pings []*ping
 			continue
 		}
 		sub.id = s.id()
-		r := request{Type: "subscribe", ID: sub.id, Channel: sub.channel, Presence: sub.presence}
+		r := wire.Subscribe{ID: sub.id, Channel: sub.channel, Presence: sub.presence}
 		if !sub.last.IsZero() {
 			since := sub.last
 			r.Since = &since
 		}
-		frames = append(frames, encode(r))
+		frames = append(frames, wire.MustEncode(r))
 	}
 	now := time.Now()
 	c.queue = slices.DeleteFunc(c.queue, func(o *outgoing) bool {
@@ -64,7 +66,7 @@ func (s *session) collect() (frames [][]byte, expired []*outgoing, pings []*ping
 	for _, o := range c.queue {
 		if o.id == 0 {
 			o.id = s.id()
-			frames = append(frames, encode(request{Type: "publish", ID: o.id, Channel: o.channel, Key: o.key, Data: o.data}))
+			frames = append(frames, wire.MustEncode(wire.Publish{ID: o.id, Channel: o.channel, Key: o.key, Data: o.data}))
 		}
 	}
 	pings, c.pings = c.pings, nil
@@ -72,7 +74,7 @@ func (s *session) collect() (frames [][]byte, expired []*outgoing, pings []*ping
 }
 
 // subscribed records the server's answer to a subscribe.
-func (s *session) subscribed(m reply) {
+func (s *session) subscribed(m wire.Subscribed) {
 	c := s.c
 	ev := Subscribed{Channel: m.Channel, Position: m.Position, Resumed: m.Recovered != nil, Recovered: m.Recovered != nil && *m.Recovered}
 	c.mu.Lock()
@@ -98,15 +100,15 @@ func (s *session) subscribed(m reply) {
 
 // deliver passes publications to the application, each once: a position
 // at or before the last one delivered is a duplicate and is dropped.
-func (s *session) deliver(channel string, pubs []publication, replayed bool) {
+func (s *session) deliver(channel string, pubs []wire.Publication, replayed bool) {
 	c := s.c
 	var out []Message
 	c.mu.Lock()
 	if sub := c.subs[channel]; sub != nil && sub.confirmed {
 		for _, p := range pubs {
-			if p.Pos.after(sub.last) {
+			if after(p.Pos, sub.last) {
 				sub.last = p.Pos
-				out = append(out, Message{Channel: channel, Pos: p.Pos, Data: p.Data, Replayed: replayed, From: p.From})
+				out = append(out, Message{Channel: channel, Publication: p, Replayed: replayed})
 			}
 		}
 	}
@@ -120,14 +122,18 @@ func (s *session) deliver(channel string, pubs []publication, replayed bool) {
 }
 
 // acked ends the publish the ack answers.
-func (s *session) acked(m reply) {
+func (s *session) acked(m wire.Ack) {
 	if o := s.take(m.ID); o != nil {
-		o.finish(outcome{res: PublishResult{Pos: m.Pos, Duplicate: m.Duplicate}})
+		res := PublishResult{Duplicate: m.Duplicate}
+		if m.Pos != nil {
+			res.Pos = *m.Pos
+		}
+		o.finish(outcome{res: res})
 	}
 }
 
 // refused fails the publish or subscribe an error message answers.
-func (s *session) refused(m reply) {
+func (s *session) refused(m wire.Error) {
 	err := &ServerError{Code: m.Code, Message: m.Message}
 	if o := s.take(m.ID); o != nil {
 		o.fail(err)

@@ -42,7 +42,7 @@ func TestStateMachine(t *testing.T) {
 		if got, want := time.Since(start), interval+interval/10; got != want {
 			t.Fatalf("degraded after %v of silence, want %v", got, want)
 		}
-		if r := conn.recv(t); r.Type != "ping" {
+		if r := conn.recv(t); r.MsgType() != "ping" {
 			t.Fatalf("degraded client sent %+v, want a ping probe", r)
 		}
 		time.Sleep(30 * time.Millisecond)
@@ -78,7 +78,7 @@ func TestServerHeartbeatKeepsOpen(t *testing.T) {
 		for range 100 {
 			time.Sleep(interval)
 			conn.sendJSON(map[string]string{"type": "ping"})
-			if r := conn.recv(t); r.Type != "pong" {
+			if r := conn.recv(t); r.MsgType() != "pong" {
 				t.Fatalf("answer to ping: %+v", r)
 			}
 		}
@@ -252,7 +252,7 @@ func TestSlowCallbackIsNotSilence(t *testing.T) {
 		conn.sendJSON(map[string]any{"type": "join", "channel": "room", "member": Member{ID: "x"}})
 		time.Sleep(2500 * time.Millisecond)
 		conn.sendJSON(map[string]string{"type": "ping"})
-		if r := conn.recv(t); r.Type != "pong" {
+		if r := conn.recv(t); r.MsgType() != "pong" {
 			t.Fatalf("answer to ping: %+v", r)
 		}
 		synctest.Wait()

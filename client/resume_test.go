@@ -8,12 +8,14 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/pulse-go/pulse/wire"
 )
 
 // Resume and the send queue, against the fake server in virtual time.
 
 func pub(epoch string, offset uint64) map[string]any {
-	return map[string]any{"pos": Position{epoch, offset}, "data": json.RawMessage(fmt.Sprintf(`{"n":%d}`, offset))}
+	return map[string]any{"pos": Position{Epoch: epoch, Offset: offset}, "data": json.RawMessage(fmt.Sprintf(`{"n":%d}`, offset))}
 }
 
 func live(channel, epoch string, offset uint64) map[string]any {
@@ -64,11 +66,11 @@ func TestResubscribeResumes(t *testing.T) {
 			}
 			subscribed <- ev
 		}()
-		r := conn.recv(t)
-		if r.Type != "subscribe" || r.Channel != "room" || r.Since != nil {
+		r := recv[wire.Subscribe](t, conn)
+		if r.Channel != "room" || r.Since != nil {
 			t.Fatalf("first subscribe: %+v", r)
 		}
-		conn.sendJSON(map[string]any{"type": "subscribed", "id": r.ID, "channel": "room", "position": Position{"e1", 5}})
+		conn.sendJSON(map[string]any{"type": "subscribed", "id": r.ID, "channel": "room", "position": Position{Epoch: "e1", Offset: 5}})
 		if ev := <-subscribed; ev.Resumed || ev.Position.Offset != 5 {
 			t.Fatalf("Subscribe returned %+v", ev)
 		}
@@ -82,11 +84,11 @@ func TestResubscribeResumes(t *testing.T) {
 		// Back: resume from 7; the server replays 6..9 (6 and 7 twice),
 		// then sends 9 live again and 10.
 		conn = f.accept(t, time.Hour, time.Hour)
-		r = conn.recv(t)
-		if r.Type != "subscribe" || r.Since == nil || *r.Since != (Position{"e1", 7}) {
+		r = recv[wire.Subscribe](t, conn)
+		if r.Since == nil || *r.Since != (Position{Epoch: "e1", Offset: 7}) {
 			t.Fatalf("resubscribe: %+v, want since e1:7", r)
 		}
-		conn.sendJSON(map[string]any{"type": "subscribed", "id": r.ID, "channel": "room", "position": Position{"e1", 9}, "recovered": true})
+		conn.sendJSON(map[string]any{"type": "subscribed", "id": r.ID, "channel": "room", "position": Position{Epoch: "e1", Offset: 9}, "recovered": true})
 		conn.sendJSON(map[string]any{"type": "batch", "channel": "room", "publications": []any{pub("e1", 6), pub("e1", 7), pub("e1", 8), pub("e1", 9)}})
 		conn.sendJSON(live("room", "e1", 9))
 		conn.sendJSON(live("room", "e1", 10))
@@ -99,15 +101,15 @@ func TestResubscribeResumes(t *testing.T) {
 		if o := got.offsets(); fmt.Sprint(o) != "[8 9 10]" {
 			t.Fatalf("delivered %v after the resume, want [8 9 10]: no gap, no duplicate", o)
 		}
-		if last := c.Last("room"); last != (Position{"e1", 10}) {
+		if last := c.Last("room"); last != (Position{Epoch: "e1", Offset: 10}) {
 			t.Fatalf("Last = %+v", last)
 		}
 		conn.end(errors.New("reset"))
 
 		// Back again, but the history is gone: the app is told.
 		conn = f.accept(t, time.Hour, time.Hour)
-		r = conn.recv(t)
-		conn.sendJSON(map[string]any{"type": "subscribed", "id": r.ID, "channel": "room", "position": Position{"e2", 3}, "recovered": false})
+		r = recv[wire.Subscribe](t, conn)
+		conn.sendJSON(map[string]any{"type": "subscribed", "id": r.ID, "channel": "room", "position": Position{Epoch: "e2", Offset: 3}, "recovered": false})
 		conn.sendJSON(live("room", "e2", 4))
 		if ev := <-got.subs; !ev.Resumed || ev.Recovered {
 			t.Fatalf("after losing history: %+v, want resumed and not recovered", ev)
@@ -150,28 +152,28 @@ func TestSendQueue(t *testing.T) {
 		}
 
 		conn := f.welcome(call, time.Hour, time.Hour)
-		p1, p2 := conn.recv(t), conn.recv(t)
+		p1, p2 := recv[wire.Publish](t, conn), recv[wire.Publish](t, conn)
 		if p1.Key != "k1" || string(p1.Data) != `{"n":1}` || string(p2.Data) != `{"x":2}` || p2.Key == "" {
 			t.Fatalf("sent %+v then %+v", p1, p2)
 		}
-		conn.sendJSON(map[string]any{"type": "ack", "id": p1.ID, "pos": Position{"e1", 1}})
+		conn.sendJSON(map[string]any{"type": "ack", "id": p1.ID, "pos": Position{Epoch: "e1", Offset: 1}})
 		if r := <-first; r.err != nil || r.res.Pos.Offset != 1 {
 			t.Fatalf("first publish: %+v", r)
 		}
 		// Lost before the second ack: it is sent again with its key.
 		conn.end(errors.New("reset"))
 		conn = f.accept(t, time.Hour, time.Hour)
-		again := conn.recv(t)
+		again := recv[wire.Publish](t, conn)
 		if again.Key != p2.Key || string(again.Data) != `{"x":2}` {
 			t.Fatalf("resent %+v, want the key %q again", again, p2.Key)
 		}
-		conn.sendJSON(map[string]any{"type": "ack", "id": again.ID, "pos": Position{"e1", 2}, "duplicate": true})
+		conn.sendJSON(map[string]any{"type": "ack", "id": again.ID, "pos": Position{Epoch: "e1", Offset: 2}, "duplicate": true})
 		if r := <-latest; r.err != nil || !r.res.Duplicate {
 			t.Fatalf("resent publish: %+v", r)
 		}
 		conn.sendJSON(map[string]any{"type": "error", "id": 99, "code": "forbidden", "message": "no"})
 		refused := publishing(c, `{}`, nil)
-		p := conn.recv(t)
+		p := recv[wire.Publish](t, conn)
 		conn.sendJSON(map[string]any{"type": "error", "id": p.ID, "code": "forbidden", "message": "no"})
 		var se *ServerError
 		if r := <-refused; !errors.As(r.err, &se) || se.Code != "forbidden" {
@@ -214,7 +216,7 @@ func TestSubscribeRefused(t *testing.T) {
 		running(t, c)
 		conn := f.accept(t, time.Hour, time.Hour)
 		go func() {
-			r := conn.recv(t)
+			r := recv[wire.Subscribe](t, conn)
 			conn.sendJSON(map[string]any{"type": "error", "id": r.ID, "code": "forbidden", "message": "not you"})
 		}()
 		_, err := c.Subscribe(context.Background(), "$secret", nil)
@@ -245,11 +247,11 @@ func TestUnsubscribe(t *testing.T) {
 		running(t, c)
 		conn := f.accept(t, time.Hour, time.Hour)
 		go c.Subscribe(context.Background(), "room", nil)
-		r := conn.recv(t)
-		conn.sendJSON(map[string]any{"type": "subscribed", "id": r.ID, "channel": "room", "position": Position{"e1", 0}})
+		r := recv[wire.Subscribe](t, conn)
+		conn.sendJSON(map[string]any{"type": "subscribed", "id": r.ID, "channel": "room", "position": Position{Epoch: "e1", Offset: 0}})
 		<-got.subs
 		c.Unsubscribe("room")
-		if r := conn.recv(t); r.Type != "unsubscribe" || r.Channel != "room" {
+		if r := recv[wire.Unsubscribe](t, conn); r.Channel != "room" {
 			t.Fatalf("sent %+v, want an unsubscribe", r)
 		}
 		conn.sendJSON(live("room", "e1", 1))

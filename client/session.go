@@ -2,13 +2,13 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/pulse-go/pulse"
+	"github.com/pulse-go/pulse/wire"
 )
 
 // maxTick bounds the grace past Interval before the client calls a
@@ -125,8 +125,7 @@ func (s *session) receive(f frame) error {
 	if f.err != nil {
 		return lost(f.err)
 	}
-	var m reply
-	if json.Unmarshal(f.data, &m) == nil {
+	if m, err := wire.DecodeServer(f.data); err == nil {
 		if err := s.handle(m, f.at); err != nil {
 			return err
 		}
@@ -186,30 +185,36 @@ func (s *session) degrade() error {
 }
 
 // handle dispatches one pulse.v1 message.
-func (s *session) handle(m reply, at time.Time) error {
-	switch m.Type {
-	case "ping":
+func (s *session) handle(m wire.Msg, at time.Time) error {
+	switch m := m.(type) {
+	case wire.Ping:
 		return s.t.WriteMessage(pongFrame)
-	case "pong":
+	case wire.Pong:
 		s.pong(at)
-	case "welcome":
+	case wire.Welcome:
 		return s.welcome(m, at)
-	case "subscribed":
+	case wire.Subscribed:
 		s.subscribed(m)
-	case "message":
-		s.deliver(m.Channel, []publication{{Pos: m.Pos, Data: m.Data, From: m.From}}, false)
-	case "batch":
+	case wire.Message:
+		s.deliver(m.Channel, []wire.Publication{m.Publication}, false)
+	case wire.Batch:
 		s.deliver(m.Channel, m.Publications, true)
-	case "ack":
+	case wire.Ack:
 		s.acked(m)
-	case "error":
+	case wire.Error:
 		s.refused(m)
-	case "join", "leave":
-		if f := s.c.opts.OnPresence; f != nil {
-			f(m.Channel, m.Member, m.Type == "join")
-		}
+	case wire.Join:
+		s.presence(m.Channel, m.Member, true)
+	case wire.Leave:
+		s.presence(m.Channel, m.Member, false)
 	}
 	return nil
+}
+
+func (s *session) presence(channel string, m Member, joined bool) {
+	if f := s.c.opts.OnPresence; f != nil {
+		f(channel, m, joined)
+	}
 }
 
 // pong ends the oldest probe: the server answers pings in order.
@@ -228,12 +233,12 @@ func (s *session) pong(at time.Time) {
 
 // welcome opens the connection: it takes the server's liveness rule, then
 // says hello, resubscribes every channel and sends what waited.
-func (s *session) welcome(m reply, at time.Time) error {
+func (s *session) welcome(m wire.Welcome, at time.Time) error {
 	if !s.opened.IsZero() {
 		return nil
 	}
-	s.interval, s.timeout = time.Duration(m.IntervalMS)*time.Millisecond, time.Duration(m.TimeoutMS)*time.Millisecond
-	if s.interval <= 0 || s.timeout <= 0 {
+	var ok bool
+	if s.interval, s.timeout, ok = m.Liveness(); !ok {
 		s.interval, s.timeout = pulse.DefaultInterval, pulse.DefaultTimeout
 	}
 	s.opened = at
@@ -241,7 +246,7 @@ func (s *session) welcome(m reply, at time.Time) error {
 	s.c.generation++
 	prior := s.c.session
 	if prior == "" {
-		s.c.session, s.c.member = m.Session, m.MemberID
+		s.c.session, s.c.member = m.Session, m.Member
 	}
 	s.c.mu.Unlock()
 	s.c.setState(StateChange{State: StateOpen})
@@ -254,11 +259,15 @@ func (s *session) welcome(m reply, at time.Time) error {
 func (s *session) hello(prior, current string) error {
 	continues := prior != "" && prior != current
 	if s.c.opts.Name != "" || continues {
-		hello := request{Type: "hello", ID: s.id(), Client: s.c.opts.Name, Info: s.c.opts.Info}
+		hello := wire.Hello{ID: s.id(), Client: s.c.opts.Name, Info: s.c.opts.Info}
 		if continues {
 			hello.Session = prior
 		}
-		if err := s.t.WriteMessage(encode(hello)); err != nil {
+		data, err := wire.Encode(hello) // Info is the application's
+		if err != nil {
+			return err
+		}
+		if err := s.t.WriteMessage(data); err != nil {
 			return err
 		}
 	}

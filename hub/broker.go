@@ -5,42 +5,45 @@ import (
 	"encoding/json"
 	"errors"
 	"time"
+
+	"github.com/pulse-go/pulse/wire"
 )
 
-// Position is where a publication sits in its channel's stream. Offset
-// counts the publications of one epoch from 1, without gaps. Epoch names one
-// life of the stream and changes whenever the stream's history may have been
-// lost (a memory broker restarted, a Redis key expired): a client holding a
-// position of another epoch cannot know what it missed. The zero Position
-// means "no position".
-type Position struct {
-	Epoch  string `json:"epoch"`
-	Offset uint64 `json:"offset"`
-}
-
-// IsZero reports whether p is the zero Position.
-func (p Position) IsZero() bool { return p == Position{} }
+// Position is where a publication sits in its channel's stream: see
+// wire.Position, which says what its epoch detects.
+type Position = wire.Position
 
 // Publication is one message in a channel's stream.
 type Publication struct {
-	Channel string          `json:"channel"`
-	Pos     Position        `json:"pos"`
-	Data    json.RawMessage `json:"data"`
-	From    string          `json:"from,omitempty"` // the publishing client's member id; "" from the server
-	Time    time.Time       `json:"-"`              // when the broker accepted it, on its clock
+	Channel string
+	Pos     Position
+	Data    json.RawMessage
+	From    string    // the publishing client's member id; "" from the server
+	Time    time.Time // when the broker accepted it, on its clock
 }
 
-// Member is one session present in a channel.
+// wire is the publication as clients receive it.
+func (p Publication) wire() wire.Publication {
+	return wire.Publication{Pos: p.Pos, Data: p.Data, From: p.From}
+}
+
+// Member is one session present in a channel, as a broker keeps it.
 type Member struct {
-	ID     string          `json:"id"`             // the session's public member id
-	Client string          `json:"client"`         // the name the client gave, not unique
-	Info   json.RawMessage `json:"info,omitempty"` // what the client chose to share
-	// Owner names the connection that holds the membership. A session
-	// that comes back on a new connection joins again under the same ID
-	// with a new Owner; the old connection's Leave, when it is found dead
-	// later, must then leave the new membership alone. Never sent to
+	ID     string          // the session's public member id
+	Client string          // the name the client gave, not unique
+	Info   json.RawMessage // what the client chose to share
+	// Owner names the connection that holds the membership. One member
+	// may be held by several connections at once: a duplicated browser
+	// tab continues the same session, and a session that comes back on a
+	// new connection joins again before its old one is found dead. The
+	// member stays present until the last of them leaves. Never sent to
 	// clients.
-	Owner string `json:"-"`
+	Owner string
+}
+
+// Wire is the member as clients see it, without its Owner.
+func (m Member) Wire() wire.Member {
+	return wire.Member{ID: m.ID, Client: m.Client, Info: m.Info}
 }
 
 // EventType says what an Event carries.
@@ -63,7 +66,8 @@ type Event struct {
 type PublishOptions struct {
 	// IdempotencyKey, if set, makes the publish happen once: a publish to
 	// the same channel with the same key within the broker's dedup window
-	// is not appended again and returns the first one's position.
+	// is not appended again and returns the first one's position. A key
+	// is at most MaxKeyLength bytes; a longer one gets ErrKeyTooLong.
 	IdempotencyKey string
 	// From is the member id of the client that publishes, which the hub
 	// sets and subscribers see; empty for server code.
@@ -71,10 +75,7 @@ type PublishOptions struct {
 }
 
 // PublishResult says where a publication landed.
-type PublishResult struct {
-	Pos       Position
-	Duplicate bool // the key was seen within the window: nothing was appended
-}
+type PublishResult = wire.PublishResult
 
 // Broker stores channel streams and carries their events to subscriptions,
 // possibly across several server nodes. The hub owns this interface; the
@@ -105,13 +106,17 @@ type Broker interface {
 // hub finds it by type assertion; without it, presence is not offered.
 type PresenceBroker interface {
 	Broker
-	// Join adds m to channel (again: replaces it) and delivers an
-	// EventJoin to the channel's subscriptions.
+	// Join adds m.Owner to the owners of member m.ID in channel, and m
+	// becomes the member's description. It delivers an EventJoin to the
+	// channel's subscriptions when the member was not present, or when
+	// its Client or Info changed; a further owner of a member described
+	// the same way joins silently.
 	Join(ctx context.Context, channel string, m Member) error
-	// Leave removes the member with m.ID from channel and, if it was
-	// there, delivers an EventLeave. If m.Owner is set and the member
-	// joined with another Owner, Leave does nothing: the session has
-	// joined again from another connection.
+	// Leave removes m.Owner from the owners of member m.ID in channel;
+	// when none is left, the member leaves and an EventLeave is
+	// delivered. A Leave of an owner the member does not have does
+	// nothing; a Leave with an empty Owner removes the member whatever
+	// its owners.
 	Leave(ctx context.Context, channel string, m Member) error
 	// Members lists the members of channel, in no particular order.
 	Members(ctx context.Context, channel string) ([]Member, error)
@@ -121,7 +126,12 @@ type PresenceBroker interface {
 var (
 	ErrUnrecoverable = errors.New("hub: position cannot be recovered from history")
 	ErrClosed        = errors.New("hub: broker closed")
+	ErrKeyTooLong    = errors.New("hub: idempotency key too long")
 )
+
+// MaxKeyLength is the longest idempotency key, in bytes, that a broker
+// takes: a UUID is 36.
+const MaxKeyLength = 128
 
 // Defaults of the history and dedup bounds, for brokers that take them.
 const (

@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/pulse-go/pulse"
+	"github.com/pulse-go/pulse/wire"
 )
 
 // maxRecoveryBuffer bounds the live events a subscription holds while its
@@ -83,12 +84,11 @@ func (ch *channel) deliver(ev Event) {
 func encodeEvent(channel string, ev Event) []byte {
 	switch ev.Type {
 	case EventJoin:
-		return encode(memberMsg{Type: "join", Channel: channel, Member: ev.Member})
+		return wire.MustEncode(wire.Join{Channel: channel, Member: ev.Member.Wire()})
 	case EventLeave:
-		return encode(memberMsg{Type: "leave", Channel: channel, Member: ev.Member})
+		return wire.MustEncode(wire.Leave{Channel: channel, Member: ev.Member.Wire()})
 	}
-	p := ev.Publication
-	return encode(messageMsg{Type: "message", Channel: channel, Pos: p.Pos, Data: p.Data, From: p.From})
+	return wire.MustEncode(wire.Message{Channel: channel, Publication: ev.Publication.wire()})
 }
 
 // recover replays to sub what it missed, then turns it live. pubs (the
@@ -102,7 +102,7 @@ func encodeEvent(channel string, ev Event) []byte {
 func (ch *channel) recover(ctx context.Context, sub *subscription, pubs []Publication, top Position) error {
 	conn := sub.s.conn
 	for batch := range batches(pubs) {
-		if err := sendWait(ctx, conn, batchMsg{Type: "batch", Channel: ch.name, Publications: batch}); err != nil {
+		if err := sendWait(ctx, conn, wire.Batch{Channel: ch.name, Publications: batch}); err != nil {
 			return err
 		}
 	}
@@ -137,15 +137,15 @@ func (ch *channel) takeBuffer(sub *subscription) []Event {
 	return pending
 }
 
-func sendWait(ctx context.Context, conn *pulse.Conn, msg any) error {
-	return conn.SendWait(ctx, pulse.Message{Type: pulse.MessageText, Data: encode(msg)})
+func sendWait(ctx context.Context, conn *pulse.Conn, msg wire.Msg) error {
+	return conn.SendWait(ctx, pulse.Message{Type: pulse.MessageText, Data: wire.MustEncode(msg)})
 }
 
 // batches cuts pubs into runs of at most maxBatchBytes of data (at least
 // one publication each).
-func batches(pubs []Publication) func(yield func([]pubEntry) bool) {
-	return func(yield func([]pubEntry) bool) {
-		var batch []pubEntry
+func batches(pubs []Publication) func(yield func([]wire.Publication) bool) {
+	return func(yield func([]wire.Publication) bool) {
+		var batch []wire.Publication
 		size := 0
 		for _, p := range pubs {
 			if len(batch) > 0 && size+len(p.Data) > maxBatchBytes {
@@ -154,7 +154,7 @@ func batches(pubs []Publication) func(yield func([]pubEntry) bool) {
 				}
 				batch, size = nil, 0
 			}
-			batch = append(batch, pubEntry{Pos: p.Pos, Data: p.Data, From: p.From})
+			batch = append(batch, p.wire())
 			size += len(p.Data)
 		}
 		if len(batch) > 0 {

@@ -2,7 +2,6 @@ package hub
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/pulse-go/pulse"
 	"github.com/pulse-go/pulse/chaos"
+	"github.com/pulse-go/pulse/wire"
 )
 
 // Real-socket helpers: a pulse server with a hub behind httptest, and a
@@ -84,34 +84,12 @@ func (e *testEnv) proxy(t *testing.T) *chaos.Proxy {
 	return p
 }
 
-// serverMsg holds any message the server sends.
-type serverMsg struct {
-	Type         string          `json:"type"`
-	ID           uint64          `json:"id"`
-	Session      string          `json:"session"`
-	MemberID     string          `json:"member_id"`
-	IntervalMS   int64           `json:"interval_ms"`
-	TimeoutMS    int64           `json:"timeout_ms"`
-	Channel      string          `json:"channel"`
-	Pos          Position        `json:"pos"`
-	Position     Position        `json:"position"`
-	Recovered    *bool           `json:"recovered"`
-	Data         json.RawMessage `json:"data"`
-	From         string          `json:"from"`
-	Publications []pubEntry      `json:"publications"`
-	Duplicate    bool            `json:"duplicate"`
-	Code         string          `json:"code"`
-	Message      string          `json:"message"`
-	Members      []Member        `json:"members"`
-	Member       Member          `json:"member"`
-}
-
 // testClient is a pulse.v1 client: its reader answers the app heartbeat and
 // queues every other message.
 type testClient struct {
 	ws      *websocket.Conn
-	welcome serverMsg
-	in      chan serverMsg
+	welcome wire.Welcome
+	in      chan wire.Msg
 	done    chan struct{} // closed when the reader ends; err is then set
 	err     error
 	mu      sync.Mutex // serialises writes
@@ -127,13 +105,13 @@ func dial(t *testing.T, host string) *testClient {
 		t.Fatalf("dial %s: %v", host, err)
 	}
 	resp.Body.Close()
-	c := &testClient{ws: ws, in: make(chan serverMsg, 100000), done: make(chan struct{})}
+	c := &testClient{ws: ws, in: make(chan wire.Msg, 100000), done: make(chan struct{})}
 	go c.read()
 	t.Cleanup(func() {
 		ws.Close()
 		<-c.done
 	})
-	c.welcome = c.expect(t, "welcome")
+	c.welcome = expect[wire.Welcome](t, c)
 	return c
 }
 
@@ -145,12 +123,12 @@ func (c *testClient) read() {
 			c.err = err
 			return
 		}
-		var m serverMsg
-		if err := json.Unmarshal(data, &m); err != nil {
+		m, err := wire.DecodeServer(data)
+		if err != nil {
 			c.err = err
 			return
 		}
-		if m.Type == "ping" {
+		if _, ok := m.(wire.Ping); ok {
 			c.sendRaw([]byte(`{"type":"pong"}`))
 			continue
 		}
@@ -165,9 +143,9 @@ func (c *testClient) sendRaw(data []byte) error {
 	return c.ws.WriteMessage(websocket.TextMessage, data)
 }
 
-func (c *testClient) send(t *testing.T, v any) {
+func (c *testClient) send(t *testing.T, m wire.Msg) {
 	t.Helper()
-	data, err := json.Marshal(v)
+	data, err := wire.Encode(m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +155,7 @@ func (c *testClient) send(t *testing.T, v any) {
 }
 
 // next returns the next message from the server.
-func (c *testClient) next(t *testing.T) serverMsg {
+func (c *testClient) next(t *testing.T) wire.Msg {
 	t.Helper()
 	select {
 	case m := <-c.in:
@@ -187,24 +165,25 @@ func (c *testClient) next(t *testing.T) serverMsg {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no message within 10s")
 	}
-	return serverMsg{}
+	return nil
 }
 
-// expect returns the next message, which must be of type typ.
-func (c *testClient) expect(t *testing.T, typ string) serverMsg {
+// expect returns c's next message, which must be a T.
+func expect[T wire.Msg](t *testing.T, c *testClient) T {
 	t.Helper()
 	m := c.next(t)
-	if m.Type != typ {
-		t.Fatalf("got %+v, want a %q message", m, typ)
+	typed, ok := m.(T)
+	if !ok {
+		t.Fatalf("got %T %+v, want a %q message", m, m, typed.MsgType())
 	}
-	return m
+	return typed
 }
 
 // subscribe subscribes and returns the answer.
-func (c *testClient) subscribe(t *testing.T, channel string, since *Position, presence bool) serverMsg {
+func (c *testClient) subscribe(t *testing.T, channel string, since *Position, presence bool) wire.Subscribed {
 	t.Helper()
-	c.send(t, request{Type: typeSubscribe, ID: 1, Channel: channel, Since: since, Presence: presence})
-	return c.expect(t, "subscribed")
+	c.send(t, wire.Subscribe{ID: 1, Channel: channel, Since: since, Presence: presence})
+	return expect[wire.Subscribed](t, c)
 }
 
 // closeCode waits for the connection to end and returns the server's code.

@@ -64,7 +64,7 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "missing data")
 		return
 	}
-	res, err := h.opts.Broker.Publish(r.Context(), body.Channel, body.Data, PublishOptions{IdempotencyKey: body.Key})
+	res, err := h.Publish(r.Context(), body.Channel, body.Data, PublishOptions{IdempotencyKey: body.Key})
 	if err != nil {
 		h.opts.Logger.Warn("hub: broker failed", "op", "http publish", "err", err)
 		httpError(w, http.StatusServiceUnavailable, "publish failed; try again")

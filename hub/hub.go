@@ -104,6 +104,17 @@ func (h *Hub) Publish(ctx context.Context, channel string, data []byte, opts Pub
 	return h.opts.Broker.Publish(ctx, channel, data, opts)
 }
 
+// Subscribe delivers every event of channel from now on to deliver, on the
+// server side, as Broker.Subscribe does: deliver must not block and must
+// not call the hub. It needs no permission. Calling unsubscribe stops the
+// deliveries.
+func (h *Hub) Subscribe(ctx context.Context, channel string, deliver func(Event)) (unsubscribe func(), err error) {
+	if err := checkChannel(channel); err != nil {
+		return nil, fmt.Errorf("hub: subscribe: %s", err.message)
+	}
+	return h.opts.Broker.Subscribe(ctx, channel, deliver)
+}
+
 // Members lists who is present in channel.
 func (h *Hub) Members(ctx context.Context, channel string) ([]Member, error) {
 	pb, ok := h.opts.Broker.(PresenceBroker)
@@ -125,7 +136,7 @@ func (h *Hub) message(c *pulse.Conn, m pulse.Message) {
 	h.mu.Lock()
 	s := h.sessions[c]
 	h.mu.Unlock()
-	s.handle(m)
+	s.receive(m)
 }
 
 func (h *Hub) close(c *pulse.Conn, _ *pulse.CloseError) {

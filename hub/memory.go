@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -18,23 +19,57 @@ type MemoryOptions struct {
 	// HistoryTTL is how long a publication stays in history.
 	// Zero means DefaultHistoryTTL (10m).
 	HistoryTTL time.Duration
-	// DedupWindow is how long an idempotency key is remembered.
+	// DedupWindow is how long an idempotency key is remembered, at most:
+	// the four bounds below may push keys out sooner.
 	// Zero means DefaultDedupWindow (2m).
 	DedupWindow time.Duration
+	// MaxKeysPerChannel bounds the idempotency keys one channel remembers.
+	// Zero means DefaultMaxKeysPerChannel (10,000).
+	MaxKeysPerChannel int
+	// MaxKeyBytesPerChannel bounds the memory of one channel's keys, each
+	// counted as its length plus 224 bytes of bookkeeping.
+	// Zero means DefaultMaxKeyBytesPerChannel (3 MiB).
+	MaxKeyBytesPerChannel int
+	// MaxKeys bounds the keys all channels together remember.
+	// Zero means DefaultMaxKeys (200,000).
+	MaxKeys int
+	// MaxKeyBytes bounds the memory of all channels' keys, counted the
+	// same way. Zero means DefaultMaxKeyBytes (48 MiB).
+	MaxKeyBytes int
 	// Now is the clock of ages and windows. Nil means time.Now.
 	Now func() time.Time
 }
+
+// Defaults of the Memory's bounds on idempotency keys.
+const (
+	DefaultMaxKeysPerChannel     = 10_000
+	DefaultMaxKeyBytesPerChannel = 3 << 20
+	DefaultMaxKeys               = 200_000
+	DefaultMaxKeyBytes           = 48 << 20
+)
 
 // Memory is the in-memory PresenceBroker, the default of a single node.
 //
 // Each channel is a stream with its own lock and a random epoch, created on
 // first use. Its history is a ring of at most HistorySize publications, each
-// kept for HistoryTTL. Idempotency keys are kept for DedupWindow, so their
-// memory is bounded by the keyed publishes of one window. A stream that has
-// had no subscription, no member and no publish for the longer of
-// HistoryTTL and DedupWindow is idle; idle streams are freed by a sweep
-// that runs when the number of channels has doubled since the last one, and
-// a later use of the channel starts a new epoch.
+// kept for HistoryTTL.
+//
+// Idempotency keys are remembered for DedupWindow, within bounds of count
+// and bytes per channel (MaxKeysPerChannel, MaxKeyBytesPerChannel) and
+// overall (MaxKeys, MaxKeyBytes); a key over MaxKeyLength is refused with
+// ErrKeyTooLong. When a bound is reached, the oldest keys go first: the
+// dedup guarantee then holds for the most recent keys only, so within a
+// flood of keyed publishes (past 10,000 in one channel, or some 200,000 in
+// all, by default) a retry of an older publish is applied twice. Expired
+// keys leave on time: every call of the Memory, on any channel, expires a
+// bounded step of them, oldest first across all channels. (No sweeper
+// goroutine: a Memory has no Run to own one, and with the bounds an idle
+// Memory holds at most MaxKeyBytes until its next call.)
+//
+// A stream that has had no subscription, no member and no publish for the
+// longer of HistoryTTL and DedupWindow is idle; idle streams are freed by
+// a sweep that runs when the number of channels has doubled since the last
+// one, and a later use of the channel starts a new epoch.
 //
 // Delivery is synchronous: Publish, Join and Leave call deliver while
 // holding the channel's lock, so deliver must not block and must not call
@@ -48,6 +83,7 @@ type Memory struct {
 	dedupWindow time.Duration
 	idleAfter   time.Duration // max(historyTTL, dedupWindow)
 	now         func() time.Time
+	keys        *memKeys // the idempotency keys of every channel; its own lock
 
 	mu       sync.RWMutex // guards the fields below; taken before a stream's mu
 	closed   bool
@@ -75,8 +111,15 @@ func NewMemory(opts *MemoryOptions) *Memory {
 		dedupWindow: o.DedupWindow,
 		idleAfter:   max(o.HistoryTTL, o.DedupWindow),
 		now:         o.Now,
-		channels:    make(map[string]*memStream),
-		sweepAt:     memSweepMin,
+		keys: newMemKeys(memKeyLimits{
+			window:         o.DedupWindow,
+			perChannel:     o.MaxKeysPerChannel,
+			perChannelSize: o.MaxKeyBytesPerChannel,
+			total:          o.MaxKeys,
+			totalSize:      o.MaxKeyBytes,
+		}),
+		channels: make(map[string]*memStream),
+		sweepAt:  memSweepMin,
 	}
 }
 
@@ -93,11 +136,27 @@ func (o *MemoryOptions) setDefaults() {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	for _, bound := range []struct {
+		v   *int
+		def int
+	}{
+		{&o.MaxKeysPerChannel, DefaultMaxKeysPerChannel},
+		{&o.MaxKeyBytesPerChannel, DefaultMaxKeyBytesPerChannel},
+		{&o.MaxKeys, DefaultMaxKeys},
+		{&o.MaxKeyBytes, DefaultMaxKeyBytes},
+	} {
+		if *bound.v <= 0 {
+			*bound.v = bound.def
+		}
+	}
 }
 
 // Publish implements Broker.
 func (m *Memory) Publish(_ context.Context, channel string, data []byte, opts PublishOptions) (PublishResult, error) {
 	var res PublishResult
+	if n := len(opts.IdempotencyKey); n > MaxKeyLength {
+		return res, fmt.Errorf("%w: %d bytes, at most %d", ErrKeyTooLong, n, MaxKeyLength)
+	}
 	err := m.withStream(channel, func(s *memStream, now time.Time) error {
 		res = m.publish(s, channel, data, opts, now)
 		return nil
@@ -110,14 +169,13 @@ func (m *Memory) Publish(_ context.Context, channel string, data []byte, opts Pu
 func (m *Memory) publish(s *memStream, channel string, data []byte, opts PublishOptions, now time.Time) PublishResult {
 	key := opts.IdempotencyKey
 	m.trim(s, now)
-	s.keys.expire(now, m.dedupWindow)
-	if pos, ok := s.keys.pos[key]; ok { // never true for "": add skips it
+	if pos, ok := m.keys.lookup(channel, key, now); ok {
 		return PublishResult{Pos: pos, Duplicate: true}
 	}
 	s.top++
-	p := Publication{Channel: channel, Pos: Position{s.epoch, s.top}, Data: slices.Clone(data), From: opts.From, Time: now}
+	p := Publication{Channel: channel, Pos: Position{Epoch: s.epoch, Offset: s.top}, Data: slices.Clone(data), From: opts.From, Time: now}
 	s.hist.push(p, m.historySize)
-	s.keys.add(key, p.Pos, now)
+	m.keys.add(channel, key, p.Pos, now)
 	s.lastActive = now
 	s.deliver(Event{Type: EventPublication, Publication: p})
 	return PublishResult{Pos: p.Pos}
@@ -131,7 +189,7 @@ func (m *Memory) History(_ context.Context, channel string, since Position) ([]P
 	)
 	err := m.withStream(channel, func(s *memStream, now time.Time) error {
 		m.trim(s, now)
-		top = Position{s.epoch, s.top}
+		top = Position{Epoch: s.epoch, Offset: s.top}
 		if since.IsZero() {
 			return nil
 		}
@@ -181,27 +239,21 @@ func (m *Memory) unsubscribe(s *memStream, id uint64) {
 // Join implements PresenceBroker.
 func (m *Memory) Join(_ context.Context, channel string, member Member) error {
 	return m.withStream(channel, func(s *memStream, _ time.Time) error {
-		if s.members == nil {
-			s.members = make(map[string]Member)
-		}
 		member.Info = slices.Clone(member.Info)
-		s.members[member.ID] = member
-		s.deliver(Event{Type: EventJoin, Member: member})
+		if s.join(member) {
+			s.deliver(Event{Type: EventJoin, Member: member})
+		}
 		return nil
 	})
 }
 
 // Leave implements PresenceBroker. The EventLeave carries the member as it
-// joined.
+// last joined.
 func (m *Memory) Leave(_ context.Context, channel string, member Member) error {
 	return m.withStream(channel, func(s *memStream, now time.Time) error {
-		old, ok := s.members[member.ID]
-		if !ok || member.Owner != "" && old.Owner != member.Owner {
-			return nil // not there, or joined again from another connection
-		}
-		delete(s.members, member.ID)
-		if len(s.members) == 0 {
-			s.members = nil
+		old, gone := s.leave(member.ID, member.Owner)
+		if !gone {
+			return nil // not there, or still held by another connection
 		}
 		s.lastActive = now
 		s.deliver(Event{Type: EventLeave, Member: old})
@@ -214,7 +266,7 @@ func (m *Memory) Members(_ context.Context, channel string) ([]Member, error) {
 	var members []Member
 	err := m.withStream(channel, func(s *memStream, _ time.Time) error {
 		for _, member := range s.members {
-			members = append(members, member)
+			members = append(members, member.Member)
 		}
 		return nil
 	})
@@ -228,6 +280,7 @@ func (m *Memory) Close() error {
 	defer m.mu.Unlock()
 	m.closed = true
 	m.channels = nil
+	m.keys.clear()
 	return nil
 }
 
@@ -237,6 +290,7 @@ func (m *Memory) withStream(channel string, f func(s *memStream, now time.Time) 
 	if channel == "" {
 		return errMemEmptyChannel
 	}
+	m.keys.expire(m.now())
 	for {
 		s, err := m.stream(channel)
 		if err != nil {

@@ -62,7 +62,7 @@ func TestMemoryIdleChannelGetsNewEpoch(t *testing.T) {
 	if !errors.Is(err, ErrUnrecoverable) || len(pubs) != 0 || top.Epoch == old.Epoch || top.Offset != 0 {
 		t.Errorf("History(%v) after the sweep = %d, %v, %v; want none, offset 0 of a new epoch, ErrUnrecoverable", old, len(pubs), top, err)
 	}
-	if res := memPublish(t, m, "a", "k"); res.Duplicate || res.Pos != (Position{top.Epoch, 1}) {
+	if res := memPublish(t, m, "a", "k"); res.Duplicate || res.Pos != (Position{Epoch: top.Epoch, Offset: 1}) {
 		t.Errorf("Publish after the sweep = %+v, want offset 1 of %q", res, top.Epoch)
 	}
 }
@@ -117,21 +117,22 @@ func TestMemoryStorageBounded(t *testing.T) {
 	if len(s.hist.buf) > size || s.hist.n != size {
 		t.Errorf("history holds %d in a ring of %d, want %d in at most %d", s.hist.n, len(s.hist.buf), size, size)
 	}
-	if len(s.keys.pos) != 10*size {
-		t.Errorf("%d keys remembered within the window, want %d", len(s.keys.pos), 10*size)
+	if n := memKeysOf(m, "a"); n != 10*size {
+		t.Errorf("%d keys remembered within the window, want %d", n, 10*size)
 	}
 	clock.Advance(time.Minute)
 	memPublish(t, m, "a", "young")
 	clock.Advance(time.Minute)
 	memPublish(t, m, "a", "last")
-	if len(s.keys.pos) != 2 || len(s.keys.order) != 2 || s.hist.n != 1 { // young is a history TTL old
-		t.Errorf("after the window: %d keys, %d in order, %d publications; want 2, 2, 1", len(s.keys.pos), len(s.keys.order), s.hist.n)
+	if n := memKeysOf(m, "a"); n != 2 || m.keys.n != 2 || s.hist.n != 1 { // young is a history TTL old
+		t.Errorf("after the window: %d keys, %d in all, %d publications; want 2, 2, 1", n, m.keys.n, s.hist.n)
 	}
 	clock.Advance(2 * time.Minute)
 	memPublish(t, m, "a", "")
 	clock.Advance(time.Minute)
-	if _, _, err := m.History(t.Context(), "a", Position{}); err != nil || s.hist.buf != nil || s.keys.pos != nil || s.keys.order != nil {
-		t.Errorf("History = %v; after all expired: a ring of %d, keys %v, %v; want all freed", err, len(s.hist.buf), s.keys.pos, s.keys.order)
+	if _, _, err := m.History(t.Context(), "a", Position{}); err != nil || s.hist.buf != nil || m.keys.n != 0 || m.keys.queue.items != nil {
+		t.Errorf("History = %v; after all expired: a ring of %d, %d keys, a queue of %d; want all freed",
+			err, len(s.hist.buf), m.keys.n, len(m.keys.queue.items))
 	}
 }
 

@@ -1,6 +1,8 @@
 package hub
 
 import (
+	"bytes"
+	"slices"
 	"sync"
 	"time"
 )
@@ -14,10 +16,9 @@ type memStream struct {
 	epoch      string // set at creation
 	top        uint64 // offset of the last publication; 0 before the first
 	hist       memHistory
-	keys       memKeys
 	subs       map[uint64]func(Event) // nil when empty
 	nextSub    uint64                 // id of the last subscription
-	members    map[string]Member      // by ID; nil when empty
+	members    map[string]*memMember  // by ID; nil when empty
 	lastActive time.Time              // of the last publish, unsubscribe or leave
 }
 
@@ -50,6 +51,58 @@ func (s *memStream) sweepIfIdle(now time.Time, idleAfter time.Duration) bool {
 	}
 	s.dead = true
 	return true
+}
+
+// memMember is a member present in a channel, and the connections that
+// hold it: it stays until the last of them leaves.
+type memMember struct {
+	Member          // as it last joined
+	owners []string // the Owner of each join not yet left; never empty
+}
+
+// join adds m.Owner to the owners of member m.ID, which m now describes,
+// and reports whether that is news to the channel: a member that was not
+// there, or one whose Client or Info changed. s.mu is held.
+func (s *memStream) join(m Member) bool {
+	old := s.members[m.ID]
+	if old == nil {
+		if s.members == nil {
+			s.members = make(map[string]*memMember)
+		}
+		s.members[m.ID] = &memMember{Member: m, owners: []string{m.Owner}}
+		return true
+	}
+	if !slices.Contains(old.owners, m.Owner) {
+		old.owners = append(old.owners, m.Owner)
+	}
+	changed := old.Client != m.Client || !bytes.Equal(old.Info, m.Info)
+	old.Member = m
+	return changed
+}
+
+// leave removes owner from the owners of member id, or all of them if
+// owner is "", and returns the member if it has none left and is gone.
+// s.mu is held.
+func (s *memStream) leave(id, owner string) (Member, bool) {
+	old := s.members[id]
+	if old == nil {
+		return Member{}, false
+	}
+	if owner != "" {
+		i := slices.Index(old.owners, owner)
+		if i < 0 {
+			return Member{}, false // a connection that holds nothing here
+		}
+		old.owners = slices.Delete(old.owners, i, i+1)
+		if len(old.owners) > 0 {
+			return Member{}, false
+		}
+	}
+	delete(s.members, id)
+	if len(s.members) == 0 {
+		s.members = nil
+	}
+	return old.Member, true
 }
 
 // memHistory holds a channel's retained publications, oldest first: a ring
@@ -102,42 +155,4 @@ func (h *memHistory) from(i int) []Publication {
 		pubs = append(pubs, *h.at(i))
 	}
 	return pubs
-}
-
-// memKeys remembers a channel's idempotency keys for the dedup window.
-type memKeys struct {
-	pos   map[string]Position // the publication of each key
-	order []memKey            // the keys in the order they were added
-}
-
-type memKey struct {
-	key string
-	pos Position
-	at  time.Time
-}
-
-// add remembers key, if not empty, as the key of the publication at pos.
-func (k *memKeys) add(key string, pos Position, now time.Time) {
-	if key == "" {
-		return
-	}
-	if k.pos == nil {
-		k.pos = make(map[string]Position)
-	}
-	k.pos[key] = pos
-	k.order = append(k.order, memKey{key, pos, now})
-}
-
-// expire forgets the keys added window or longer before now.
-func (k *memKeys) expire(now time.Time, window time.Duration) {
-	for len(k.order) > 0 && now.Sub(k.order[0].at) >= window {
-		if old := k.order[0]; k.pos[old.key] == old.pos {
-			delete(k.pos, old.key)
-		}
-		k.order[0] = memKey{}
-		k.order = k.order[1:]
-	}
-	if len(k.order) == 0 {
-		*k = memKeys{}
-	}
 }

@@ -1,12 +1,14 @@
 package hub
 
 import (
-	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"reflect"
 	"regexp"
 	"testing"
+
+	"github.com/pulse-go/pulse/wire"
 )
 
 // The examples in PROTOCOL.md are the protocol's contract: each must be
@@ -14,18 +16,10 @@ import (
 
 var jsonBlock = regexp.MustCompile("(?s)```json\n(.*?)\n```")
 
-// serverTypes maps each server message type to the struct the hub encodes.
-var serverTypes = map[string]func() any{
-	"welcome":    func() any { return &welcomeMsg{} },
-	"subscribed": func() any { return &subscribedMsg{} },
-	"batch":      func() any { return &batchMsg{} },
-	"message":    func() any { return &messageMsg{} },
-	"ack":        func() any { return &ackMsg{} },
-	"presence":   func() any { return &presenceMsg{} },
-	"join":       func() any { return &memberMsg{} },
-	"leave":      func() any { return &memberMsg{} },
-	"error":      func() any { return &errorMsg{} },
-}
+// Both ends decode with package wire: a client example must pass the
+// hub's decodeRequest (decoding and checks), a server example the Go
+// client's wire.DecodeServer; either must give the same JSON back when
+// encoded again, so no field of an example is unknown to the code.
 
 func TestProtocolExamples(t *testing.T) {
 	doc, err := os.ReadFile("../PROTOCOL.md")
@@ -47,13 +41,14 @@ func TestProtocolExamples(t *testing.T) {
 			t.Fatalf("example %s is not JSON: %v", example, err)
 		}
 		seen[env.Type] = true
+		client, server := checkClientExample(example), checkServerExample(example)
 		switch {
-		case env.Type == "ping" || env.Type == "pong":
-			// the core's heartbeat; package pulse checks these examples
-		case env.Type == "presence" && env.Members == nil, serverTypes[env.Type] == nil:
-			checkClientExample(t, example)
+		case env.Type == wire.TypePing || env.Type == wire.TypePong:
+			both(t, example, client, server) // they go both ways
+		case env.Type == wire.TypePresence && env.Members == nil, client == nil:
+			ok(t, example, client)
 		default:
-			checkServerExample(t, example, serverTypes[env.Type]())
+			ok(t, example, server)
 		}
 	}
 	for _, typ := range []string{"welcome", "hello", "subscribe", "subscribed", "batch", "message", "unsubscribe",
@@ -64,28 +59,43 @@ func TestProtocolExamples(t *testing.T) {
 	}
 }
 
-// checkClientExample: the server's decoder accepts it.
-func checkClientExample(t *testing.T, example []byte) {
+func ok(t *testing.T, example []byte, err error) {
 	t.Helper()
-	if _, err := decodeRequest(example); err != nil {
-		t.Errorf("client example %s is refused: %v", example, err)
+	if err != nil {
+		t.Errorf("example %s: %v", example, err)
 	}
 }
 
-// checkServerExample: it decodes into the hub's own type with no unknown
-// field, and encoding that gives the same JSON back.
-func checkServerExample(t *testing.T, example []byte, msg any) {
+func both(t *testing.T, example []byte, client, server error) {
 	t.Helper()
-	dec := json.NewDecoder(bytes.NewReader(example))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(msg); err != nil {
-		t.Errorf("server example %s does not match %T: %v", example, msg, err)
-		return
+	ok(t, example, client)
+	ok(t, example, server)
+}
+
+// checkClientExample: the hub accepts it, and says the same when encoding it.
+func checkClientExample(example []byte) error {
+	m, perr := decodeRequest(example)
+	if perr != nil {
+		return perr
 	}
+	return sameJSON(example, m)
+}
+
+// checkServerExample: the client decodes it, and says the same when encoding it.
+func checkServerExample(example []byte) error {
+	m, err := wire.DecodeServer(example)
+	if err != nil {
+		return err
+	}
+	return sameJSON(example, m)
+}
+
+func sameJSON(example []byte, m wire.Msg) error {
 	var want, got any
 	json.Unmarshal(example, &want)
-	json.Unmarshal(encode(msg), &got)
+	json.Unmarshal(wire.MustEncode(m), &got)
 	if !reflect.DeepEqual(want, got) {
-		t.Errorf("server example %s: the hub would send %s", example, encode(msg))
+		return fmt.Errorf("decoded as %T, which encodes as %s", m, wire.MustEncode(m))
 	}
+	return nil
 }

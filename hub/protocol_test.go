@@ -9,6 +9,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/pulse-go/pulse"
+	"github.com/pulse-go/pulse/wire"
 )
 
 var decodeCases = []struct {
@@ -22,18 +23,18 @@ var decodeCases = []struct {
 	{`{"type":"publish","id":3,"channel":"room","key":"k","data":{"text":"hi"}}`, ""},
 	{`{"type":"presence","id":4,"channel":"room"}`, ""},
 	{`{"type":"subscribe","channel":"room","extra":"ignored"}`, ""},
-	{`{"type":"publish","channel":"room"}`, codeBadRequest},
-	{`{"type":"subscribe"}`, codeBadRequest},
-	{`{"type":"subscribe","channel":"has space"}`, codeBadRequest},
-	{`{"type":"subscribe","channel":"` + strings.Repeat("x", maxChannelName+1) + `"}`, codeBadRequest},
-	{`{"type":"subscribe","channel":"bad\u0000"}`, codeBadRequest},
-	{`{"type":"subscribe","channel":"room","since":{"offset":-1}}`, codeBadRequest},
-	{`{"type":"teleport","channel":"room"}`, codeUnknownType},
-	{`{"channel":"room"}`, codeBadRequest},
-	{`{"type":"hello"} {"type":"hello"}`, codeBadRequest},
-	{`{"type":`, codeBadRequest},
-	{`[]`, codeBadRequest},
-	{``, codeBadRequest},
+	{`{"type":"publish","channel":"room"}`, wire.CodeBadRequest},
+	{`{"type":"subscribe"}`, wire.CodeBadRequest},
+	{`{"type":"subscribe","channel":"has space"}`, wire.CodeBadRequest},
+	{`{"type":"subscribe","channel":"` + strings.Repeat("x", maxChannelName+1) + `"}`, wire.CodeBadRequest},
+	{`{"type":"subscribe","channel":"bad\u0000"}`, wire.CodeBadRequest},
+	{`{"type":"subscribe","channel":"room","since":{"offset":-1}}`, wire.CodeBadRequest},
+	{`{"type":"teleport","channel":"room"}`, wire.CodeUnknownType},
+	{`{"channel":"room"}`, wire.CodeBadRequest},
+	{`{"type":"hello"} {"type":"hello"}`, wire.CodeBadRequest},
+	{`{"type":`, wire.CodeBadRequest},
+	{`[]`, wire.CodeBadRequest},
+	{``, wire.CodeBadRequest},
 }
 
 func TestDecodeRequest(t *testing.T) {
@@ -58,19 +59,19 @@ func FuzzDecodeRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := decodeRequest(data)
 		if err != nil {
-			if err.code != codeBadRequest && err.code != codeUnknownType {
+			if err.code != wire.CodeBadRequest && err.code != wire.CodeUnknownType {
 				t.Fatalf("error code %q", err.code)
 			}
 			return
 		}
-		switch r.Type {
-		case typeHello:
-		case typeSubscribe, typeUnsubscribe, typePresence, typePublish:
-			if checkChannel(r.Channel) != nil {
-				t.Fatalf("accepted channel %q", r.Channel)
+		switch r := r.(type) {
+		case wire.Hello, wire.Ping, wire.Pong:
+		case wire.Subscribe, wire.Unsubscribe, wire.PresenceQuery, wire.Publish:
+			if channel := channelOf(r); checkChannel(channel) != nil {
+				t.Fatalf("accepted channel %q", channel)
 			}
 		default:
-			t.Fatalf("accepted type %q", r.Type)
+			t.Fatalf("accepted %T", r)
 		}
 	})
 }
@@ -86,36 +87,36 @@ func TestBadRequestsAnswered(t *testing.T) {
 		send string
 		code string
 	}{
-		{`{"type":"publish","id":9,"channel":"room"`, codeBadRequest},
-		{`{"type":"warp","id":9}`, codeUnknownType},
-		{`{"type":"subscribe","id":9}`, codeBadRequest},
-		{`{"type":"unsubscribe","id":9,"channel":"nowhere"}`, codeNotSubscribed},
-		{`{"type":"hello","id":9,"client":"` + strings.Repeat("n", maxClientName+1) + `"}`, codeBadRequest},
+		{`{"type":"publish","id":9,"channel":"room"`, wire.CodeBadRequest},
+		{`{"type":"warp","id":9}`, wire.CodeUnknownType},
+		{`{"type":"subscribe","id":9}`, wire.CodeBadRequest},
+		{`{"type":"unsubscribe","id":9,"channel":"nowhere"}`, wire.CodeNotSubscribed},
+		{`{"type":"hello","id":9,"client":"` + strings.Repeat("n", maxClientName+1) + `"}`, wire.CodeBadRequest},
 	}
 	for _, tc := range cases {
 		c.sendRaw([]byte(tc.send))
-		if m := c.expect(t, "error"); m.Code != tc.code {
+		if m := expect[wire.Error](t, c); m.Code != tc.code {
 			t.Fatalf("%s: error %+v, want code %s", tc.send, m, tc.code)
 		}
 	}
 	c.mu.Lock()
 	c.ws.WriteMessage(websocket.BinaryMessage, []byte{1, 2, 3})
 	c.mu.Unlock()
-	if m := c.expect(t, "error"); m.Code != codeBadRequest {
+	if m := expect[wire.Error](t, c); m.Code != wire.CodeBadRequest {
 		t.Fatalf("binary message: %+v, want bad_request", m)
 	}
 	c.subscribe(t, "a", nil, false)
-	c.send(t, request{Type: typeSubscribe, ID: 5, Channel: "a"})
-	if m := c.expect(t, "error"); m.Code != codeBadRequest || m.ID != 5 {
+	c.send(t, wire.Subscribe{ID: 5, Channel: "a"})
+	if m := expect[wire.Error](t, c); m.Code != wire.CodeBadRequest || m.ID != 5 {
 		t.Fatalf("second subscribe: %+v, want bad_request for id 5", m)
 	}
-	c.send(t, request{Type: typeSubscribe, ID: 6, Channel: "b"})
-	if m := c.expect(t, "error"); m.Code != codeTooMany {
+	c.send(t, wire.Subscribe{ID: 6, Channel: "b"})
+	if m := expect[wire.Error](t, c); m.Code != wire.CodeTooMany {
 		t.Fatalf("subscribe over the limit: %+v, want too_many", m)
 	}
-	c.send(t, request{Type: typePublish, ID: 7, Channel: "room", Data: []byte(`"still works"`)})
-	c.expect(t, "ack")
-	if m := other.expect(t, "message"); string(m.Data) != `"still works"` {
+	c.send(t, wire.Publish{ID: 7, Channel: "room", Data: []byte(`"still works"`)})
+	expect[wire.Ack](t, c)
+	if m := expect[wire.Message](t, other); string(m.Data) != `"still works"` {
 		t.Fatalf("other client got %+v", m)
 	}
 }
@@ -132,7 +133,7 @@ func TestOversizedMessageClosed(t *testing.T) {
 	if _, err := env.hub.Publish(t.Context(), "room", []byte(`1`), PublishOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	other.expect(t, "message")
+	expect[wire.Message](t, other)
 }
 
 func TestAuthorizeRefuses(t *testing.T) {
@@ -144,8 +145,8 @@ func TestAuthorizeRefuses(t *testing.T) {
 	}
 	env := startHub(t, nil, nil, &Options{Authorize: serverOnly})
 	c := dial(t, env.addr())
-	c.send(t, request{Type: typePublish, ID: 1, Channel: "$ticker", Data: []byte(`1`)})
-	if m := c.expect(t, "error"); m.Code != codeForbidden || !strings.Contains(m.Message, "server only") {
+	c.send(t, wire.Publish{ID: 1, Channel: "$ticker", Data: []byte(`1`)})
+	if m := expect[wire.Error](t, c); m.Code != wire.CodeForbidden || !strings.Contains(m.Message, "server only") {
 		t.Fatalf("publish to $ticker: %+v, want forbidden", m)
 	}
 	c.subscribe(t, "$ticker", nil, false)
@@ -183,7 +184,7 @@ func TestPublishHTTP(t *testing.T) {
 			t.Fatalf("%s key %q body %.40q: status %d, want %d", tc.method, tc.key, tc.body, resp.StatusCode, tc.status)
 		}
 	}
-	if m := sub.expect(t, "message"); string(m.Data) != `{"headline":"ok"}` {
+	if m := expect[wire.Message](t, sub); string(m.Data) != `{"headline":"ok"}` {
 		t.Fatalf("subscriber got %+v", m)
 	}
 }
@@ -212,7 +213,7 @@ func TestSlowBrokerSubscribeBlocksOnlyItsChannel(t *testing.T) {
 	broker := slowBroker{Memory: NewMemory(nil), release: make(chan struct{})}
 	env := startHub(t, nil, nil, &Options{Broker: broker})
 	waiting := dial(t, env.addr())
-	waiting.send(t, request{Type: typeSubscribe, ID: 1, Channel: "slow"})
+	waiting.send(t, wire.Subscribe{ID: 1, Channel: "slow"})
 	other := dial(t, env.addr())
 	other.subscribe(t, "fast", nil, false) // answered while "slow" waits
 	select {
@@ -221,7 +222,22 @@ func TestSlowBrokerSubscribeBlocksOnlyItsChannel(t *testing.T) {
 	default:
 	}
 	close(broker.release)
-	if m := waiting.expect(t, "subscribed"); m.Channel != "slow" {
+	if m := expect[wire.Subscribed](t, waiting); m.Channel != "slow" {
 		t.Fatalf("got %+v, want the slow channel's answer", m)
 	}
+}
+
+// channelOf is the channel a request names.
+func channelOf(m wire.Msg) string {
+	switch m := m.(type) {
+	case wire.Subscribe:
+		return m.Channel
+	case wire.Unsubscribe:
+		return m.Channel
+	case wire.PresenceQuery:
+		return m.Channel
+	case wire.Publish:
+		return m.Channel
+	}
+	return ""
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pulse-go/pulse"
 	"github.com/pulse-go/pulse/chaos"
+	"github.com/pulse-go/pulse/wire"
 )
 
 // Resume over real sockets: a subscriber is silently cut off by the fault
@@ -43,7 +44,7 @@ type received struct {
 	n    int // the next {"n":...} expected
 }
 
-func (r *received) add(t *testing.T, p pubEntry) {
+func (r *received) add(t *testing.T, p wire.Publication) {
 	t.Helper()
 	var body struct{ N int }
 	if err := json.Unmarshal(p.Data, &body); err != nil {
@@ -61,12 +62,11 @@ func (r *received) add(t *testing.T, p pubEntry) {
 func (r *received) take(t *testing.T, c *testClient, count int) {
 	t.Helper()
 	for got := 0; got < count; {
-		m := c.next(t)
-		switch m.Type {
-		case "message":
-			r.add(t, pubEntry{Pos: m.Pos, Data: m.Data})
+		switch m := c.next(t).(type) {
+		case wire.Message:
+			r.add(t, m.Publication)
 			got++
-		case "batch":
+		case wire.Batch:
 			for _, p := range m.Publications {
 				r.add(t, p)
 			}
@@ -162,24 +162,24 @@ func TestPresenceDropsBlackholedMember(t *testing.T) {
 	env := startHub(t, resumeOptions(), nil, nil)
 	proxy := env.proxy(t)
 	gone := dial(t, proxy.Addr())
-	gone.send(t, request{Type: typeHello, ID: 7, Client: "gone"})
-	gone.expect(t, "ack")
+	gone.send(t, wire.Hello{ID: 7, Client: "gone"})
+	expect[wire.Ack](t, gone)
 	gone.subscribe(t, "lobby", nil, true)
-	gone.expect(t, "join")
+	expect[wire.Join](t, gone)
 	stays := dial(t, env.addr())
 	stays.subscribe(t, "lobby", nil, true)
-	stays.expect(t, "join") // itself
+	expect[wire.Join](t, stays) // itself
 
-	stays.send(t, request{Type: typePresence, ID: 2, Channel: "lobby"})
-	if m := stays.expect(t, "presence"); len(m.Members) != 2 {
+	stays.send(t, wire.PresenceQuery{ID: 2, Channel: "lobby"})
+	if m := expect[wire.Presence](t, stays); len(m.Members) != 2 {
 		t.Fatalf("members %+v, want 2", m.Members)
 	}
 	start := time.Now()
 	proxy.Blackhole(chaos.Both)
-	leave := stays.expect(t, "leave")
+	leave := expect[wire.Leave](t, stays)
 	took := time.Since(start)
-	if leave.Member.ID != gone.welcome.MemberID || leave.Member.Client != "gone" {
-		t.Fatalf("leave of %+v, want member %s", leave.Member, gone.welcome.MemberID)
+	if leave.Member.ID != gone.welcome.Member || leave.Member.Client != "gone" {
+		t.Fatalf("leave of %+v, want member %s", leave.Member, gone.welcome.Member)
 	}
 	bound := resumeInterval + resumeTimeout + env.srv.Tick()
 	if took > bound+300*time.Millisecond {
@@ -194,20 +194,20 @@ func TestIdempotentPublish(t *testing.T) {
 	sub.subscribe(t, "orders", nil, false)
 	pub := dial(t, env.addr())
 	order := json.RawMessage(`{"item":"tea"}`)
-	pub.send(t, request{Type: typePublish, ID: 1, Channel: "orders", Key: "k-1", Data: order})
-	first := pub.expect(t, "ack")
-	pub.send(t, request{Type: typePublish, ID: 2, Channel: "orders", Key: "k-1", Data: order})
-	second := pub.expect(t, "ack")
-	if first.Duplicate || !second.Duplicate || first.Pos != second.Pos || second.ID != 2 {
+	pub.send(t, wire.Publish{ID: 1, Channel: "orders", Key: "k-1", Data: order})
+	first := expect[wire.Ack](t, pub)
+	pub.send(t, wire.Publish{ID: 2, Channel: "orders", Key: "k-1", Data: order})
+	second := expect[wire.Ack](t, pub)
+	if first.Duplicate || !second.Duplicate || *first.Pos != *second.Pos || second.ID != 2 {
 		t.Fatalf("acks %+v then %+v, want the same position, the second a duplicate", first, second)
 	}
-	pub.send(t, request{Type: typePublish, ID: 3, Channel: "orders", Key: "k-2", Data: order})
-	third := pub.expect(t, "ack")
-	if m := sub.expect(t, "message"); m.Pos != first.Pos || m.From != pub.welcome.MemberID {
-		t.Fatalf("first message at %+v from %q, want %+v from the publisher, %s", m.Pos, m.From, first.Pos, pub.welcome.MemberID)
+	pub.send(t, wire.Publish{ID: 3, Channel: "orders", Key: "k-2", Data: order})
+	third := expect[wire.Ack](t, pub)
+	if m := expect[wire.Message](t, sub); m.Pos != *first.Pos || m.From != pub.welcome.Member {
+		t.Fatalf("first message at %+v from %q, want %+v from the publisher, %s", m.Pos, m.From, *first.Pos, pub.welcome.Member)
 	}
-	if m := sub.expect(t, "message"); m.Pos != third.Pos {
-		t.Fatalf("second message at %+v, want %+v: the duplicate was delivered", m.Pos, third.Pos)
+	if m := expect[wire.Message](t, sub); m.Pos != *third.Pos {
+		t.Fatalf("second message at %+v, want %+v: the duplicate was delivered", m.Pos, *third.Pos)
 	}
 }
 
@@ -272,36 +272,36 @@ func TestSessionContinues(t *testing.T) {
 	proxy := env.proxy(t)
 	watcher := dial(t, env.addr())
 	watcher.subscribe(t, "lobby", nil, true)
-	watcher.expect(t, "join") // itself
+	expect[wire.Join](t, watcher) // itself
 	old := dial(t, proxy.Addr())
 	old.subscribe(t, "lobby", nil, true)
-	if m := watcher.expect(t, "join"); m.Member.ID != old.welcome.MemberID {
-		t.Fatalf("join of %+v, want %s", m.Member, old.welcome.MemberID)
+	if m := expect[wire.Join](t, watcher); m.Member.ID != old.welcome.Member {
+		t.Fatalf("join of %+v, want %s", m.Member, old.welcome.Member)
 	}
 	proxy.Blackhole(chaos.Both) // the old connection is silently gone
 
 	back := dial(t, env.addr())
-	back.send(t, request{Type: typeHello, ID: 1, Client: "ann", Session: old.welcome.Session})
-	if ack := back.expect(t, "ack"); ack.Session != old.welcome.Session || ack.MemberID != old.welcome.MemberID {
-		t.Fatalf("hello answered %+v, want session %s as member %s", ack, old.welcome.Session, old.welcome.MemberID)
+	back.send(t, wire.Hello{ID: 1, Client: "ann", Session: old.welcome.Session})
+	if ack := expect[wire.Ack](t, back); ack.Session != old.welcome.Session || ack.Member != old.welcome.Member {
+		t.Fatalf("hello answered %+v, want session %s as member %s", ack, old.welcome.Session, old.welcome.Member)
 	}
 	back.subscribe(t, "lobby", nil, true)
-	back.expect(t, "join") // itself
-	if m := watcher.expect(t, "join"); m.Member.ID != old.welcome.MemberID || m.Member.Client != "ann" {
+	expect[wire.Join](t, back) // itself
+	if m := expect[wire.Join](t, watcher); m.Member.ID != old.welcome.Member || m.Member.Client != "ann" {
 		t.Fatalf("join of %+v, want the same member, now named ann", m.Member)
 	}
 	awaitCut(t, env) // the old connection's end must not remove the member
-	watcher.send(t, request{Type: typePresence, ID: 2, Channel: "lobby"})
-	if m := watcher.expect(t, "presence"); len(m.Members) != 2 {
+	watcher.send(t, wire.PresenceQuery{ID: 2, Channel: "lobby"})
+	if m := expect[wire.Presence](t, watcher); len(m.Members) != 2 {
 		t.Fatalf("members after the old connection ended: %+v, want the watcher and ann", m.Members)
 	}
 
-	back.send(t, request{Type: typeHello, ID: 3, Session: strings.Repeat("0", 32)})
-	if m := back.expect(t, "error"); m.Code != codeBadRequest {
+	back.send(t, wire.Hello{ID: 3, Session: strings.Repeat("0", 32)})
+	if m := expect[wire.Error](t, back); m.Code != wire.CodeBadRequest {
 		t.Fatalf("a session change after subscribing: %+v, want bad_request", m)
 	}
-	back.send(t, request{Type: typeHello, ID: 4, Session: "not-a-token"})
-	if m := back.expect(t, "error"); m.Code != codeBadRequest {
+	back.send(t, wire.Hello{ID: 4, Session: "not-a-token"})
+	if m := expect[wire.Error](t, back); m.Code != wire.CodeBadRequest {
 		t.Fatalf("a malformed session: %+v, want bad_request", m)
 	}
 }
@@ -318,15 +318,26 @@ func TestUnsubscribeStopsReplay(t *testing.T) {
 	}
 	_, top, _ := env.broker.History(context.Background(), "room", Position{})
 	since := Position{Epoch: top.Epoch, Offset: 1}
-	c.send(t, request{Type: typeSubscribe, ID: 1, Channel: "room", Since: &since})
-	c.send(t, request{Type: typeUnsubscribe, ID: 2, Channel: "room"})
-	if m := c.next(t); m.Type != "subscribed" || m.ID != 1 {
+	c.send(t, wire.Subscribe{ID: 1, Channel: "room", Since: &since})
+	c.send(t, wire.Unsubscribe{ID: 2, Channel: "room"})
+	if m, ok := c.next(t).(wire.Subscribed); !ok || m.ID != 1 {
 		t.Fatalf("first answer %+v, want the subscribe's", m)
 	}
-	for m := c.next(t); m.Type != "ack" || m.ID != 2; m = c.next(t) {
+	for m, ok := c.next(t).(wire.Ack); !ok || m.ID != 2; m, ok = c.next(t).(wire.Ack) {
 	} // some of the replay may come before the ack
 	env.hub.Publish(context.Background(), "other", []byte(`"marker"`), PublishOptions{})
-	for m := c.next(t); m.Channel != "other"; m = c.next(t) {
-		t.Fatalf("after the unsubscribe's ack: %s of %q", m.Type, m.Channel)
+	if m := c.next(t); channelOfEvent(m) != "other" {
+		t.Fatalf("after the unsubscribe's ack: %T %+v", m, m)
 	}
+}
+
+// channelOfEvent is the channel of a message or batch, or "".
+func channelOfEvent(m wire.Msg) string {
+	switch m := m.(type) {
+	case wire.Message:
+		return m.Channel
+	case wire.Batch:
+		return m.Channel
+	}
+	return ""
 }

@@ -12,10 +12,8 @@ import (
 	"time"
 
 	"github.com/pulse-go/pulse"
+	"github.com/pulse-go/pulse/wire"
 )
-
-// brokerTimeout bounds each broker call made for a client.
-const brokerTimeout = 5 * time.Second
 
 // replayTimeout bounds a subscriber's replay of history. Each write is
 // bounded by the server's WriteTimeout already; this is a safety net.
@@ -33,12 +31,22 @@ const (
 // member come back rather than a stranger.
 type session struct {
 	// Set at open, never changes.
-	hub   *Hub
-	conn  *pulse.Conn
-	owner string // names this connection in the memberships it holds
+	hub            *Hub
+	conn           *pulse.Conn
+	owner          string        // names this connection in the memberships it holds
+	requestTimeout time.Duration // how long a request may take, from read to answer
 
-	// Owned by the connection's reader: the Handler callbacks of one
-	// connection never run concurrently.
+	// Guarded by mu: the requests waiting for the worker (requests.go).
+	mu      sync.Mutex
+	queue   []pending
+	working bool               // a worker goroutine is running
+	ended   bool               // the connection has closed: no worker may start
+	room    chan struct{}      // made by a reader waiting for room in queue; closed when the worker takes one
+	cancel  context.CancelFunc // ends the request the worker is serving
+	worker  sync.WaitGroup
+
+	// Owned by the worker, which serves one request at a time, and by end
+	// once the worker has stopped.
 	token  string // secret; presenting it in a hello continues the session
 	member string // public; the member id in presence, derived from token
 	client string
@@ -50,7 +58,9 @@ type session struct {
 
 func newSession(h *Hub, c *pulse.Conn) *session {
 	token := randomHex(16)
-	return &session{hub: h, conn: c, owner: randomHex(8), token: token, member: memberID(token), subs: make(map[string]*subscription)}
+	_, timeout := c.Liveness()
+	return &session{hub: h, conn: c, owner: randomHex(8), requestTimeout: requestTimeout(timeout),
+		token: token, member: memberID(token), subs: make(map[string]*subscription)}
 }
 
 func randomHex(n int) string {
@@ -72,58 +82,34 @@ func validToken(t string) bool {
 	return len(t) == 32 && err == nil && strings.ToLower(t) == t
 }
 
-func (s *session) send(v any) {
-	s.conn.Send(pulse.Message{Type: pulse.MessageText, Data: encode(v)})
-}
-
-// welcome tells the client its session id and the liveness rule.
+// welcome tells the client its session id and the liveness rule. It is
+// the first message: the queue is empty.
 func (s *session) welcome() {
 	interval, timeout := s.conn.Liveness()
-	s.send(welcomeMsg{Type: "welcome", Session: s.token, Member: s.member, IntervalMS: interval.Milliseconds(), TimeoutMS: timeout.Milliseconds()})
+	s.conn.Send(pulse.Message{Type: pulse.MessageText, Data: wire.MustEncode(wire.Welcome{Session: s.token, Member: s.member, IntervalMS: interval.Milliseconds(), TimeoutMS: timeout.Milliseconds()})})
 }
 
 func (s *session) peer() Peer {
 	return Peer{Conn: s.conn, Member: s.member, Client: s.client, Info: s.info}
 }
 
-// handle answers one message from the client.
-func (s *session) handle(m pulse.Message) {
-	if m.Type != pulse.MessageText {
-		s.fail(0, badRequest("pulse.v1 messages are JSON text, not binary"))
-		return
-	}
-	req, err := decodeRequest(m.Data)
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
-		err = s.dispatch(ctx, req)
-		cancel()
-	}
-	if err != nil {
-		s.fail(req.ID, err)
-	}
-}
-
-func (s *session) dispatch(ctx context.Context, req request) *protocolError {
-	switch req.Type {
-	case typeHello:
-		return s.hello(req)
-	case typeSubscribe:
+func (s *session) dispatch(ctx context.Context, req wire.Msg) *protocolError {
+	switch req := req.(type) {
+	case wire.Hello:
+		return s.hello(ctx, req)
+	case wire.Subscribe:
 		return s.subscribe(ctx, req)
-	case typeUnsubscribe:
+	case wire.Unsubscribe:
 		return s.unsubscribe(ctx, req)
-	case typePublish:
+	case wire.Publish:
 		return s.publish(ctx, req)
-	case typePresence:
+	case wire.PresenceQuery:
 		return s.presence(ctx, req)
 	}
-	return &protocolError{codeUnknownType, "unknown message type " + req.Type}
+	return &protocolError{wire.CodeUnknownType, "unexpected message type " + req.MsgType()}
 }
 
-func (s *session) fail(id uint64, err *protocolError) {
-	s.send(errorMsg{Type: "error", ID: id, Code: err.code, Message: err.message})
-}
-
-func (s *session) hello(req request) *protocolError {
+func (s *session) hello(ctx context.Context, req wire.Hello) *protocolError {
 	if len(req.Client) > maxClientName || len(req.Info) > maxInfo {
 		return badRequest("client name over %d bytes or info over %d bytes", maxClientName, maxInfo)
 	}
@@ -137,7 +123,7 @@ func (s *session) hello(req request) *protocolError {
 		s.token, s.member = req.Session, memberID(req.Session)
 	}
 	s.client, s.info = req.Client, req.Info
-	s.send(ackMsg{Type: "ack", ID: req.ID, Session: s.token, Member: s.member})
+	s.reply(ctx, wire.Ack{ID: req.ID, Session: s.token, Member: s.member})
 	return nil
 }
 
@@ -147,7 +133,7 @@ func (s *session) authorize(a Action, channel string) *protocolError {
 		return nil
 	}
 	if err := s.hub.opts.Authorize(s.peer(), a, channel); err != nil {
-		return &protocolError{codeForbidden, err.Error()}
+		return &protocolError{wire.CodeForbidden, err.Error()}
 	}
 	return nil
 }
@@ -155,15 +141,15 @@ func (s *session) authorize(a Action, channel string) *protocolError {
 // unavailable reports a broker failure to the log and the client.
 func (s *session) unavailable(op string, err error) *protocolError {
 	s.hub.opts.Logger.Warn("hub: broker failed", "op", op, "err", err)
-	return &protocolError{codeUnavailable, op + " failed; try again"}
+	return &protocolError{wire.CodeUnavailable, op + " failed; try again"}
 }
 
-func (s *session) subscribe(ctx context.Context, req request) *protocolError {
+func (s *session) subscribe(ctx context.Context, req wire.Subscribe) *protocolError {
 	if s.subs[req.Channel] != nil {
 		return badRequest("already subscribed to %q", req.Channel)
 	}
 	if len(s.subs) >= s.hub.opts.MaxSubscriptions {
-		return &protocolError{codeTooMany, "subscription limit reached"}
+		return &protocolError{wire.CodeTooMany, "subscription limit reached"}
 	}
 	if err := s.authorize(ActionSubscribe, req.Channel); err != nil {
 		return err
@@ -183,7 +169,7 @@ func (s *session) subscribe(ctx context.Context, req request) *protocolError {
 		return s.unavailable("history", err)
 	}
 	s.subs[req.Channel] = sub
-	reply := subscribedMsg{Type: "subscribed", ID: req.ID, Channel: req.Channel, Position: top}
+	reply := wire.Subscribed{ID: req.ID, Channel: req.Channel, Position: top}
 	if req.Since != nil {
 		recovered := err == nil
 		reply.Recovered = &recovered
@@ -193,7 +179,7 @@ func (s *session) subscribe(ctx context.Context, req request) *protocolError {
 	}
 	// The replay runs beside the reader, which must go on reading: the
 	// client's heartbeat answers count as its life.
-	s.send(reply) // the answer comes first, whatever happens to the replay
+	s.reply(ctx, reply) // the answer comes first, whatever happens to the replay
 	replayCtx, stop := context.WithTimeout(context.Background(), replayTimeout)
 	sub.stopReplay, sub.replayed = stop, make(chan struct{})
 	s.replays.Go(func() {
@@ -235,17 +221,17 @@ func (s *session) drop(ctx context.Context, sub *subscription) {
 	}
 }
 
-func (s *session) unsubscribe(ctx context.Context, req request) *protocolError {
+func (s *session) unsubscribe(ctx context.Context, req wire.Unsubscribe) *protocolError {
 	sub := s.subs[req.Channel]
 	if sub == nil {
-		return &protocolError{codeNotSubscribed, "not subscribed to " + req.Channel}
+		return &protocolError{wire.CodeNotSubscribed, "not subscribed to " + req.Channel}
 	}
 	s.drop(ctx, sub)
-	s.send(ackMsg{Type: "ack", ID: req.ID})
+	s.reply(ctx, wire.Ack{ID: req.ID})
 	return nil
 }
 
-func (s *session) publish(ctx context.Context, req request) *protocolError {
+func (s *session) publish(ctx context.Context, req wire.Publish) *protocolError {
 	if err := s.authorize(ActionPublish, req.Channel); err != nil {
 		return err
 	}
@@ -253,11 +239,12 @@ func (s *session) publish(ctx context.Context, req request) *protocolError {
 	if err != nil {
 		return s.unavailable("publish", err)
 	}
-	s.send(ackMsg{Type: "ack", ID: req.ID, Pos: &res.Pos, Duplicate: res.Duplicate})
+	s.awaitReplay(ctx, req.Channel)
+	s.reply(ctx, wire.Ack{ID: req.ID, Pos: &res.Pos, Duplicate: res.Duplicate})
 	return nil
 }
 
-func (s *session) presence(ctx context.Context, req request) *protocolError {
+func (s *session) presence(ctx context.Context, req wire.PresenceQuery) *protocolError {
 	if err := s.authorize(ActionSubscribe, req.Channel); err != nil {
 		return err
 	}
@@ -265,15 +252,29 @@ func (s *session) presence(ctx context.Context, req request) *protocolError {
 	if err != nil {
 		return s.unavailable("presence", err)
 	}
-	if members == nil {
-		members = []Member{}
+	list := make([]wire.Member, len(members))
+	for i, m := range members {
+		list[i] = m.Wire()
 	}
-	s.send(presenceMsg{Type: "presence", ID: req.ID, Channel: req.Channel, Members: members})
+	s.reply(ctx, wire.Presence{ID: req.ID, Channel: req.Channel, Members: list})
 	return nil
+}
+
+// awaitReplay waits, until ctx ends, for the replay of a subscription to
+// channel that is still recovering: a subscriber gets its own publication
+// before the publish's ack, as it would had the subscription been live.
+func (s *session) awaitReplay(ctx context.Context, channel string) {
+	if sub := s.subs[channel]; sub != nil && sub.replayed != nil {
+		select {
+		case <-sub.replayed:
+		case <-ctx.Done():
+		}
+	}
 }
 
 // end releases everything the session holds, once its connection closed.
 func (s *session) end() {
+	s.stopWorker()
 	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
 	defer cancel()
 	for _, sub := range s.subs {

@@ -203,12 +203,12 @@ func playerColor(m hub.Member) string {
 	return fmt.Sprintf("hsl(%d 70%% 55%%)", h.Sum32()%360)
 }
 
-// runGame runs the tick until ctx ends: it subscribes to GameInputChannel on
-// b, seeds the players from its presence, then every GameTick applies the
+// runGame runs the tick until ctx ends: it subscribes to GameInputChannel
+// through h, seeds the players from its presence, then every GameTick applies the
 // events received, moves everyone and publishes the state.
-func runGame(ctx context.Context, h *hub.Hub, b hub.Broker) error {
+func runGame(ctx context.Context, h *hub.Hub) error {
 	g := newGame(uint64(time.Now().UnixNano()))
-	unsubscribe, err := b.Subscribe(ctx, GameInputChannel, g.deliver)
+	unsubscribe, err := h.Subscribe(ctx, GameInputChannel, g.deliver)
 	if err != nil {
 		return fmt.Errorf("web: game: subscribe %s: %w", GameInputChannel, err)
 	}

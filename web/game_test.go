@@ -127,7 +127,7 @@ func TestRunDrivesDashboardAndGame(t *testing.T) {
 			}
 		}
 		done := make(chan error)
-		go func() { done <- Run(ctx, h, broker) }()
+		go func() { done <- Run(ctx, h) }()
 
 		time.Sleep(time.Second + time.Millisecond)
 		if got := len(dash.take()); got != 10 {

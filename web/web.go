@@ -48,13 +48,12 @@ func Handler() http.Handler {
 }
 
 // Run drives the demos' server side on h until ctx ends: the dashboard's
-// series and the game's tick. b must be the Broker h was built with (its
-// hub.Options.Broker): the game subscribes to GameInputChannel on it, since
-// a Hub has no server-side subscription. Run returns nil once ctx has
-// ended and its goroutines have returned, or the error that stopped them.
-func Run(ctx context.Context, h *hub.Hub, b hub.Broker) error {
-	if h == nil || b == nil {
-		return errors.New("web: run: nil hub or broker")
+// series and the game's tick, which reads GameInputChannel through the
+// hub. Run returns nil once ctx has ended and its goroutines have
+// returned, or the error that stopped them.
+func Run(ctx context.Context, h *hub.Hub) error {
+	if h == nil {
+		return errors.New("web: run: nil hub")
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -62,7 +61,7 @@ func Run(ctx context.Context, h *hub.Hub, b hub.Broker) error {
 	errs := make([]error, 2)
 	for i, run := range []func(context.Context) error{
 		func(ctx context.Context) error { return runDashboard(ctx, h) },
-		func(ctx context.Context) error { return runGame(ctx, h, b) },
+		func(ctx context.Context) error { return runGame(ctx, h) },
 	} {
 		wg.Add(1)
 		go func() {

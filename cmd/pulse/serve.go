@@ -28,6 +28,15 @@ const (
 	// readHeaderTimeout bounds a request's headers, so a client that
 	// never finishes its handshake cannot hold a goroutine.
 	readHeaderTimeout = 10 * time.Second
+	// readTimeout and writeTimeout bound a plain request's body and its
+	// response. A WebSocket outlives them: its upgrade clears the
+	// deadlines they set on the connection.
+	readTimeout  = 30 * time.Second
+	writeTimeout = 30 * time.Second
+	// idleTimeout closes a keep-alive connection with no request in flight;
+	// longer than the 60 s idle cut of ALB and nginx, so that a proxy never
+	// reuses a connection the server has just closed.
+	idleTimeout = 120 * time.Second
 )
 
 // serve is "pulse serve": it listens, serves until ctx ends, then drains.
@@ -55,7 +64,6 @@ type daemon struct {
 	log         *slog.Logger
 	pulse       *pulse.Server
 	hub         *hub.Hub
-	broker      hub.Broker // the hub's, which the demos also read
 	apiKey      string
 	http        *http.Server
 	drainWindow time.Duration // for the log
@@ -76,16 +84,18 @@ func newDaemon(cfg *serveConfig, logger *slog.Logger) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	broker := hub.NewMemory(&cfg.history)
 	h := hub.New(&hub.Options{
-		Broker:    broker,
+		Broker:    hub.NewMemory(&cfg.history),
 		Authorize: serverOnlyChannels,
 		Logger:    logger,
 	})
-	d := &daemon{log: logger, pulse: srv, hub: h, broker: broker, apiKey: cfg.apiKey, drainWindow: opts.DrainWindow}
+	d := &daemon{log: logger, pulse: srv, hub: h, apiKey: cfg.apiKey, drainWindow: opts.DrainWindow}
 	d.http = &http.Server{
 		Handler:           d.handlers.track(d.routes(reg)),
 		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	return d, nil
@@ -107,7 +117,7 @@ func (d *daemon) run(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pulseDone := goErr(func() error { return d.pulse.Run(ctx) })
-	demosDone := goErr(func() error { return web.Run(ctx, d.hub, d.broker) })
+	demosDone := goErr(func() error { return web.Run(ctx, d.hub) })
 	serveDone := goErr(func() error {
 		defer cancel() // a listener that fails shuts the server down too
 		return d.http.Serve(ln)

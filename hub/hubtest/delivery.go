@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,6 +64,20 @@ func testIdempotencyNoKey(e *env) {
 	first, second := e.publishKey("i", `{"v":1}`, ""), e.publishKey("i", `{"v":1}`, "")
 	if first.Duplicate || second.Duplicate || second.Pos.Offset != first.Pos.Offset+1 {
 		e.t.Errorf("results %+v, %+v; want two publications", first, second)
+	}
+}
+
+// testIdempotencyKeyTooLong: a key of hub.MaxKeyLength bytes is taken; a
+// longer one is refused with hub.ErrKeyTooLong and nothing is published.
+func testIdempotencyKeyTooLong(e *env) {
+	longest := strings.Repeat("k", hub.MaxKeyLength)
+	first := e.publishKey("i", `{"v":1}`, longest)
+	_, err := e.b.Publish(e.ctx, "i", []byte(`{"v":2}`), hub.PublishOptions{IdempotencyKey: longest + "k"})
+	if !errors.Is(err, hub.ErrKeyTooLong) {
+		e.t.Errorf("Publish with a key of %d bytes: %v, want hub.ErrKeyTooLong", hub.MaxKeyLength+1, err)
+	}
+	if _, top, _ := e.history("i", hub.Position{}); top != first.Pos {
+		e.t.Errorf("top %v after the refused publish, want %v", top, first.Pos)
 	}
 }
 

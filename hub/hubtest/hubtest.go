@@ -70,6 +70,7 @@ var brokerTests = []brokerTest{
 	{"IdempotencyWindow", testIdempotencyWindow},
 	{"IdempotencyPerChannel", testIdempotencyPerChannel},
 	{"IdempotencyNoKey", testIdempotencyNoKey},
+	{"IdempotencyKeyTooLong", testIdempotencyKeyTooLong},
 	{"Unsubscribe", testUnsubscribe},
 	{"UnsubscribeUnderLoad", testUnsubscribeUnderLoad},
 	{"EmptyChannelName", testEmptyChannelName},
@@ -81,7 +82,9 @@ var presenceTests = []brokerTest{
 	{"Rejoin", testRejoin},
 	{"Leave", testLeave},
 	{"LeaveUnknown", testLeaveUnknown},
-	{"LeaveOfReplacedOwner", testLeaveOfReplacedOwner},
+	{"LastOwnerLeaves", testLastOwnerLeaves},
+	{"OwnerChangesMember", testOwnerChangesMember},
+	{"LeaveWithoutOwner", testLeaveWithoutOwner},
 	{"PerChannel", testPresencePerChannel},
 	{"Close", testPresenceClose},
 }

@@ -112,20 +112,53 @@ func testLeaveUnknown(e *env) {
 	e.checkMembers("p", alice)
 }
 
-// testLeaveOfReplacedOwner: a session that joined again from a new
-// connection stays when its old connection leaves, and goes when the new
-// one does.
-func testLeaveOfReplacedOwner(e *env) {
+// testLastOwnerLeaves: a member held by two connections (a duplicated
+// tab, or a session continued before its old connection is found dead)
+// joins once, stays while either holds it, whichever leaves first, and
+// leaves with the last.
+func testLastOwnerLeaves(e *env) {
+	for _, order := range [][2]string{{"conn-2", "conn-1"}, {"conn-1", "conn-2"}} {
+		channel := "p-" + order[0]
+		r := e.subscribe(channel)
+		e.join(channel, owned(alice, "conn-1"))
+		e.join(channel, owned(alice, "conn-2"))
+		e.leave(channel, owned(alice, order[0]))
+		e.leave(channel, owned(alice, "conn-3")) // holds nothing here
+		e.checkMembers(channel, alice)
+		e.leave(channel, owned(alice, order[1]))
+		e.checkEvents(e.barrier(channel, r)[0], joined(alice), left(alice))
+		e.checkMembers(channel)
+	}
+}
+
+// testOwnerChangesMember: a further owner that describes the member
+// differently is announced with an EventJoin, and the member shows the
+// new description while either owner holds it.
+func testOwnerChangesMember(e *env) {
 	r := e.subscribe("p")
-	first, second := alice, alice
-	first.Owner, second.Owner = "conn-1", "conn-2"
-	e.join("p", first)
-	e.join("p", second)
-	e.leave("p", first)
-	e.checkMembers("p", alice)
-	e.leave("p", second)
-	e.checkEvents(e.barrier("p", r)[0], joined(alice), joined(alice), left(alice))
+	renamed := alice
+	renamed.Client, renamed.Info = "ann", []byte(`{"name":"Ann"}`)
+	e.join("p", owned(alice, "conn-1"))
+	e.join("p", owned(renamed, "conn-2"))
+	e.leave("p", owned(alice, "conn-1"))
+	e.checkMembers("p", renamed)
+	e.checkEvents(e.barrier("p", r)[0], joined(alice), joined(renamed))
+}
+
+// testLeaveWithoutOwner: a Leave given just the ID removes the member,
+// whatever connections hold it.
+func testLeaveWithoutOwner(e *env) {
+	r := e.subscribe("p")
+	e.join("p", owned(alice, "conn-1"))
+	e.join("p", owned(alice, "conn-2"))
+	e.leave("p", hub.Member{ID: alice.ID})
+	e.checkEvents(e.barrier("p", r)[0], joined(alice), left(alice))
 	e.checkMembers("p")
+}
+
+func owned(m hub.Member, owner string) hub.Member {
+	m.Owner = owner
+	return m
 }
 
 // testPresencePerChannel: members and their events belong to one channel.

@@ -63,7 +63,7 @@ func startServer(t *testing.T) *server {
 	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	done := make(chan error, 3)
 	go func() { done <- srv.Run(ctx) }()
-	go func() { done <- web.Run(ctx, h, broker) }()
+	go func() { done <- web.Run(ctx, h) }()
 	go func() { done <- ignoreClosed(httpSrv.Serve(ln)) }()
 	t.Cleanup(func() {
 		cancel()
