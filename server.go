@@ -29,7 +29,7 @@ type Server struct {
 	steps int64         // wheel ticks per Interval
 	wheel *wheel[*Conn]
 
-	state atomic.Int32 // stateNew, then Run's to change
+	state atomic.Int32 // stateNew until Run; Run and its drain move it on
 
 	mu      sync.Mutex // guards the fields below
 	conns   map[*Conn]struct{}
