@@ -19,7 +19,7 @@ import (
 type serveConfig struct {
 	addr      string
 	logLevel  slog.Level
-	heartbeat heartbeatFlag
+	heartbeat pulse.HeartbeatKind
 	origins   originsFlag
 	apiKey    string
 	// opts holds the numeric bounds; options fills in the rest.
@@ -35,7 +35,7 @@ const defaultAddr = "127.0.0.1:8080"
 // parseServeFlags parses the arguments of "pulse serve". Every default is
 // the library's, so the help shows what an embedding application gets.
 func parseServeFlags(args []string, stdout io.Writer) (*serveConfig, error) {
-	c := &serveConfig{heartbeat: heartbeatFlag(pulse.HeartbeatFrame), logLevel: slog.LevelInfo}
+	c := &serveConfig{logLevel: slog.LevelInfo}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&c.addr, "addr", defaultAddr,
 		"TCP `address` to listen on; the default serves this machine only, :8080 every interface;\nport 0 picks a free one, shown in the \"listening\" log line")
@@ -43,7 +43,7 @@ func parseServeFlags(args []string, stdout io.Writer) (*serveConfig, error) {
 		"time between two heartbeats on each connection")
 	fs.DurationVar(&c.opts.Timeout, "pong-timeout", pulse.DefaultTimeout,
 		"how long past the ping interval a silent client is still alive;\nnothing inbound for ping-interval + pong-timeout closes it with code 4000")
-	fs.Var(&c.heartbeat, "heartbeat",
+	fs.TextVar(&c.heartbeat, "heartbeat", pulse.HeartbeatFrame,
 		"heartbeat `kind` for clients that choose none (subprotocol pulse.v1 or ?heartbeat=):\nframe (RFC 6455 ping), text (\"ping\"/\"pong\" messages) or app (pulse.v1 JSON)")
 	fs.DurationVar(&c.opts.WriteTimeout, "write-timeout", pulse.DefaultWriteTimeout,
 		"bound on every write; a client that cannot take a write in time is closed with code 4001")
@@ -98,12 +98,12 @@ func (c *serveConfig) validate() error {
 }
 
 // options returns the pulse.Options the flags describe.
-func (c *serveConfig) options(logger *slog.Logger, metrics *pulse.Metrics) pulse.Options {
+func (c *serveConfig) options(logger *slog.Logger, observer pulse.Observer) pulse.Options {
 	o := c.opts
-	o.Heartbeat = pulse.HeartbeatKind(c.heartbeat)
+	o.Heartbeat = c.heartbeat
 	o.CheckOrigin = c.origins.check()
 	o.Logger = logger
-	o.Metrics = metrics
+	o.Observer = observer
 	return o
 }
 
@@ -115,20 +115,6 @@ func (l *levelFlag) String() string { return strings.ToLower(slog.Level(*l).Stri
 
 func (l *levelFlag) Set(s string) error {
 	return (*slog.Level)(l).UnmarshalText([]byte(s))
-}
-
-// heartbeatFlag is a flag.Value holding a pulse.HeartbeatKind.
-type heartbeatFlag pulse.HeartbeatKind
-
-func (h *heartbeatFlag) String() string { return pulse.HeartbeatKind(*h).String() }
-
-func (h *heartbeatFlag) Set(s string) error {
-	kind, err := pulse.ParseHeartbeatKind(s)
-	if err != nil {
-		return err
-	}
-	*h = heartbeatFlag(kind)
-	return nil
 }
 
 // originsFlag is a flag.Value collecting browser origins, normalized to

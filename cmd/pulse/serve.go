@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/pulse-go/pulse"
 	"github.com/pulse-go/pulse/hub"
+	"github.com/pulse-go/pulse/prom"
 	"github.com/pulse-go/pulse/web"
 )
 
@@ -111,7 +112,7 @@ func newDaemon(cfg *serveConfig, logger *slog.Logger) (*daemon, error) {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	opts := cfg.options(logger, pulse.NewMetrics(reg))
+	opts := cfg.options(logger, prom.New(reg))
 	srv, err := pulse.NewServer(&opts)
 	if err != nil {
 		return nil, err
