@@ -171,7 +171,7 @@ func startPulseBench(tb testing.TB, interval, timeout time.Duration) *benchServe
 	o := &countingObserver{}
 	s := newTestServer(tb, &Options{Interval: interval, Timeout: timeout, Observer: o})
 	runServer(tb, s)
-	url := baseline.Serve(tb, s.Handle(Handler{}))
+	url := baseline.Serve(tb, s.Handler(Funcs{}))
 	return &benchServer{url: url, conns: s.Len, pongs: o.allPongs}
 }
 

@@ -149,7 +149,7 @@ func startPulseFanout(tb testing.TB) (string, func([]byte)) {
 			tb.Errorf("Run: %v", err)
 		}
 	})
-	url := baseline.Serve(tb, srv.Handle(h.Handler()))
+	url := baseline.Serve(tb, srv.Handler(h))
 	return url, func(data []byte) {
 		if _, err := h.Publish(context.Background(), fanoutChannel, data, hub.PublishOptions{}); err != nil {
 			tb.Fatal(err)

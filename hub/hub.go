@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 
 	"github.com/pulse-go/pulse"
@@ -56,17 +57,19 @@ type Options struct {
 const DefaultMaxSubscriptions = 100
 
 // Hub speaks the pulse.v1 protocol to clients: channels with history,
-// positions and resume, presence, acknowledged idempotent publishes. Its
-// Handler serves connections of a pulse.Server. All methods may be called
-// from any goroutine.
+// positions and resume, presence, acknowledged idempotent publishes. It is
+// a pulse.Handler: mount it with server.Handler(hub). Each connection's
+// state is its own session; the hub holds only the channels this node
+// subscribes. All methods may be called from any goroutine.
 type Hub struct {
 	// Set by New, never changes.
 	opts Options
 
-	mu       sync.Mutex // guards the fields below
+	mu       sync.Mutex // guards channels
 	channels map[string]*channel
-	sessions map[*pulse.Conn]*session
 }
+
+var _ pulse.SubprotocolHandler = (*Hub)(nil)
 
 // New returns a Hub configured by opts. It starts no goroutine.
 func New(opts *Options) *Hub {
@@ -83,14 +86,16 @@ func New(opts *Options) *Hub {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Hub{opts: o, channels: make(map[string]*channel), sessions: make(map[*pulse.Conn]*session)}
+	return &Hub{opts: o, channels: make(map[string]*channel)}
 }
 
-// Handler returns the callbacks that serve pulse.v1 on a pulse.Server:
-// mount it with server.Handle(hub.Handler()).
-func (h *Hub) Handler() pulse.Handler {
-	return pulse.Handler{OnOpen: h.open, OnMessage: h.message, OnClose: h.close}
+// Accept makes the session of a connection upgraded from r.
+func (h *Hub) Accept(r *http.Request) (pulse.Session, error) {
+	return newSession(h), nil
 }
+
+// Subprotocol is pulse.v1: the hub speaks it, with the app heartbeat.
+func (h *Hub) Subprotocol() string { return pulse.Subprotocol }
 
 // Publish publishes data, which must be JSON, to channel from the server
 // side. It needs no permission.
@@ -122,29 +127,6 @@ func (h *Hub) Members(ctx context.Context, channel string) ([]Member, error) {
 		return nil, errNoPresence
 	}
 	return pb.Members(ctx, channel)
-}
-
-func (h *Hub) open(c *pulse.Conn) {
-	s := newSession(h, c)
-	h.mu.Lock()
-	h.sessions[c] = s
-	h.mu.Unlock()
-	s.welcome()
-}
-
-func (h *Hub) message(c *pulse.Conn, m pulse.Message) {
-	h.mu.Lock()
-	s := h.sessions[c]
-	h.mu.Unlock()
-	s.receive(m)
-}
-
-func (h *Hub) close(c *pulse.Conn, _ *pulse.CloseError) {
-	h.mu.Lock()
-	s := h.sessions[c]
-	delete(h.sessions, c)
-	h.mu.Unlock()
-	s.end()
 }
 
 // join adds sub to its channel, subscribing the broker when sub is the

@@ -117,11 +117,12 @@ func connect(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		err = connectPulse(ctx, cfg, in, p)
 		var np *notPulseError
 		switch {
-		case errors.As(err, &np):
-			p.status("%v: it does not speak it; plain WebSocket mode (--raw skips this check)", np)
+		case errors.As(err, &np) && np.accepted:
+			p.status("%v; plain WebSocket mode (--raw skips this check)", np)
 			held = np.held
-		case errors.Is(err, client.ErrNotPulse):
-			p.status("the server does not speak pulse.v1: plain WebSocket mode")
+		case errors.As(err, &np):
+			p.status("%v: plain WebSocket mode", np)
+			held = np.held
 		default:
 			return err
 		}
