@@ -51,9 +51,9 @@ const (
 	cpuWarmup  = 3               // heartbeat rounds answered before the window opens
 )
 
-// cpuRates are the heartbeat intervals BenchmarkHeartbeatCPU runs at, each
+// cpuRuns are the heartbeat intervals BenchmarkHeartbeatCPU runs at, each
 // with a window of several intervals and at least a few seconds.
-var cpuRates = []struct{ interval, window time.Duration }{
+var cpuRuns = []struct{ interval, window time.Duration }{
 	{time.Second, 6 * time.Second},            // 2,000 round trips/s
 	{100 * time.Millisecond, 3 * time.Second}, // 20,000 round trips/s
 }
@@ -101,10 +101,10 @@ func BenchmarkIdleMemory(b *testing.B) {
 // server's share of one core, fleet-cpu% the clients'; near 200% together
 // the two cores are saturated and the figures include the contention.
 func BenchmarkHeartbeatCPU(b *testing.B) {
-	for _, rate := range cpuRates {
-		b.Run("interval="+rate.interval.String(), func(b *testing.B) {
+	for _, run := range cpuRuns {
+		b.Run("interval="+run.interval.String(), func(b *testing.B) {
 			for _, side := range benchSides {
-				b.Run(side.name, func(b *testing.B) { benchHeartbeatCPU(b, side.start, rate.interval, rate.window) })
+				b.Run(side.name, func(b *testing.B) { benchHeartbeatCPU(b, side.start, run.interval, run.window) })
 			}
 		})
 	}
