@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,15 +26,19 @@ var writeBuffers sync.Pool
 // connections served by h. The heartbeat kind is chosen per connection: the
 // subprotocol pulse.v1 gives HeartbeatApp; otherwise the query parameter
 // heartbeat=frame|text|app; otherwise Options.Heartbeat. A bad choice is
-// answered with 400, a request once the server drains with 503. The
+// answered with 400, a request once the server drains with 503, an Origin
+// that Options.CheckOrigin refuses with 403; refusals are logged with
+// their reason and remote address, rate-limited (see refusalLog). The
 // handler returns once the connection is open; the connection is served by
 // a goroutine of its own until it ends.
 func (s *Server) Handle(h Handler) http.Handler {
+	refusals := &refusalLog{log: s.opts.Logger}
 	upgrader := &websocket.Upgrader{
 		ReadBufferSize:  1024,
 		WriteBufferPool: &writeBuffers,
 		Subprotocols:    []string{Subprotocol},
 		CheckOrigin:     s.opts.CheckOrigin,
+		Error:           refusals.refuse,
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.accepting() {
@@ -41,7 +47,7 @@ func (s *Server) Handle(h Handler) http.Handler {
 		}
 		kind, err := s.heartbeatFor(r)
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+			refusals.refuse(w, r, http.StatusBadRequest, err)
 			return
 		}
 		header := http.Header{"Pulse-Heartbeat": {heartbeatHeader(kind, s.opts.Interval, s.opts.Timeout)}}
@@ -152,3 +158,56 @@ func (t *wsTransport) readLoop(c *Conn, limit int64) {
 }
 
 var _ transport = (*wsTransport)(nil)
+
+// Bounds of the log of refused upgrade requests: an attack must not turn
+// into a log flood.
+const (
+	refusalWindow = 10 * time.Second
+	refusalBurst  = 10 // lines per window; the first line of a later window counts those left out
+)
+
+// refusalLog answers and logs the upgrade requests a handler refuses: 403
+// for an Origin that CheckOrigin refused (at warn), 400 for a bad
+// handshake or heartbeat choice (at info), each with the reason and the
+// remote address, at most refusalBurst lines per refusalWindow.
+type refusalLog struct {
+	log *slog.Logger // set at creation, never changes
+
+	mu      sync.Mutex // guards the fields below
+	start   time.Time  // of the current window
+	logged  int        // lines in the current window
+	skipped int        // refusals not logged since the last line
+}
+
+// refuse is the Upgrader's Error callback.
+func (l *refusalLog) refuse(w http.ResponseWriter, r *http.Request, status int, reason error) {
+	text := strings.TrimPrefix(reason.Error(), "websocket: ")
+	level := slog.LevelInfo
+	if status == http.StatusForbidden {
+		level = slog.LevelWarn
+		text = fmt.Sprintf("origin %s is not allowed to connect", r.Header.Get("Origin"))
+	}
+	if ok, skipped := l.allow(time.Now()); ok {
+		l.log.Log(r.Context(), level, "websocket request refused", "status", status, "reason", text,
+			"remote", r.RemoteAddr, "path", r.URL.Path, "not_logged_before", skipped)
+	}
+	w.Header().Set("Sec-Websocket-Version", "13")
+	http.Error(w, text, status)
+}
+
+// allow reports whether a refusal at now may be logged, and how many
+// were left out before it.
+func (l *refusalLog) allow(now time.Time) (ok bool, skipped int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.start) >= refusalWindow {
+		l.start, l.logged = now, 0
+	}
+	if l.logged >= refusalBurst {
+		l.skipped++
+		return false, 0
+	}
+	l.logged++
+	skipped, l.skipped = l.skipped, 0
+	return true, skipped
+}

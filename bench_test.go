@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pulse-go/pulse/internal/baseline"
 	"github.com/pulse-go/pulse/internal/fleet"
@@ -97,7 +96,7 @@ func BenchmarkIdleMemory(b *testing.B) {
 // low and a high rate, since the cost per round trip depends on it.
 // Nothing is subtracted: it includes the timing wheel or the tickers,
 // starting writers, gorilla's framing, the read path, the syscalls, the
-// scheduler and the GC, and for pulse its Prometheus metrics. cpu% is the
+// scheduler and the GC, and for pulse an Observer's counting. cpu% is the
 // server's share of one core, fleet-cpu% the clients'; near 200% together
 // the two cores are saturated and the figures include the contention.
 func BenchmarkHeartbeatCPU(b *testing.B) {
@@ -163,29 +162,14 @@ var benchSides = []struct {
 	{"baseline", startBaselineBench},
 }
 
-// startPulseBench runs a pulse Server, with metrics as in production, until
-// the test ends.
+// startPulseBench runs a pulse Server, with an Observer counting as a
+// production one does, until the test ends.
 func startPulseBench(tb testing.TB, interval, timeout time.Duration) *benchServer {
-	reg := prometheus.NewRegistry()
-	s := newTestServer(tb, &Options{Interval: interval, Timeout: timeout, Metrics: NewMetrics(reg)})
+	o := &countingObserver{}
+	s := newTestServer(tb, &Options{Interval: interval, Timeout: timeout, Observer: o})
 	runServer(tb, s)
 	url := baseline.Serve(tb, s.Handle(Handler{}))
-	pongs := func() int64 {
-		families, err := reg.Gather()
-		if err != nil {
-			tb.Fatal(err)
-		}
-		var n float64
-		for _, family := range families {
-			if family.GetName() == "pulse_pongs_received_total" {
-				for _, m := range family.GetMetric() {
-					n += m.GetCounter().GetValue()
-				}
-			}
-		}
-		return int64(n)
-	}
-	return &benchServer{url: url, conns: s.Len, pongs: pongs}
+	return &benchServer{url: url, conns: s.Len, pongs: o.allPongs}
 }
 
 // startBaselineBench runs a baseline server until the test ends.

@@ -94,9 +94,9 @@ type Conn struct {
 // closeRequest records the first reason a connection is closing for.
 type closeRequest struct {
 	err    *CloseError
-	label  string        // the pulse_disconnects_total reason
-	linger time.Duration // how long reads go on once the close frame is out
-	peer   bool          // the peer sent the first close frame
+	label  DisconnectReason // what Observer.Closed is told
+	linger time.Duration    // how long reads go on once the close frame is out
+	peer   bool             // the peer sent the first close frame
 }
 
 // ID is unique among the server's connections.
@@ -139,7 +139,7 @@ func (c *Conn) Send(m Message) error {
 	if c.out.len() >= c.srv.opts.QueueSize {
 		c.closeLocked(&closeRequest{
 			err:   newCloseError(CloseSlowConsumer, "send queue full"),
-			label: reasonSlowConsumer,
+			label: DisconnectSlowConsumer,
 		}, false)
 		c.mu.Unlock()
 		c.cutSlowConsumer()
@@ -216,7 +216,7 @@ func (c *Conn) Close(code CloseCode, reason string) error {
 	if c.closing != nil {
 		return ErrClosed
 	}
-	c.closeLocked(&closeRequest{err: newCloseError(code, reason), label: reasonServerClose, linger: closeGrace}, true)
+	c.closeLocked(&closeRequest{err: newCloseError(code, reason), label: DisconnectServerClose, linger: closeGrace}, true)
 	return nil
 }
 
@@ -235,7 +235,7 @@ func (c *Conn) start() {
 func (c *Conn) heartbeat(k int64, now time.Duration) int64 {
 	deadline := time.Duration(c.lastRecv.Load()) + c.srv.bound
 	if now >= deadline {
-		c.closeFor(CloseHeartbeatTimeout, "heartbeat timeout", reasonHeartbeatTimeout)
+		c.closeFor(CloseHeartbeatTimeout, "heartbeat timeout", DisconnectHeartbeatTimeout)
 		return -1
 	}
 	if k >= c.pingTick {
@@ -250,7 +250,7 @@ func (c *Conn) heartbeat(k int64, now time.Duration) int64 {
 }
 
 // closeFor closes the connection at once for a fault, dropping what is queued.
-func (c *Conn) closeFor(code CloseCode, reason, label string) {
+func (c *Conn) closeFor(code CloseCode, reason string, label DisconnectReason) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closeLocked(&closeRequest{err: newCloseError(code, reason), label: label}, false)
@@ -313,7 +313,7 @@ func (c *Conn) answered() {
 	} else {
 		c.rttSmooth.Store(srtt + (int64(rtt)-srtt)/8)
 	}
-	c.srv.opts.Metrics.pong(c.kind, rtt)
+	c.srv.opts.Observer.PongReceived(c.kind, rtt)
 }
 
 // onMessage handles a data message: heartbeats of the connection's kind are
@@ -324,7 +324,7 @@ func (c *Conn) onMessage(m Message) {
 		return
 	}
 	if m.Type == MessageText && !utf8.Valid(m.Data) {
-		c.closeFor(CloseInvalidPayload, "invalid UTF-8 in text message", reasonInvalidPayload)
+		c.closeFor(CloseInvalidPayload, "invalid UTF-8 in text message", DisconnectInvalidPayload)
 		return
 	}
 	if m.Type == MessageText && c.heartbeatMessage(m.Data) {
@@ -358,7 +358,7 @@ func (c *Conn) heartbeatMessage(data []byte) bool {
 // onTooBig closes a connection whose peer sent an oversized message.
 func (c *Conn) onTooBig() {
 	c.touch()
-	c.closeFor(CloseMessageTooBig, "message too big", reasonMessageTooBig)
+	c.closeFor(CloseMessageTooBig, "message too big", DisconnectMessageTooBig)
 }
 
 // onPeerClose answers the peer's close frame with the same code.
@@ -366,7 +366,7 @@ func (c *Conn) onPeerClose(code CloseCode, reason string) {
 	c.touch()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.closeLocked(&closeRequest{err: newCloseError(code, reason), label: reasonPeerClose, peer: true}, false)
+	c.closeLocked(&closeRequest{err: newCloseError(code, reason), label: DisconnectPeerClose, peer: true}, false)
 }
 
 func (c *Conn) isClosing() bool {
@@ -380,7 +380,7 @@ func (c *Conn) isClosing() bool {
 func (c *Conn) readEnded(err error) {
 	c.mu.Lock()
 	if c.closing == nil {
-		c.closing = &closeRequest{err: newCloseError(CloseAbnormal, err.Error()), label: reasonReadError}
+		c.closing = &closeRequest{err: newCloseError(CloseAbnormal, err.Error()), label: DisconnectReadError}
 		c.wakeLocked()
 		c.out.drop()
 		c.out.closeSent = true

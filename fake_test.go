@@ -73,12 +73,13 @@ func fakeConn(tb testing.TB, s *Server, t *fakeTransport, kind HeartbeatKind) (c
 	return c, done
 }
 
-// runServer runs s until the test ends, and waits for Run to return.
+// runServer runs s until the test ends, and waits for Run to return. It
+// need not wait for Run to start: the wheel's clock starts in NewServer and
+// Run fires every tick it missed, so tests wait on the heartbeats themselves.
 func runServer(tb testing.TB, s *Server) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	<-s.running
 	tb.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

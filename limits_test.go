@@ -11,9 +11,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // Clients that break the rules, spoken over raw TCP after a real handshake.
@@ -87,8 +84,8 @@ func (p *rawPeer) nextFrame() (op byte, payload []byte, err error) {
 // A frame header announcing 1 GiB is refused as soon as it is read, with
 // 1009, not after MaxMessageSize bytes trickle in or the heartbeat bound.
 func TestOversizedFrameHeaderClosedAtOnce(t *testing.T) {
-	m := NewMetrics(prometheus.NewRegistry())
-	l := startLive(t, &Options{Metrics: m}) // defaults: 64 KiB limit, a 35 s heartbeat bound
+	o := &countingObserver{}
+	l := startLive(t, &Options{Observer: o}) // defaults: 64 KiB limit, a 35 s heartbeat bound
 	bystander := dialPeer(t, l.url("/echo", ""), HeartbeatFrame)
 	l.nextOpen(t)
 	p := dialRaw(t, l, 0)
@@ -117,8 +114,8 @@ func TestOversizedFrameHeaderClosedAtOnce(t *testing.T) {
 	if e.err.Code != CloseMessageTooBig {
 		t.Fatalf("OnClose got %v, want %v", e.err, CloseMessageTooBig)
 	}
-	if got := testutil.ToFloat64(m.disconnects.WithLabelValues(reasonMessageTooBig)); got != 1 {
-		t.Fatalf("disconnects{message_too_big} %v, want 1", got)
+	if got := o.closes(DisconnectMessageTooBig); got != 1 {
+		t.Fatalf("Closed(message_too_big) called %d times, want 1", got)
 	}
 	t.Logf("1 GiB frame header: closed with 1009 after %v", e.at.Sub(start).Round(time.Microsecond))
 	assertEchoes(t, bystander)

@@ -48,14 +48,37 @@ const (
 
 var heartbeatNames = [...]string{HeartbeatFrame: "frame", HeartbeatApp: "app", HeartbeatText: "text"}
 
+// String returns the kind's name: "frame", "app" or "text".
 func (k HeartbeatKind) String() string {
-	if k > 0 && int(k) < len(heartbeatNames) {
+	if k.valid() {
 		return heartbeatNames[k]
 	}
 	return fmt.Sprintf("HeartbeatKind(%d)", int(k))
 }
 
-// ParseHeartbeatKind parses "frame", "app" or "text".
+func (k HeartbeatKind) valid() bool { return k >= HeartbeatFrame && k <= HeartbeatText }
+
+// MarshalText returns the kind's name, the one UnmarshalText reads.
+func (k HeartbeatKind) MarshalText() ([]byte, error) {
+	if !k.valid() {
+		return nil, fmt.Errorf("pulse: unknown heartbeat kind %d", int(k))
+	}
+	return []byte(heartbeatNames[k]), nil
+}
+
+// UnmarshalText sets k from a name: "frame", "app" or "text". It lets a
+// flag.TextVar or an encoding/json field hold a HeartbeatKind.
+func (k *HeartbeatKind) UnmarshalText(text []byte) error {
+	kind, err := ParseHeartbeatKind(string(text))
+	if err != nil {
+		return err
+	}
+	*k = kind
+	return nil
+}
+
+// ParseHeartbeatKind parses a kind's name: "frame", "app" or "text", as in
+// the query parameter heartbeat=.
 func ParseHeartbeatKind(s string) (HeartbeatKind, error) {
 	for k, name := range heartbeatNames {
 		if name != "" && name == s {
@@ -90,8 +113,10 @@ type Options struct {
 	// CheckOrigin decides whether a browser's Origin may connect. Nil
 	// means same-origin requests and requests without Origin only.
 	CheckOrigin func(r *http.Request) bool
-	// Metrics receives the server's counters. Nil means none.
-	Metrics *Metrics
+	// Observer is told of every open, close and heartbeat, to count them;
+	// package prom exports them to Prometheus. Its methods must not block.
+	// Nil means none.
+	Observer Observer
 	// Logger receives connection events at debug level and faults at
 	// warn. Nil means slog.Default().
 	Logger *slog.Logger
@@ -114,6 +139,9 @@ func (o *Options) resolved() (Options, error) {
 	if r.Logger == nil {
 		r.Logger = slog.Default()
 	}
+	if r.Observer == nil {
+		r.Observer = noObserver{}
+	}
 	if r.Interval < time.Millisecond || r.Timeout < time.Millisecond {
 		return r, fmt.Errorf("pulse: Interval %v and Timeout %v must be at least 1ms", r.Interval, r.Timeout)
 	}
@@ -121,7 +149,7 @@ func (o *Options) resolved() (Options, error) {
 		return r, fmt.Errorf("pulse: negative WriteTimeout %v, QueueSize %d, MaxMessageSize %d or DrainWindow %v",
 			r.WriteTimeout, r.QueueSize, r.MaxMessageSize, r.DrainWindow)
 	}
-	if r.Heartbeat < HeartbeatFrame || r.Heartbeat > HeartbeatText {
+	if !r.Heartbeat.valid() {
 		return r, fmt.Errorf("pulse: unknown heartbeat kind %v", r.Heartbeat)
 	}
 	return r, nil

@@ -63,7 +63,7 @@ func TestSendWait(t *testing.T) {
 		}
 		go func() { sent <- c.SendWait(context.Background(), msg) }()
 		synctest.Wait()
-		c.closeFor(CloseSlowConsumer, "test", reasonSlowConsumer)
+		c.closeFor(CloseSlowConsumer, "test", DisconnectSlowConsumer)
 		if err := <-sent; !errors.Is(err, ErrClosed) {
 			t.Fatalf("SendWait across a close: %v, want ErrClosed", err)
 		}

@@ -29,8 +29,7 @@ type Server struct {
 	steps int64         // wheel ticks per Interval
 	wheel *wheel[*Conn]
 
-	state   atomic.Int32
-	running chan struct{} // closed once Run has started
+	state atomic.Int32 // stateNew until Run; Run and its drain move it on
 
 	mu      sync.Mutex // guards the fields below
 	conns   map[*Conn]struct{}
@@ -45,7 +44,7 @@ func NewServer(opts *Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: o, bound: o.Interval + o.Timeout, conns: make(map[*Conn]struct{}), running: make(chan struct{})}
+	s := &Server{opts: o, bound: o.Interval + o.Timeout, conns: make(map[*Conn]struct{})}
 	tick := o.tick()
 	s.steps = int64(o.Interval / tick)
 	s.wheel = newWheel(tick, int64(s.bound/tick)+1, func(k int64, now time.Duration, c *Conn) int64 {
@@ -73,7 +72,6 @@ func (s *Server) Run(ctx context.Context) error {
 	if !s.state.CompareAndSwap(stateNew, stateRunning) {
 		return errors.New("pulse: Server.Run called twice")
 	}
-	close(s.running)
 	wheelCtx, stopWheel := context.WithCancel(context.Background())
 	wheelDone := make(chan struct{})
 	go func() {
@@ -96,10 +94,7 @@ func (s *Server) drain() error {
 	if len(s.conns) == 0 {
 		close(s.drained)
 	}
-	conns := make([]*Conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
+	conns := s.connsLocked()
 	s.mu.Unlock()
 
 	window := s.opts.DrainWindow
@@ -110,7 +105,7 @@ func (s *Server) drain() error {
 			break // every connection has already ended
 		}
 		c.mu.Lock()
-		c.closeLocked(&closeRequest{err: newCloseError(CloseServiceRestart, reason), label: reasonShutdown, linger: closeGrace}, true)
+		c.closeLocked(&closeRequest{err: newCloseError(CloseServiceRestart, reason), label: DisconnectShutdown, linger: closeGrace}, true)
 		c.mu.Unlock()
 	}
 	return s.awaitDrained(s.opts.WriteTimeout + 2*closeGrace)
@@ -140,10 +135,11 @@ func (s *Server) awaitDrained(patience time.Duration) error {
 	case <-timer.C:
 	}
 	s.mu.Lock()
-	for c := range s.conns {
-		c.t.close()
-	}
+	conns := s.connsLocked()
 	s.mu.Unlock()
+	for _, c := range conns {
+		c.t.close() // outside s.mu: closing a TLS socket can block
+	}
 	timer.Reset(patience)
 	select {
 	case <-s.drained:
@@ -151,6 +147,15 @@ func (s *Server) awaitDrained(patience time.Duration) error {
 	case <-timer.C:
 		return fmt.Errorf("pulse: %d connections still open after drain", s.Len())
 	}
+}
+
+// connsLocked returns a copy of the connections not yet forgotten.
+func (s *Server) connsLocked() []*Conn {
+	conns := make([]*Conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	return conns
 }
 
 // open registers a connection accepted on t and starts its heartbeats. It
@@ -167,7 +172,7 @@ func (s *Server) open(t transport, kind HeartbeatKind, subprotocol string, h Han
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
 
-	s.opts.Metrics.opened()
+	s.opts.Observer.Opened()
 	c.start()
 	s.opts.Logger.Debug("pulse: open", "conn", c.id, "remote", t.remoteAddr(), "heartbeat", kind)
 	return c, nil
@@ -183,9 +188,9 @@ var errNotAccepting = errors.New("pulse: server is not accepting connections")
 // logged. Its handler's OnClose comes next, then forget.
 func (s *Server) ended(c *Conn) {
 	s.wheel.remove(&c.node)
-	s.opts.Metrics.closed(c.closing.label)
+	s.opts.Observer.Closed(c.closing.label)
 	level := s.opts.Logger.Debug
-	if c.closing.label == reasonHeartbeatTimeout || c.closing.label == reasonSlowConsumer {
+	if c.closing.label == DisconnectHeartbeatTimeout || c.closing.label == DisconnectSlowConsumer {
 		level = s.opts.Logger.Info
 	}
 	level("pulse: closed", "conn", c.id, "reason", c.closing.label, "code", int(c.closing.err.Code))

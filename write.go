@@ -154,7 +154,7 @@ func (c *Conn) writeFrame(f frame) error {
 		return err
 	}
 	if f.heartbeat {
-		c.srv.opts.Metrics.pingSent(c.kind)
+		c.srv.opts.Observer.PingSent(c.kind)
 	}
 	if f.op == opClose {
 		c.t.endReads(f.linger)
@@ -166,9 +166,9 @@ func (c *Conn) writeFrame(f frame) error {
 // deadline means a peer too slow to keep up, whose socket is reset so that
 // the kernel does not go on holding what it could not send.
 func (c *Conn) writeFailed(err error) {
-	code, label, end := CloseAbnormal, reasonWriteError, c.t.close
+	code, label, end := CloseAbnormal, DisconnectWriteError, c.t.close
 	if isTimeout(err) {
-		code, label, end = CloseSlowConsumer, reasonWriteTimeout, c.t.abort
+		code, label, end = CloseSlowConsumer, DisconnectWriteTimeout, c.t.abort
 	}
 	c.mu.Lock()
 	if c.closing == nil {

@@ -11,17 +11,18 @@ import (
 type State int
 
 const (
-	StateConnecting   State = iota + 1 // dialing, or waiting for the welcome
-	StateOpen                          // welcomed; frames arrive
-	StateDegraded                      // nothing heard for one Interval: probing with a ping
-	StateReconnecting                  // lost; waiting out the backoff before the next dial
-	StateClosed                        // Run has returned
+	StateIdle         State = iota // the zero State: Run has not started
+	StateConnecting                // dialing, or waiting for the welcome
+	StateOpen                      // welcomed; frames arrive
+	StateDegraded                  // nothing heard for one Interval: probing with a ping
+	StateReconnecting              // lost; waiting out the backoff before the next dial
+	StateClosed                    // Run has returned
 )
 
-var stateNames = [...]string{StateConnecting: "connecting", StateOpen: "open", StateDegraded: "degraded", StateReconnecting: "reconnecting", StateClosed: "closed"}
+var stateNames = [...]string{StateIdle: "idle", StateConnecting: "connecting", StateOpen: "open", StateDegraded: "degraded", StateReconnecting: "reconnecting", StateClosed: "closed"}
 
 func (s State) String() string {
-	if s > 0 && int(s) < len(stateNames) {
+	if s >= 0 && int(s) < len(stateNames) {
 		return stateNames[s]
 	}
 	return "State(?)"

@@ -20,6 +20,7 @@ import (
 	"github.com/pulse-go/pulse/hub"
 	"github.com/pulse-go/pulse/internal/baseline"
 	"github.com/pulse-go/pulse/internal/fleet"
+	"github.com/pulse-go/pulse/prom"
 )
 
 // BenchmarkFanout measures the brief's fan-out target for pulse (a
@@ -130,7 +131,7 @@ func startPulseFanout(tb testing.TB) (string, func([]byte)) {
 	discard := slog.New(slog.DiscardHandler)
 	srv, err := pulse.NewServer(&pulse.Options{
 		Logger:      discard,
-		Metrics:     pulse.NewMetrics(prometheus.NewRegistry()),
+		Observer:    prom.New(prometheus.NewRegistry()),
 		DrainWindow: 100 * time.Millisecond,
 	})
 	if err != nil {

@@ -19,7 +19,37 @@ import (
 // chaosConfig is what the flags of "pulse chaos" set.
 type chaosConfig struct {
 	listen, target, control string
-	keys                    bool
+	keys                    autoBool
+}
+
+// autoBool is a boolean flag whose default, "auto", is decided at run
+// time. It satisfies flag's boolFlag, so "--keys" alone means true.
+type autoBool struct{ set, on bool }
+
+func (b *autoBool) String() string {
+	if b == nil || !b.set {
+		return "auto"
+	}
+	return strconv.FormatBool(b.on)
+}
+
+func (b *autoBool) Set(s string) error {
+	on, err := strconv.ParseBool(s)
+	if err != nil {
+		return err
+	}
+	*b = autoBool{set: true, on: on}
+	return nil
+}
+
+func (b *autoBool) IsBoolFlag() bool { return true }
+
+// value returns the flag's value, or auto when it was not given.
+func (b autoBool) value(auto bool) bool {
+	if !b.set {
+		return auto
+	}
+	return b.on
 }
 
 func parseChaosFlags(args []string, stdout io.Writer) (*chaosConfig, error) {
@@ -28,7 +58,7 @@ func parseChaosFlags(args []string, stdout io.Writer) (*chaosConfig, error) {
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:8081", "TCP `address` the proxy accepts clients on; port 0 picks a free one")
 	fs.StringVar(&c.target, "target", "", "TCP `address` of the server the proxy forwards to (required)")
 	fs.StringVar(&c.control, "control", "127.0.0.1:8474", "TCP `address` of the HTTP control endpoint; port 0 picks a free one")
-	fs.BoolVar(&c.keys, "keys", isTerminal(commandStdin), "read one-letter commands from stdin; on by default when stdin is a terminal")
+	fs.Var(&c.keys, "keys", "read one-letter commands from stdin (default: on when stdin is a terminal)")
 	if err := parseFlags(fs, args, stdout); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintf(stdout, "\n%s\n%s\n", chaosHelp, chaosKeysHelp)
@@ -66,7 +96,7 @@ func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	logger.Info("listening", "proxy", proxy.Addr(), "target", cfg.target, "control", "http://"+ln.Addr().String())
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if cfg.keys {
+	if cfg.keys.value(isTerminal(commandStdin)) {
 		fmt.Fprintln(stdout, chaosKeysHelp)
 		in := newLines(commandStdin)
 		defer in.stop()

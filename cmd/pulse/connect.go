@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -30,7 +31,13 @@ type connectConfig struct {
 	ping      time.Duration
 	queue     int
 	handshake time.Duration
+	wait      time.Duration
 }
+
+// defaultWait is the default of --wait: how long "pulse connect" waits, at
+// /quit or the end of its input, for acks (pulse.v1) or answers (plain
+// WebSocket) before it closes.
+const defaultWait = 10 * time.Second
 
 // listFlag is a repeatable string flag.
 type listFlag []string
@@ -43,13 +50,14 @@ func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 func parseConnectFlags(args []string, stdout io.Writer) (*connectConfig, error) {
 	c := &connectConfig{}
 	fs := flag.NewFlagSet("connect", flag.ContinueOnError)
-	fs.BoolVar(&c.raw, "raw", false, "plain WebSocket: send lines as text messages, print what arrives; no pulse.v1\n(chosen by itself when the server does not accept pulse.v1)")
+	fs.BoolVar(&c.raw, "raw", false, "plain WebSocket: send lines as text messages, print what arrives; no pulse.v1\n(chosen by itself when the server does not speak pulse.v1)")
 	fs.Var(&c.channels, "channel", "subscribe to `channel` at start; repeat for several")
 	fs.StringVar(&c.publishTo, "publish", "", "`channel` that plain lines are published to (default: the first --channel)")
 	fs.StringVar(&c.name, "name", "", "client `name` sent in the hello, shown in presence")
 	fs.DurationVar(&c.ping, "ping", 5*time.Second, "in a terminal, measure the round trip this often; 0 turns it off")
 	fs.IntVar(&c.queue, "queue", client.DefaultQueueSize, "publishes that may wait while offline before a publish fails")
 	fs.DurationVar(&c.handshake, "handshake-timeout", client.DefaultHandshakeTimeout, "bound on a dial and the wait for the welcome")
+	fs.DurationVar(&c.wait, "wait", defaultWait, "at /quit or the end of the input, how long to wait for the acks of the publishes\n(plain WebSocket: for an answer to every line sent) before closing")
 	rest := args
 	for i, a := range args {
 		if strings.Contains(a, "://") {
@@ -58,14 +66,17 @@ func parseConnectFlags(args []string, stdout io.Writer) (*connectConfig, error) 
 			break
 		}
 	}
-	if err := parseFlags(fs, rest, stdout); err != nil {
+	if err := parseFlags(fs, rest, stdout, "URL"); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintf(stdout, "\nURL is a ws:// or wss:// endpoint: pulse.v1 (such as %s) or plain WebSocket.\nOn the prompt, %s\n", "ws://localhost:8080/ws", connectHelp)
 		}
 		return nil, err
 	}
 	if c.url == "" {
-		return nil, errors.New("connect: missing URL, such as ws://localhost:8080/ws (see pulse connect --help)")
+		c.url = fs.Arg(0)
+	}
+	if err := checkURL(c.url); err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
 	}
 	if c.publishTo == "" && len(c.channels) > 0 {
 		c.publishTo = c.channels[0]
@@ -73,9 +84,26 @@ func parseConnectFlags(args []string, stdout io.Writer) (*connectConfig, error) 
 	return c, nil
 }
 
-// connect is "pulse connect URL": an interactive client for pulse.v1
-// endpoints and, with --raw or when the server does not accept pulse.v1,
-// for plain WebSocket endpoints.
+// checkURL accepts ws:// and wss:// URLs with a host.
+func checkURL(s string) error {
+	if s == "" {
+		return errors.New("missing URL, such as ws://localhost:8080/ws (see pulse connect --help)")
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err == nil && (u.Scheme == "http" || u.Scheme == "https"):
+		return fmt.Errorf("%s is an HTTP URL; a WebSocket URL starts with ws:// or wss://, such as ws%s", s, strings.TrimPrefix(s, "http"))
+	case err != nil || (u.Scheme != "ws" && u.Scheme != "wss"):
+		return fmt.Errorf("%q is not a WebSocket URL: it must start with ws:// or wss://, such as ws://localhost:8080/ws", s)
+	case u.Host == "":
+		return fmt.Errorf("%q has no host, such as ws://localhost:8080/ws", s)
+	}
+	return nil
+}
+
+// connect is "pulse connect [flags] URL": an interactive client for
+// pulse.v1 endpoints and, with --raw or when the server does not speak
+// pulse.v1, for plain WebSocket endpoints.
 func connect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, err := parseConnectFlags(args, stdout)
 	if err != nil {
@@ -84,14 +112,21 @@ func connect(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	p := newPrinter(stdout, stderr, isTerminal(commandStdin))
 	in := newLines(commandStdin)
 	defer in.stop()
+	var held []string
 	if !cfg.raw {
 		err = connectPulse(ctx, cfg, in, p)
-		if !errors.Is(err, client.ErrNotPulse) {
+		var np *notPulseError
+		switch {
+		case errors.As(err, &np):
+			p.status("%v: it does not speak it; plain WebSocket mode (--raw skips this check)", np)
+			held = np.held
+		case errors.Is(err, client.ErrNotPulse):
+			p.status("the server does not speak pulse.v1: plain WebSocket mode")
+		default:
 			return err
 		}
-		p.status("the server does not speak pulse.v1: plain WebSocket mode")
 	}
-	return connectRaw(ctx, cfg, in, p)
+	return connectRaw(ctx, cfg, held, in, p)
 }
 
 // printer writes messages on stdout and status lines, stamped, on stderr,
@@ -177,7 +212,7 @@ func payload(line string) json.RawMessage {
 }
 
 const connectHelp = `commands: /sub CHANNEL, /unsub CHANNEL, /pub CHANNEL DATA, /to CHANNEL (where plain lines go),
-          /ping, /state, /quit; any other line is published (plain WebSocket: sent as text)`
+          /ping, /state, /quit; //TEXT sends /TEXT; any other line is published (plain WebSocket: sent as text)`
 
 // goResult runs f on a new goroutine; receiving from the channel joins it.
 func goResult(f func() error) <-chan error {

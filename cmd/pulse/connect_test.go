@@ -341,7 +341,7 @@ func TestConnectPipedFailureExitsNonZero(t *testing.T) {
 	long := strings.Repeat("x", 201) // over the 200 bytes of a channel name
 	c := startCommandReading(t, strings.NewReader("ok\n/pub "+long+" nope\n"), nil, "connect", "--publish", "news", s.url)
 	err := c.exit(t)
-	if err == nil || !strings.Contains(err.Error(), "1 publishes failed") {
+	if err == nil || !strings.Contains(err.Error(), "connect: 1 publish failed") {
 		t.Fatalf("run: %v, want one failed publish\n%s", err, c.err)
 	}
 	c.err.await(t, 0, "publish to "+long+" failed", "bad_request")

@@ -19,7 +19,7 @@ import (
 type serveConfig struct {
 	addr      string
 	logLevel  slog.Level
-	heartbeat heartbeatFlag
+	heartbeat pulse.HeartbeatKind
 	origins   originsFlag
 	apiKey    string
 	// opts holds the numeric bounds; options fills in the rest.
@@ -28,18 +28,22 @@ type serveConfig struct {
 	history hub.MemoryOptions
 }
 
+// defaultAddr is where "pulse serve" listens by default: loopback only,
+// since its demo server lets anyone publish. --addr :8080 exposes it.
+const defaultAddr = "127.0.0.1:8080"
+
 // parseServeFlags parses the arguments of "pulse serve". Every default is
 // the library's, so the help shows what an embedding application gets.
 func parseServeFlags(args []string, stdout io.Writer) (*serveConfig, error) {
-	c := &serveConfig{heartbeat: heartbeatFlag(pulse.HeartbeatFrame)}
+	c := &serveConfig{logLevel: slog.LevelInfo}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.StringVar(&c.addr, "addr", ":8080",
-		"TCP `address` to listen on; port 0 picks a free one, shown in the \"listening\" log line")
+	fs.StringVar(&c.addr, "addr", defaultAddr,
+		"TCP `address` to listen on; the default serves this machine only, :8080 every interface;\nport 0 picks a free one, shown in the \"listening\" log line")
 	fs.DurationVar(&c.opts.Interval, "ping-interval", pulse.DefaultInterval,
 		"time between two heartbeats on each connection")
 	fs.DurationVar(&c.opts.Timeout, "pong-timeout", pulse.DefaultTimeout,
 		"how long past the ping interval a silent client is still alive;\nnothing inbound for ping-interval + pong-timeout closes it with code 4000")
-	fs.Var(&c.heartbeat, "heartbeat",
+	fs.TextVar(&c.heartbeat, "heartbeat", pulse.HeartbeatFrame,
 		"heartbeat `kind` for clients that choose none (subprotocol pulse.v1 or ?heartbeat=):\nframe (RFC 6455 ping), text (\"ping\"/\"pong\" messages) or app (pulse.v1 JSON)")
 	fs.DurationVar(&c.opts.WriteTimeout, "write-timeout", pulse.DefaultWriteTimeout,
 		"bound on every write; a client that cannot take a write in time is closed with code 4001")
@@ -49,8 +53,8 @@ func parseServeFlags(args []string, stdout io.Writer) (*serveConfig, error) {
 		"largest inbound message in `bytes`; a larger one closes the connection with code 1009")
 	fs.DurationVar(&c.opts.DrainWindow, "drain-window", pulse.DefaultDrainWindow,
 		"on SIGINT or SIGTERM, the time over which every connection is closed with code 1012")
-	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo,
-		"least `level` logged on stderr: debug, info, warn or error")
+	fs.Var((*levelFlag)(&c.logLevel), "log-level",
+		"least `level` logged on stderr: debug, info (the default), warn or error; either case")
 	fs.StringVar(&c.apiKey, "api-key", os.Getenv("PULSE_API_KEY"),
 		"bearer `key` of POST /api/publish (default $PULSE_API_KEY); empty turns the API off")
 	fs.IntVar(&c.history.HistorySize, "history-size", hub.DefaultHistorySize,
@@ -94,27 +98,23 @@ func (c *serveConfig) validate() error {
 }
 
 // options returns the pulse.Options the flags describe.
-func (c *serveConfig) options(logger *slog.Logger, metrics *pulse.Metrics) pulse.Options {
+func (c *serveConfig) options(logger *slog.Logger, observer pulse.Observer) pulse.Options {
 	o := c.opts
-	o.Heartbeat = pulse.HeartbeatKind(c.heartbeat)
+	o.Heartbeat = c.heartbeat
 	o.CheckOrigin = c.origins.check()
 	o.Logger = logger
-	o.Metrics = metrics
+	o.Observer = observer
 	return o
 }
 
-// heartbeatFlag is a flag.Value holding a pulse.HeartbeatKind.
-type heartbeatFlag pulse.HeartbeatKind
+// levelFlag is a flag.Value holding a slog.Level, shown in lower case
+// and parsed in either case.
+type levelFlag slog.Level
 
-func (h *heartbeatFlag) String() string { return pulse.HeartbeatKind(*h).String() }
+func (l *levelFlag) String() string { return strings.ToLower(slog.Level(*l).String()) }
 
-func (h *heartbeatFlag) Set(s string) error {
-	kind, err := pulse.ParseHeartbeatKind(s)
-	if err != nil {
-		return err
-	}
-	*h = heartbeatFlag(kind)
-	return nil
+func (l *levelFlag) Set(s string) error {
+	return (*slog.Level)(l).UnmarshalText([]byte(s))
 }
 
 // originsFlag is a flag.Value collecting browser origins, normalized to
@@ -147,14 +147,12 @@ func parseOrigin(s string) (string, error) {
 	return s, nil
 }
 
-// check returns the Options.CheckOrigin the list describes: nil (the
-// library's same-origin rule) when empty, otherwise a check that admits
-// requests without Origin, same-origin requests and the listed origins.
+// check returns the Options.CheckOrigin the list describes: it admits
+// requests without Origin (not a browser), same-origin requests (loopback
+// spellings count as one host on a request to a loopback address, see
+// sameHost) and the listed origins.
 func (o originsFlag) check() func(*http.Request) bool {
-	switch {
-	case len(o) == 0:
-		return nil
-	case slices.Contains(o, "*"):
+	if slices.Contains(o, "*") {
 		return func(*http.Request) bool { return true }
 	}
 	return func(r *http.Request) bool {
@@ -163,6 +161,6 @@ func (o originsFlag) check() func(*http.Request) bool {
 			return true
 		}
 		u, err := url.Parse(origin)
-		return err == nil && strings.EqualFold(u.Host, r.Host)
+		return err == nil && sameHost(u.Host, r)
 	}
 }

@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +26,11 @@ func TestCommands(t *testing.T) {
 		{args: []string{"--help"}, wantOut: "Commands:"},
 		{args: []string{"serve", "--help"}, wantOut: "-ping-interval duration"},
 		{args: []string{"serve", "-h"}, wantOut: "(default 25s)"},
+		{args: []string{"serve", "-h"}, wantOut: "debug, info (the default), warn or error; either case"},
+		{args: []string{"connect", "-h"}, wantOut: "Usage: pulse connect [flags] URL"},
+		{args: []string{"chaos", "-h"}, wantOut: "stdin (default: on when stdin is a terminal)\n"},
+		{args: []string{"version"}, wantOut: "pulse devel " + runtime.Version()},
+		{args: []string{"help"}, wantOut: "version  print the version"},
 	} {
 		var stdout, stderr bytes.Buffer
 		err := run(t.Context(), tc.args, &stdout, &stderr)
@@ -75,7 +82,12 @@ func TestFlagsMapToOptions(t *testing.T) {
 		Interval: 3 * time.Second, Timeout: 2 * time.Second, Heartbeat: pulse.HeartbeatText,
 		WriteTimeout: 4 * time.Second, QueueSize: 7, MaxMessageSize: 99, DrainWindow: 6 * time.Second,
 	}
-	if got := cfg.options(nil, nil); !reflect.DeepEqual(got, want) {
+	got := cfg.options(nil, nil)
+	if got.CheckOrigin == nil {
+		t.Error("options.CheckOrigin is nil, want the --allow-origin rule")
+	}
+	got.CheckOrigin = nil // funcs do not compare
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("options = %+v, want %+v", got, want)
 	}
 }
@@ -109,5 +121,29 @@ func TestAllowOrigin(t *testing.T) {
 		if got := origins.check()(r); got != tc.want {
 			t.Errorf("allow %q, Origin %q: %v, want %v", tc.flags, tc.origin, got, tc.want)
 		}
+	}
+}
+
+// --log-level takes either case and shows lower case.
+func TestLogLevelFlag(t *testing.T) {
+	for in, want := range map[string]slog.Level{"debug": slog.LevelDebug, "WARN": slog.LevelWarn, "Error": slog.LevelError, "info": slog.LevelInfo} {
+		cfg, err := parseServeFlags([]string{"--log-level", in}, &bytes.Buffer{})
+		if err != nil || cfg.logLevel != want {
+			t.Errorf("--log-level %s: %v, %v; want %v", in, cfg, err, want)
+		}
+	}
+	if got := (*levelFlag)(new(slog.LevelWarn)).String(); got != "warn" {
+		t.Errorf("levelFlag shows %q, want warn", got)
+	}
+}
+
+// The embedded default serves this machine only.
+func TestDefaultAddrIsLoopback(t *testing.T) {
+	cfg, err := parseServeFlags(nil, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.addr != "127.0.0.1:8080" {
+		t.Fatalf("default --addr %q, want 127.0.0.1:8080", cfg.addr)
 	}
 }

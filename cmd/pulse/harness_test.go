@@ -86,8 +86,47 @@ func (s *served) url(scheme, path string) string { return scheme + "://" + s.add
 
 // logLines collects the lines a server logs.
 type logLines struct {
-	mu    sync.Mutex
-	lines []string
+	mu      sync.Mutex
+	lines   []string
+	changed chan struct{} // closed and replaced on every line; made by await
+}
+
+// await waits for a line containing every one of parts and returns it.
+func (l *logLines) await(t *testing.T, parts ...string) string {
+	t.Helper()
+	deadline := time.After(wait)
+	for {
+		l.mu.Lock()
+		for _, line := range l.lines {
+			if containsAll(line, parts) {
+				l.mu.Unlock()
+				return line
+			}
+		}
+		if l.changed == nil {
+			l.changed = make(chan struct{})
+		}
+		changed := l.changed
+		l.mu.Unlock()
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("no log line with %q within %v; log:\n%s", parts, wait, l)
+		}
+	}
+}
+
+// count returns how many lines contain every one of parts.
+func (l *logLines) count(parts ...string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, line := range l.lines {
+		if containsAll(line, parts) {
+			n++
+		}
+	}
+	return n
 }
 
 // read collects lines from r until EOF and sends the address of the first
@@ -116,6 +155,10 @@ func (l *logLines) add(line string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.lines = append(l.lines, strings.TrimRight(line, "\n"))
+	if l.changed != nil {
+		close(l.changed)
+		l.changed = nil
+	}
 }
 
 func (l *logLines) String() string {

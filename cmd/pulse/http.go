@@ -24,9 +24,9 @@ import (
 // one set of metrics cover both.
 func (d *daemon) routes(reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /ws", d.pulse.Handle(d.hub.Handler()))
-	mux.Handle("GET /echo", d.pulse.Handle(echo))
-	mux.Handle("/api/publish", d.hub.PublishHandler(d.apiKey))
+	mux.Handle("GET /ws", d.originGate(d.checkOrigin, d.pulse.Handle(d.hub.Handler())))
+	mux.Handle("GET /echo", d.originGate(d.checkOrigin, d.pulse.Handle(echo)))
+	mux.Handle("/api/publish", d.logAPIRefusals(d.hub.PublishHandler(d.apiKey)))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog: httpErrorLog{d},
 		Registry: reg,

@@ -1,9 +1,10 @@
 // Command pulse runs and debugs WebSocket connections held to pulse's
 // liveness rule.
 //
-//	pulse serve [flags]    serve /ws, /echo, /metrics, /healthz, pulse.js and the demos
-//	pulse connect URL      an interactive client: state, RTT, reconnects, subscribe and publish
-//	pulse chaos [flags]    a TCP fault proxy driven by an HTTP control endpoint
+//	pulse serve [flags]        serve /ws, /echo, /metrics, /healthz, pulse.js and the demos
+//	pulse connect [flags] URL  an interactive client: state, RTT, reconnects, subscribe and publish
+//	pulse chaos [flags]        a TCP fault proxy driven by an HTTP control endpoint
+//	pulse version              the version of the binary
 //
 // Run "pulse help" for the list of commands and "pulse CMD --help" for the
 // flags of one.
@@ -17,6 +18,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 )
@@ -47,6 +50,23 @@ var commands = []command{
 	{name: "serve", summary: "serve WebSocket connections with heartbeats, metrics and graceful drain", run: serve},
 	{name: "connect", summary: "an interactive client: state, RTT, reconnects; subscribe and publish from the prompt", run: connect},
 	{name: "chaos", summary: "a TCP fault proxy: blackhole, delay, throttle or cut connections on command", run: runChaos},
+	{name: "version", summary: "print the version of this binary", run: version},
+}
+
+// version is "pulse version": the module version the binary was built
+// from ("devel" for a build from a work tree) and the Go version.
+func version(_ context.Context, args []string, stdout, _ io.Writer) error {
+	fs := flag.NewFlagSet("version", flag.ContinueOnError)
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return err
+	}
+	v := "devel"
+	info, ok := debug.ReadBuildInfo()
+	if ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
+		v = info.Main.Version
+	}
+	fmt.Fprintf(stdout, "pulse %s %s\n", v, runtime.Version())
+	return nil
 }
 
 // run dispatches args (without the program name) to a command.
@@ -92,22 +112,24 @@ func commandNames() string {
 	return strings.Join(names, ", ")
 }
 
-// parseFlags parses args into fs. Help is printed to stdout and reported as
-// flag.ErrHelp; any other problem comes back as an error naming the command,
-// without the usage text, which "--help" shows.
-func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) error {
+// parseFlags parses args into fs. operands names the arguments the
+// command takes after its flags, for the usage line; fs.Args() may hold at
+// most that many. Help is printed to stdout and reported as flag.ErrHelp;
+// any other problem comes back as an error naming the command, without the
+// usage text, which "--help" shows.
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer, operands ...string) error {
 	fs.SetOutput(io.Discard)
 	err := fs.Parse(args)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
-		fmt.Fprintf(stdout, "Usage: pulse %s [flags]\n\nFlags:\n", fs.Name())
+		fmt.Fprintf(stdout, "Usage: pulse %s\n\nFlags:\n", strings.Join(append([]string{fs.Name(), "[flags]"}, operands...), " "))
 		fs.SetOutput(stdout)
 		fs.PrintDefaults()
 		return flag.ErrHelp
 	case err != nil:
 		return fmt.Errorf("%s: %w (see pulse %s --help)", fs.Name(), err, fs.Name())
-	case fs.NArg() > 0:
-		return fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	case fs.NArg() > len(operands):
+		return fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(len(operands)))
 	}
 	return nil
 }

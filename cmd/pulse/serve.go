@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/pulse-go/pulse"
 	"github.com/pulse-go/pulse/hub"
+	"github.com/pulse-go/pulse/prom"
 	"github.com/pulse-go/pulse/web"
 )
 
@@ -53,7 +54,38 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	printWelcome(stdout, ln.Addr())
 	return d.run(ctx, ln)
+}
+
+// printWelcome tells the operator where to point a browser and clients,
+// and who can reach the server.
+func printWelcome(w io.Writer, addr net.Addr) {
+	base := baseURL(addr)
+	fmt.Fprintf(w, "pulse serve: open http://%s/ in a browser; demos at /chat/, /dashboard/, /game/\n", base)
+	fmt.Fprintf(w, "  pulse.v1 ws://%[1]s/ws   echo ws://%[1]s/echo   metrics http://%[1]s/metrics\n", base)
+	tcp, _ := addr.(*net.TCPAddr)
+	switch {
+	case tcp != nil && tcp.IP.IsLoopback():
+		fmt.Fprintf(w, "  listening on %s: this machine only; --addr :%d accepts other machines too\n", addr, tcp.Port)
+	case tcp != nil && tcp.IP.IsUnspecified():
+		fmt.Fprintf(w, "  listening on %s: every interface, other machines included\n", addr)
+	default:
+		fmt.Fprintf(w, "  listening on %s\n", addr)
+	}
+}
+
+// baseURL is the host:port a browser on this machine reaches addr at:
+// localhost for a loopback or wildcard address.
+func baseURL(addr net.Addr) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return addr.String()
+	}
+	if tcp.IP.IsLoopback() || tcp.IP.IsUnspecified() {
+		return fmt.Sprintf("localhost:%d", tcp.Port)
+	}
+	return tcp.String()
 }
 
 // daemon is one running "pulse serve": a pulse.Server and the HTTP server
@@ -64,11 +96,13 @@ type daemon struct {
 	pulse       *pulse.Server
 	hub         *hub.Hub
 	apiKey      string
+	checkOrigin func(*http.Request) bool // --allow-origin's rule
 	http        *http.Server
 	drainWindow time.Duration // for the log
 
 	draining atomic.Bool // set once run's context has ended; read by /healthz
 	handlers inflight    // every HTTP handler, hijacked ones included
+	refusals refusalLog  // requests refused before the library sees them
 }
 
 // newDaemon builds the servers cfg describes; nothing runs yet.
@@ -78,7 +112,7 @@ func newDaemon(cfg *serveConfig, logger *slog.Logger) (*daemon, error) {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	opts := cfg.options(logger, pulse.NewMetrics(reg))
+	opts := cfg.options(logger, prom.New(reg))
 	srv, err := pulse.NewServer(&opts)
 	if err != nil {
 		return nil, err
@@ -88,7 +122,8 @@ func newDaemon(cfg *serveConfig, logger *slog.Logger) (*daemon, error) {
 		Authorize: serverOnlyChannels,
 		Logger:    logger,
 	})
-	d := &daemon{log: logger, pulse: srv, hub: h, apiKey: cfg.apiKey, drainWindow: opts.DrainWindow}
+	d := &daemon{log: logger, pulse: srv, hub: h, apiKey: cfg.apiKey, checkOrigin: opts.CheckOrigin, drainWindow: opts.DrainWindow}
+	d.refusals.log = logger
 	d.http = &http.Server{
 		Handler:           d.handlers.track(d.routes(reg)),
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -121,7 +156,7 @@ func (d *daemon) run(ctx context.Context, ln net.Listener) error {
 		defer cancel() // a listener that fails shuts the server down too
 		return d.http.Serve(ln)
 	})
-	d.log.Info("listening", "addr", ln.Addr().String())
+	d.log.Info("listening", "addr", ln.Addr().String(), "url", "http://"+baseURL(ln.Addr())+"/")
 	<-ctx.Done()
 	if err := errors.Join(d.shutdown(pulseDone, serveDone), <-demosDone); err != nil {
 		return fmt.Errorf("serve: %w", err)
