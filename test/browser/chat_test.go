@@ -58,7 +58,7 @@ func TestChatResumesAfterBlackhole(t *testing.T) {
 	ann.noConsoleErrors()
 	bob.noConsoleErrors()
 
-	proxy.Blackhole(chaos.Both)
+	proxy.Blackhole(chaos.DirectionBoth)
 	cut := time.Now()
 	took := bob.waitFor("the reconnecting banner",
 		`document.querySelector('#banner.show[data-state="reconnecting"]')?.textContent.includes('Reconnect')`, cutTimeout)
