@@ -16,7 +16,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import {
-  PulseSocket, CLOSE_CODES, retryable, retryWindow, backoff,
+  PulseSocket, PulseError, CLOSE_CODES, retryable, retryWindow, backoff,
 } from '../../web/static/pulse.js';
 
 const WAIT_MS = 10_000; // bound on every wait
@@ -129,8 +129,8 @@ test('close codes, retry window and backoff match PROTOCOL.md', () => {
   assert.equal(retryable(3000), false);
   assert.equal(retryWindow('server restart retry=5000'), 5000);
   assert.equal(retryWindow('retry=12'), 12);
-  assert.equal(retryWindow('no window'), -1);
-  assert.equal(backoff(0, 500, 15_000, () => 0.999), 499);
+  assert.equal(retryWindow('no window'), 0);
+  assert.equal(backoff(0, 500, 15_000, () => 0.999), 500);
   assert.equal(backoff(3, 500, 15_000, () => 0.5), 2000);
   assert.equal(backoff(40, 500, 15_000, () => 0.999), 14_985);
 });
@@ -191,16 +191,19 @@ test('sends while connecting are queued, bounded, and latest per key', async (t)
   await next(reader, 'subscribed');
 
   const ps = open(t, url, { queueSize: 3 });
-  const dropped = ps.publish('q', 'first');
-  assert.equal(dropped.status, 'queued');
-  assert.equal(ps.send('q', 'move-1', { queueKey: 'move' }), 'queued');
+  const first = ps.publish('q', 'first');
+  assert.equal(first.status, 'queued');
+  const replaced = ps.publish('q', 'move-1', { queueKey: 'move' });
   assert.equal(ps.send('q', 'move-2', { queueKey: 'move' }), 'queued'); // replaces move-1
+  await assert.rejects(replaced.ack, (err) => err.code === 'replaced');
   ps.send('q', 'second');
-  ps.send('q', 'third'); // over 3: drops "first"
-  await assert.rejects(dropped.ack, /queue full/);
+  // Full: the new publish is refused, loudly; the queued ones stay.
+  assert.throws(() => ps.send('q', 'third'), (err) => err instanceof PulseError && err.code === 'queue_full');
+  assert.throws(() => ps.publish('q', 'fourth'), (err) => err.code === 'queue_full');
   await next(ps, 'open');
+  await first.ack;
   await got.waitFor(3);
-  assert.deepEqual(got.map((e) => e.data), ['move-2', 'second', 'third']);
+  assert.deepEqual(got.map((e) => e.data), ['first', 'move-2', 'second']);
   assert.equal(ps.send('q', 'live'), 'sent');
 });
 
@@ -337,7 +340,7 @@ test('a position the server cannot resume from is refetched from history and sai
   // A reload after a server restart: the stored epoch is gone.
   const storage = new MemoryStorage();
   const probe = new PulseSocket(url, { storage });
-  const key = probe.storageKey;
+  const [key] = storage.m.keys();
   probe.close();
   storage.setItem(key, JSON.stringify({ id: 'c0ffee', positions: { news: { epoch: 'gone', offset: 3 } } }));
 
@@ -371,7 +374,7 @@ test('no dial while the browser is offline; online dials at once', async (t) => 
   page.navigator.onLine = false;
   net.muted = true;
   await next(ps, 'statechange', (e) => e.detail.offline === true);
-  assert.equal(ps.state, 'reconnecting');
+  assert.equal(ps.state, 'offline');
   assert.equal(net.sockets.length, 1, 'dialled while offline');
 
   net.muted = false;
