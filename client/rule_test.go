@@ -30,8 +30,8 @@ type clientRule struct {
 	QueueSize            int    `json:"queue_size"`
 	QueueTTLMS           int64  `json:"queue_ttl_ms"`
 	QueueFull            string `json:"queue_full"`
-	CloseCodeClosing     int    `json:"close_code_closing"`
-	CloseCodeReconnect   int    `json:"close_code_reconnecting"`
+	CloseCodeServerDead  int    `json:"close_code_server_dead"`
+	CloseCodeOther       int    `json:"close_code_other"`
 	LivenessExamples     []struct {
 		IntervalMS, TimeoutMS, DegradedAfterMS, LostAfterMS int64
 	} `json:"liveness_examples"`
@@ -145,8 +145,9 @@ func TestClientRuleQueueFull(t *testing.T) {
 	}
 }
 
-// A client that judges the server dead closes with the rule's
-// reconnecting code; one whose context ends, with the closing code.
+// A client that judges the server dead closes with the rule's server-dead
+// code (4000); one that ends a connection for any other reason, with the
+// other code (1000).
 func TestClientRuleCloseCodes(t *testing.T) {
 	r, _ := readRule(t)
 	synctest.Test(t, func(t *testing.T) {
@@ -155,15 +156,21 @@ func TestClientRuleCloseCodes(t *testing.T) {
 		run := running(t, c)
 		conn := f.accept(t, time.Second, time.Second)
 		s.await(t, StateReconnecting) // silent: judged dead
-		if got := conn.closedWith(); int(got) != r.CloseCodeReconnect {
-			t.Errorf("judged dead: closed with %d, the rule says %d", got, r.CloseCodeReconnect)
+		if got := conn.closedWith(); int(got) != r.CloseCodeServerDead {
+			t.Errorf("judged dead: closed with %d, the rule says %d", got, r.CloseCodeServerDead)
+		}
+		unwelcomed := newFakeConn()
+		f.next(t).answer <- dialAnswer{conn: unwelcomed}
+		s.await(t, StateReconnecting) // no welcome within the handshake timeout
+		if got := unwelcomed.closedWith(); int(got) != r.CloseCodeOther {
+			t.Errorf("no welcome: closed with %d, the rule says %d", got, r.CloseCodeOther)
 		}
 		conn = f.accept(t, time.Hour, time.Hour)
 		s.await(t, StateOpen)
 		run.cancel()
 		<-run.done
-		if got := conn.closedWith(); int(got) != r.CloseCodeClosing {
-			t.Errorf("closing: closed with %d, the rule says %d", got, r.CloseCodeClosing)
+		if got := conn.closedWith(); int(got) != r.CloseCodeOther {
+			t.Errorf("closing: closed with %d, the rule says %d", got, r.CloseCodeOther)
 		}
 	})
 }

@@ -53,8 +53,8 @@ test('the defaults are the client rule', () => {
   assert.equal(RULE.degradedGraceMax, rule.degraded_grace_max_ms);
   assert.equal(RULE.retryWindowMax, rule.retry_window_max_ms);
   assert.equal(RULE.queueFull, rule.queue_full);
-  assert.equal(RULE.closeClosing, rule.close_code_closing);
-  assert.equal(RULE.closeReconnecting, rule.close_code_reconnecting);
+  assert.equal(RULE.closeServerDead, rule.close_code_server_dead);
+  assert.equal(RULE.closeOther, rule.close_code_other);
 });
 
 test('degraded and lost follow the rule\'s examples', () => {
@@ -89,7 +89,7 @@ test('the socket degrades, probes, and is lost at the rule\'s bounds', async (t)
   clock.ms = heard + lost;
   const closed = await new Promise((resolve) => ps.addEventListener('close', resolve, { once: true }));
   assert.equal(closed.detail.code, 4000);
-  assert.equal(judged.closedWith.code, rule.close_code_reconnecting, 'close code sent when the server is judged dead');
+  assert.equal(judged.closedWith.code, rule.close_code_server_dead, 'close code sent when the server is judged dead');
 });
 
 test('a full queue refuses the new publish and keeps the queued ones', (t) => {
@@ -104,10 +104,14 @@ test('a full queue refuses the new publish and keeps the queued ones', (t) => {
   return Promise.resolve().then(() => assert.equal(firstFailed, null, 'the oldest publish was dropped'));
 });
 
-test('close for good sends the rule\'s closing code', (t) => {
-  const { ps, ws } = fakeSocket(t);
+test('every other end sends the rule\'s other code', async (t) => {
+  const { ps, ws } = fakeSocket(t, { connectTimeout: 20, backoffBase: 1 });
+  const unwelcomed = ws();
+  await new Promise((resolve) => ps.addEventListener('close', resolve, { once: true }));
+  assert.equal(unwelcomed.closedWith.code, rule.close_code_other, 'no welcome in time');
+  await new Promise((resolve) => ps.addEventListener('statechange', resolve, { once: true })); // the redial
   ws().welcome(25_000, 10_000);
   const sock = ws();
   ps.close();
-  assert.equal(sock.closedWith.code, rule.close_code_closing);
+  assert.equal(sock.closedWith.code, rule.close_code_other, 'closed by the app');
 });

@@ -406,3 +406,97 @@ test('pageshow and visibilitychange probe the connection: no pong within timeout
   assert.equal(closed.detail.reason, 'probe unanswered');
   assert.ok(after >= 1000 && after < BOUND_MS, `probe verdict after ${after} ms, want within [timeout, interval + timeout)`);
 });
+
+/** Records each statechange of ps, as it happens. */
+function states(ps) {
+  const seen = [];
+  ps.addEventListener('statechange', (e) => seen.push(e.detail.state));
+  return seen;
+}
+
+test('the offline event leaves open at once; online dials at once', async (t) => {
+  const page = fakePage(t);
+  const { url } = await startServer(t);
+  const net = mutableNet();
+  const ps = open(t, url, { WebSocket: net.WebSocket, backoffBase: 50 });
+  await next(ps, 'open');
+  page.navigator.onLine = false;
+  page.window.dispatchEvent(new Event('offline'));
+  assert.equal(ps.state, 'offline', 'still open after the offline event');
+  assert.ok(net.sockets[0].readyState >= 2, 'the socket of the lost network stays open'); // CLOSING
+
+  page.navigator.onLine = true;
+  const opened = next(ps, 'open');
+  page.window.dispatchEvent(new Event('online'));
+  assert.equal(net.sockets.length, 2, 'the online event did not dial at once');
+  assert.equal((await opened).detail.resumed, true);
+});
+
+test('waking while offline says offline at once, with no countdown first', async (t) => {
+  const page = fakePage(t);
+  const { url } = await startServer(t);
+  const net = mutableNet();
+  const ps = open(t, url, { WebSocket: net.WebSocket });
+  await next(ps, 'open');
+  // The laptop slept; the network went while no event could run.
+  net.muted = true;
+  page.navigator.onLine = false;
+  const seen = states(ps);
+  page.document.dispatchEvent(new Event('visibilitychange'));
+  assert.deepEqual(seen, ['offline']);
+  assert.equal(ps.retryAt, 0, 'a countdown is planned while offline');
+});
+
+for (const [leave, back, on] of [['freeze', 'resume', 'document'], ['pagehide', 'pageshow', 'window']]) {
+  test(`${leave} closes at once (1000) so presence drops at once; ${back} comes back as the same member`, async (t) => {
+    const { url } = await startServer(t);
+    const watcher = open(t, url, { client: 'watcher' }); // another page: made before this one
+    watcher.subscribe('lobby', { presence: true });
+    await next(watcher, 'subscribed');
+    const page = fakePage(t);
+    const net = mutableNet();
+    const closes = [];
+    const WS = class extends net.WebSocket {
+      close(code, reason) { closes.push(code); super.close(code, reason); }
+    };
+    const ps = open(t, url, { WebSocket: WS, client: 'ann' });
+    const joined = next(watcher, 'join', (e) => e.detail.member.client === 'ann');
+    ps.subscribe('lobby', { presence: true });
+    const member = (await joined).detail.member.id;
+
+    const left = next(watcher, 'leave', (e) => e.detail.member.id === member);
+    const start = performance.now();
+    page[on].dispatchEvent(new Event(leave));
+    await left;
+    const after = performance.now() - start;
+    t.diagnostic(`left presence ${after.toFixed(0)} ms after ${leave}`);
+    assert.ok(after < BOUND_MS / 2, `left ${after} ms after ${leave}: not at once`);
+    assert.deepEqual(closes, [1000]);
+    assert.notEqual(ps.state, 'open');
+
+    const rejoined = next(watcher, 'join', (e) => e.detail.member.client === 'ann');
+    page[on].dispatchEvent(new Event(back));
+    assert.equal((await rejoined).detail.member.id, member);
+    assert.equal(ps.state, 'open');
+  });
+}
+
+test('endSession forgets the session: storage is cleared and stays clear', async (t) => {
+  const page = fakePage(t);
+  const { url } = await startServer(t);
+  const storage = new MemoryStorage();
+  const first = open(t, url, { storage });
+  await next(first, 'open');
+  const member = first.member;
+  assert.equal(storage.m.size, 1);
+  first.endSession();
+  assert.equal(first.state, 'closed');
+  assert.equal(storage.m.size, 0, 'endSession left the session in storage');
+  page.window.dispatchEvent(new Event('pagehide')); // the page unloads
+  assert.equal(storage.m.size, 0, 'the session was written back on unload');
+
+  const second = open(t, url, { storage }); // the reload
+  await next(second, 'open');
+  assert.notEqual(second.member, member);
+  assert.notEqual(second.clientId, first.clientId);
+});

@@ -14,7 +14,7 @@
 // resume every channel from its last position, and resend unacknowledged
 // publishes with their idempotency keys. In a browser it also follows the
 // page: offline (state "offline" at once), frozen or hidden for the
-// back/forward cache (closed with 1001, resumed when the page comes back).
+// back/forward cache (closed at once, resumed when the page comes back).
 //
 //   import { PulseSocket } from '/pulse.js';
 //   const ps = new PulseSocket(`ws://${location.host}/ws`, { client: 'ann' });
@@ -67,10 +67,10 @@ export const RULE = Object.freeze({
   retryWindowMax: 120_000,
   /** a publish into a full queue is refused (send throws a PulseError queue_full) */
   queueFull: 'refuse_new',
-  /** the close code sent when closing for good */
-  closeClosing: 1000,
-  /** the close code sent when dropping a connection to dial again */
-  closeReconnecting: 1001,
+  /** the close code sent when the server is judged dead */
+  closeServerDead: 4000,
+  /** the close code sent on any other end (a browser cannot send 1001) */
+  closeOther: 1000,
 });
 
 /**
@@ -398,7 +398,7 @@ export class PulseSocket extends EventTarget {
    * @param {number} [code]  1000, or 3000-4999; default 1000
    * @param {string} [reason]
    */
-  close(code = RULE.closeClosing, reason = '') {
+  close(code = RULE.closeOther, reason = '') {
     if (this.#state === 'closed') return;
     this.#drop(code, reason);
     for (const [target, type, f] of this.#listeners) target?.removeEventListener(type, f);
@@ -420,7 +420,7 @@ export class PulseSocket extends EventTarget {
     } catch {
       // disabled storage holds nothing
     }
-    this.close(RULE.closeClosing, 'session ended');
+    this.close(RULE.closeOther, 'session ended');
   }
 
   // ---- storage ----
@@ -463,7 +463,7 @@ export class PulseSocket extends EventTarget {
   /**
    * Listens to the page: online, shown or visible again means reconnect
    * now or probe; offline means no connection until online; frozen or
-   * hidden for the back/forward cache means close (1001) until resumed.
+   * hidden for the back/forward cache means close (1000) until resumed.
    */
   #listenToPage() {
     const win = globalThis.window;
@@ -520,15 +520,15 @@ export class PulseSocket extends EventTarget {
   }
 
   /**
-   * Closes the connection with 1001 and plans no dial.
+   * Closes the connection (1000, reason says why) and plans no dial.
    * @param {'offline'|'hidden'} why @param {string} reason
    */
   #park(why, reason) {
     const had = !!this.#ws;
-    this.#drop(RULE.closeReconnecting, reason);
+    this.#drop(RULE.closeOther, reason);
     this.#parked = why;
     this.#retryAt = 0;
-    if (had) this.dispatchEvent(new PulseEvent('close', { code: RULE.closeReconnecting, reason, willReconnect: true }));
+    if (had) this.dispatchEvent(new PulseEvent('close', { code: RULE.closeOther, reason, willReconnect: true }));
   }
 
   // ---- the connection ----
@@ -687,7 +687,7 @@ export class PulseSocket extends EventTarget {
    */
   #lost(code, reason) {
     const stable = !!this.#session && this.#now() - this.#openedAt >= this.#opts.stableAfter;
-    this.#drop(RULE.closeReconnecting, reason);
+    this.#drop(code === 4000 ? RULE.closeServerDead : RULE.closeOther, reason);
     if (!retryable(code)) {
       this.close(code, reason);
       return;
@@ -709,7 +709,7 @@ export class PulseSocket extends EventTarget {
 
   /**
    * Forgets the current WebSocket and everything tied to it, closing it
-   * with code (1000 or 3000-4999; else 1000).
+   * with code (1000 or 3000-4999, what a browser may send; else 1000).
    * @param {number} code @param {string} reason
    */
   #drop(code, reason) {
@@ -723,7 +723,7 @@ export class PulseSocket extends EventTarget {
     clearInterval(this.#timers.check);
     if (ws) {
       ws.onmessage = ws.onclose = ws.onerror = null;
-      const sendable = code === 1000 || code === 1001 || (code >= 3000 && code < 5000);
+      const sendable = code === 1000 || (code >= 3000 && code < 5000);
       try {
         ws.close(sendable ? code : 1000, reason.slice(0, 100));
       } catch {
