@@ -115,3 +115,9 @@ test('every other end sends the rule\'s other code', async (t) => {
   ps.close();
   assert.equal(sock.closedWith.code, rule.close_code_other, 'closed by the app');
 });
+
+test('options that are not positive finite numbers take the rule\'s defaults', (t) => {
+  const { ps } = fakeSocket(t, { queueSize: Infinity, queueTTL: undefined, backoffCap: -1 });
+  for (let i = 0; i < rule.queue_size; i++) ps.send('q', i);
+  assert.throws(() => ps.send('q', 'one more'), (err) => err.code === 'queue_full', 'queueSize Infinity is unbounded');
+});

@@ -130,6 +130,8 @@ export const DEFAULTS = Object.freeze({
 });
 
 /**
+ * Options of a PulseSocket. A number option that is not a positive finite
+ * number takes its default.
  * @typedef {object} PulseOptions
  * @property {typeof WebSocket} [WebSocket]  the constructor; default globalThis.WebSocket
  * @property {Storage|null} [storage]  where the client id, session and positions survive a reload; default sessionStorage if any; null for none
@@ -224,7 +226,7 @@ export class PulseError extends Error {
 export class PulseSocket extends EventTarget {
   // Set by the constructor, never change.
   /** @type {string} */ #url;
-  /** @type {Required<Omit<PulseOptions, 'WebSocket'|'storage'|'now'|'client'|'info'>> & {client?: string, info?: any}} */ #opts;
+  /** @type {Resolved} */ #opts;
   /** @type {typeof WebSocket} */ #WS;
   /** @type {() => number} */ #now;
   /** @type {Storage|null} */ #storage;
@@ -269,13 +271,10 @@ export class PulseSocket extends EventTarget {
   constructor(url, options = {}) {
     super();
     this.#url = url;
-    const { WebSocket: WS, storage, now, ...rest } = options;
-    this.#opts = { ...DEFAULTS, ...rest };
-    const size = Math.floor(Number(this.#opts.queueSize));
-    this.#opts.queueSize = size >= 1 ? size : DEFAULTS.queueSize;
-    this.#WS = WS || globalThis.WebSocket;
-    this.#now = now || (() => performance.now());
-    this.#storage = storage !== undefined ? storage : safeSessionStorage();
+    this.#opts = resolve(options);
+    this.#WS = options.WebSocket || globalThis.WebSocket;
+    this.#now = options.now || (() => performance.now());
+    this.#storage = options.storage !== undefined ? options.storage : safeSessionStorage();
     this.#storageKey = `pulse:${url}`;
     this.#stored = this.#restore();
     this.#save();
@@ -562,6 +561,7 @@ export class PulseSocket extends EventTarget {
     } catch {
       return; // not pulse.v1: ignore
     }
+    if (!m || typeof m !== 'object') return; // not pulse.v1 either
     const reply = m.id && this.#replies.get(m.id);
     if (reply) {
       this.#replies.delete(m.id);
@@ -899,6 +899,25 @@ export class PulseSocket extends EventTarget {
     this.#state = state;
     this.dispatchEvent(new PulseEvent('statechange', { ...detail, state, previous }));
   }
+}
+
+/** @typedef {{-readonly [K in keyof typeof DEFAULTS]: number} & {client?: string, info?: any}} Resolved */
+
+/**
+ * The options with every default filled in: a number option that is not a
+ * positive finite number takes its default; queueSize is a whole number.
+ * @param {PulseOptions} options
+ * @returns {Resolved}
+ */
+function resolve(options) {
+  /** @type {Resolved} */
+  const o = { ...DEFAULTS, client: options.client, info: options.info };
+  for (const key of /** @type {Array<keyof typeof DEFAULTS>} */ (Object.keys(DEFAULTS))) {
+    const v = options[key];
+    if (typeof v === 'number' && Number.isFinite(v) && v > 0) o[key] = v;
+  }
+  o.queueSize = Math.max(1, Math.floor(o.queueSize));
+  return o;
 }
 
 /** sessionStorage when the runtime has one, else null. @returns {Storage|null} */
