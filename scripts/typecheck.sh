@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 version=5.9.3
-cache="${PULSE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pulse}/typescript-$version"
+cache="${PULSE_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/pulse}/typescript-$version"
 tsc="$cache/node_modules/.bin/tsc"
 if [ ! -x "$tsc" ]; then
 	mkdir -p "$cache"
