@@ -15,16 +15,6 @@ const (
 	DirectionDownstream
 )
 
-// The names before the type's prefix, kept only while client/socket_test.go
-// still says chaos.DirectionBoth.
-//
-// Deprecated: use DirectionBoth, DirectionUpstream and DirectionDownstream.
-const (
-	Both       = DirectionBoth
-	Upstream   = DirectionUpstream
-	Downstream = DirectionDownstream
-)
-
 // String returns "both", "upstream" or "downstream".
 func (d Direction) String() string {
 	switch d {

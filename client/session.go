@@ -64,10 +64,13 @@ func (s *session) run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.read(frames, stop) })
 	err := s.serve(ctx, frames)
-	if ctx.Err() != nil {
+	switch ce, _ := err.(*pulse.CloseError); {
+	case ctx.Err() != nil:
 		s.t.Close(pulse.CloseNormal, "client closing")
-	} else {
-		s.t.Close(pulse.CloseGoingAway, "client reconnecting")
+	case ce != nil && ce.Code == pulse.CloseHeartbeatTimeout: // the client rule of PROTOCOL.md
+		s.t.Close(pulse.CloseHeartbeatTimeout, "server silent")
+	default: // 1000: a browser cannot send 1001, and pulse.js follows the same rule
+		s.t.Close(pulse.CloseNormal, "client reconnecting")
 	}
 	close(stop)
 	wg.Wait()

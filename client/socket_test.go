@@ -177,7 +177,7 @@ func TestBlackholeDetectedAndHealed(t *testing.T) {
 	w.take(t, 0, 3)
 
 	start := time.Now()
-	proxy.Blackhole(chaos.Both)
+	proxy.Blackhole(chaos.DirectionBoth)
 	w.await(t, StateDegraded)
 	degraded := time.Since(start)
 	lost := w.await(t, StateReconnecting)
@@ -302,7 +302,7 @@ func TestReconnectKeepsMember(t *testing.T) {
 	if member == "" {
 		t.Fatal("no member id after the welcome")
 	}
-	proxy.Blackhole(chaos.Both)
+	proxy.Blackhole(chaos.DirectionBoth)
 	w.await(t, StateReconnecting)
 	proxy.Heal()
 	w.await(t, StateOpen)

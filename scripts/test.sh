@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Runs every test of pulse on a fresh machine: installs Chromium when it is
-# missing, then vet, the Go tests under the race detector (each package
-# behind a goroutine-leak gate, fuzz seeds included, the browser tests in
-# headless Chromium), then the Node tests against the real pulse binary.
+# Runs every test of pulse on a fresh machine: installs Chromium and
+# TypeScript when they are missing, then vet, the Go tests under the race
+# detector (each package behind a goroutine-leak gate, fuzz seeds
+# included), the browser tests in headless Chromium (their own module,
+# test/browser, so chromedp is no dependency of the library), the type
+# check of pulse.js, then the Node tests against the real pulse binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,9 +19,16 @@ echo "== browser dependencies"
 
 echo "== go vet"
 go vet ./...
+(cd test/browser && go vet ./...)
 
 echo "== go test -race"
 go test -race -count=1 ./...
+
+echo "== browser tests (test/browser)"
+(cd test/browser && go test -race -count=1 ./...)
+
+echo "== type check of pulse.js"
+./scripts/typecheck.sh
 
 echo "== node tests"
 bin="$(mktemp -d)"
