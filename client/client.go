@@ -153,12 +153,12 @@ func (c *Client) connect(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	s := newSession(c, t)
-	err = s.run(ctx)
-	if s.opened.IsZero() {
+	cn := newConnection(c, t)
+	err = cn.run(ctx)
+	if cn.opened.IsZero() {
 		return 0, err
 	}
-	return time.Since(s.opened), err
+	return time.Since(cn.opened), err
 }
 
 // delay is the wait before the next dial: a random part of the server's

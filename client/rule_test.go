@@ -94,7 +94,7 @@ func TestClientRuleDefaults(t *testing.T) {
 func TestClientRuleLiveness(t *testing.T) {
 	r, _ := readRule(t)
 	for _, e := range r.LivenessExamples {
-		s := &session{interval: ms(e.IntervalMS), timeout: ms(e.TimeoutMS)}
+		s := &connection{interval: ms(e.IntervalMS), timeout: ms(e.TimeoutMS)}
 		if got := s.interval + s.tick(); got != ms(e.DegradedAfterMS) {
 			t.Errorf("interval %dms timeout %dms: degraded after %v, the rule says %dms", e.IntervalMS, e.TimeoutMS, got, e.DegradedAfterMS)
 		}

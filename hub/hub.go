@@ -66,7 +66,7 @@ type Hub struct {
 	opts Options
 
 	mu       sync.Mutex // guards channels
-	channels map[string]*channel
+	channels map[string]*fanout
 }
 
 var _ pulse.SubprotocolHandler = (*Hub)(nil)
@@ -86,7 +86,7 @@ func New(opts *Options) *Hub {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Hub{opts: o, channels: make(map[string]*channel)}
+	return &Hub{opts: o, channels: make(map[string]*fanout)}
 }
 
 // Accept makes the session of a connection upgraded from r.
@@ -133,61 +133,61 @@ func (h *Hub) Members(ctx context.Context, channel string) ([]Member, error) {
 // node's first subscriber of it. The broker call (a network round trip for
 // a remote broker) is made outside the hub's lock: only the subscribers of
 // the same channel wait for it.
-func (h *Hub) join(ctx context.Context, sub *subscription) (*channel, error) {
+func (h *Hub) join(ctx context.Context, sub *subscription) (*fanout, error) {
 	h.mu.Lock()
-	ch := h.channels[sub.channel]
-	first := ch == nil
+	fan := h.channels[sub.channel]
+	first := fan == nil
 	if first {
-		ch = &channel{name: sub.channel, subs: make(map[*subscription]struct{}), ready: make(chan struct{})}
-		h.channels[sub.channel] = ch
+		fan = &fanout{name: sub.channel, subs: make(map[*subscription]struct{}), ready: make(chan struct{})}
+		h.channels[sub.channel] = fan
 	}
-	ch.add(sub) // counted now, so a concurrent leave keeps the channel
-	sub.ch = ch
+	fan.add(sub) // counted now, so a concurrent leave keeps the channel
+	sub.fan = fan
 	h.mu.Unlock()
 	if first {
-		h.subscribeBroker(ctx, ch)
+		h.subscribeBroker(ctx, fan)
 	}
 	select {
-	case <-ch.ready:
+	case <-fan.ready:
 	case <-ctx.Done():
 		h.leave(sub)
 		return nil, ctx.Err()
 	}
-	if ch.err != nil {
+	if fan.err != nil {
 		h.leave(sub)
-		return nil, ch.err
+		return nil, fan.err
 	}
-	return ch, nil
+	return fan, nil
 }
 
-// subscribeBroker makes ch's broker subscription and marks ch ready. A
+// subscribeBroker makes fan's broker subscription and marks fan ready. A
 // failed channel leaves the map at once, so the next subscribe tries anew.
-func (h *Hub) subscribeBroker(ctx context.Context, ch *channel) {
-	ch.unsubscribe, ch.err = h.opts.Broker.Subscribe(ctx, ch.name, ch.deliver)
-	if ch.err != nil {
+func (h *Hub) subscribeBroker(ctx context.Context, fan *fanout) {
+	fan.unsubscribe, fan.err = h.opts.Broker.Subscribe(ctx, fan.name, fan.deliver)
+	if fan.err != nil {
 		h.mu.Lock()
-		if h.channels[ch.name] == ch {
-			delete(h.channels, ch.name)
+		if h.channels[fan.name] == fan {
+			delete(h.channels, fan.name)
 		}
 		h.mu.Unlock()
 	}
-	close(ch.ready)
+	close(fan.ready)
 }
 
 // leave removes sub from its channel, and the channel from the broker when
 // it was the node's last subscriber.
 func (h *Hub) leave(sub *subscription) {
-	ch := sub.ch
+	fan := sub.fan
 	h.mu.Lock()
-	empty := ch.remove(sub)
-	if empty && h.channels[ch.name] == ch {
-		delete(h.channels, ch.name)
+	empty := fan.remove(sub)
+	if empty && h.channels[fan.name] == fan {
+		delete(h.channels, fan.name)
 	}
 	h.mu.Unlock()
 	if empty {
-		<-ch.ready // a subscribe under way: end what it made
-		if ch.unsubscribe != nil {
-			ch.unsubscribe()
+		<-fan.ready // a subscribe under way: end what it made
+		if fan.unsubscribe != nil {
+			fan.unsubscribe()
 		}
 	}
 }

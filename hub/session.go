@@ -165,7 +165,7 @@ func (s *session) subscribe(ctx context.Context, req wire.Subscribe) *protocolEr
 		return err
 	}
 	sub := &subscription{s: s, channel: req.Channel, presence: req.Presence, recovering: true}
-	ch, err := s.hub.join(ctx, sub)
+	fan, err := s.hub.join(ctx, sub)
 	if err != nil {
 		return s.unavailable("subscribe", err)
 	}
@@ -195,7 +195,7 @@ func (s *session) subscribe(ctx context.Context, req wire.Subscribe) *protocolEr
 	s.replays.Go(func() {
 		defer close(sub.replayed)
 		defer stop()
-		err := ch.recover(replayCtx, sub, pubs, top)
+		err := fan.recover(replayCtx, sub, pubs, top)
 		if errors.Is(err, context.DeadlineExceeded) {
 			s.conn.Close(pulse.CloseSlowConsumer, "history replay not taken in time")
 		}

@@ -53,9 +53,10 @@ type httpErrorLog struct{ d *daemon }
 func (l httpErrorLog) Println(v ...any) { l.d.log.Warn("metrics", "error", fmt.Sprint(v...)) }
 
 // inflight counts the HTTP handlers that are running. http.Server.Shutdown
-// waits for plain requests but not for hijacked ones, whose handlers run as
-// long as their WebSocket; waiting here joins those too. The zero value is
-// ready to use.
+// waits for plain requests but stops tracking a connection once it is
+// hijacked, while its handler may still be finishing the upgrade (the
+// WebSocket's reader then goes on alone, joined by pulse.Server.Run);
+// waiting here joins those handlers too. The zero value is ready to use.
 type inflight struct {
 	mu     sync.Mutex // guards the fields below
 	n      int
