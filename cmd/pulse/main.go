@@ -49,6 +49,7 @@ type command struct {
 var commands = []command{
 	{name: "serve", summary: "serve WebSocket connections with heartbeats, metrics and graceful drain", run: serve},
 	{name: "connect", summary: "an interactive client: state, RTT, reconnects; subscribe and publish from the prompt", run: connect},
+	{name: "bench", summary: "load-test a server: idle, upgrades, latency, fanout, reconnect storm", run: runBench},
 	{name: "chaos", summary: "a TCP fault proxy: blackhole, delay, throttle or cut connections on command", run: runChaos},
 	{name: "version", summary: "print the version of this binary", run: version},
 }

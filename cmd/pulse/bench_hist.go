@@ -1,0 +1,142 @@
+package main
+
+import (
+	"math/bits"
+	"sort"
+	"sync"
+	"time"
+)
+
+// hist is a latency histogram of bounded size: log-linear buckets with 64
+// steps per power of two (each at most 1.6 % wide), so that millions of
+// samples cost a few KiB and histograms of child processes add up. A
+// percentile is the upper edge of its bucket: never below the truth.
+// Its methods may be called from any goroutine.
+type hist struct {
+	mu     sync.Mutex
+	counts map[int]int64 // bucket index -> samples
+	n      int64
+	max    time.Duration
+}
+
+const histSub = 64 // buckets per power of two
+
+func newHist() *hist { return &hist{counts: make(map[int]int64)} }
+
+// bucket is the index of d's bucket; below histSub ns each ns is one.
+func bucket(d time.Duration) int {
+	v := uint64(max(d, 0))
+	if v < histSub {
+		return int(v)
+	}
+	shift := bits.Len64(v) - 7 // keep the top 7 bits: 64..127
+	return shift*histSub + int(v>>shift)
+}
+
+// upper is the largest duration in bucket i.
+func upper(i int) time.Duration {
+	if i < histSub {
+		return time.Duration(i)
+	}
+	shift := i/histSub - 1
+	top := uint64(i%histSub + histSub)
+	return time.Duration((top+1)<<shift - 1)
+}
+
+func (h *hist) add(d time.Duration) {
+	h.mu.Lock()
+	h.counts[bucket(d)]++
+	h.n++
+	h.max = max(h.max, d)
+	h.mu.Unlock()
+}
+
+// merge adds the samples of o.
+func (h *hist) merge(o *histData) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, c := range o.Counts {
+		h.counts[i] += c
+		h.n += c
+	}
+	h.max = max(h.max, time.Duration(o.Max))
+}
+
+// histData is a histogram as JSON carries it.
+type histData struct {
+	Counts map[int]int64 `json:"counts"`
+	Max    int64         `json:"max_ns"`
+}
+
+func (h *hist) data() *histData {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c := make(map[int]int64, len(h.counts))
+	for i, n := range h.counts {
+		c[i] = n
+	}
+	return &histData{Counts: c, Max: int64(h.max)}
+}
+
+// count is the number of samples.
+func (h *hist) count() int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.n
+}
+
+// quantile returns the q-quantile (0 < q <= 1), 0 with no samples; q=1 is
+// the exact maximum.
+func (h *hist) quantile(q float64) time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.n == 0 {
+		return 0
+	}
+	if q >= 1 {
+		return h.max
+	}
+	idx := make([]int, 0, len(h.counts))
+	for i := range h.counts {
+		idx = append(idx, i)
+	}
+	sort.Ints(idx)
+	rank := int64(q*float64(h.n)) + 1
+	var seen int64
+	for _, i := range idx {
+		seen += h.counts[i]
+		if seen >= rank {
+			return min(upper(i), h.max)
+		}
+	}
+	return h.max
+}
+
+// latencyStats is a histogram's summary in a result.
+type latencyStats struct {
+	Count int64   `json:"count"`
+	P50   float64 `json:"p50_ms"`
+	P90   float64 `json:"p90_ms"`
+	P99   float64 `json:"p99_ms"`
+	P999  float64 `json:"p999_ms"`
+	Max   float64 `json:"max_ms"`
+	// Buckets for the HTML histogram: upper edge in ms and count.
+	Buckets [][2]float64 `json:"buckets,omitempty"`
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func (h *hist) stats() *latencyStats {
+	s := &latencyStats{Count: h.count(), P50: ms(h.quantile(0.5)), P90: ms(h.quantile(0.9)),
+		P99: ms(h.quantile(0.99)), P999: ms(h.quantile(0.999)), Max: ms(h.quantile(1))}
+	d := h.data()
+	idx := make([]int, 0, len(d.Counts))
+	for i := range d.Counts {
+		idx = append(idx, i)
+	}
+	sort.Ints(idx)
+	for _, i := range idx {
+		s.Buckets = append(s.Buckets, [2]float64{ms(upper(i)), float64(d.Counts[i])})
+	}
+	return s
+}

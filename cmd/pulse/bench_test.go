@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// benchJSON runs "pulse bench ARGS --json" and returns its result.
+func benchJSON(t *testing.T, args ...string) *benchResult {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	args = append([]string{"bench"}, args...)
+	args = append(args[:len(args)-1:len(args)-1], "--json", args[len(args)-1])
+	if err := run(t.Context(), args, &out, &errOut); err != nil {
+		t.Fatalf("pulse %s: %v\nstderr: %s", strings.Join(args, " "), err, errOut.String())
+	}
+	var res benchResult
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("output is not a result: %v\n%s", err, out.String())
+	}
+	return &res
+}
+
+// fig returns a figure of res, failing the test if it is missing.
+func fig(t *testing.T, res *benchResult, name string) float64 {
+	t.Helper()
+	v, ok := res.figure(name)
+	if !ok {
+		t.Fatalf("no figure %q in %+v", name, res.Figures)
+	}
+	return v
+}
+
+// serverMetrics scrapes the test server's /metrics.
+func serverMetrics(t *testing.T, s *served) map[string]float64 {
+	t.Helper()
+	m, err := scrapeMetrics(t.Context(), s.url("http", "/metrics"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// settled waits until the server holds no connection and returns its
+// metrics then: every connection the tool opened has been counted closed.
+func settled(t *testing.T, s *served) map[string]float64 {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		m := serverMetrics(t, s)
+		if m["pulse_connections"] == 0 {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server still holds %v connections", m["pulse_connections"])
+		}
+		time.Sleep(20 * time.Millisecond) // polling the server's own count
+	}
+}
+
+// TestBenchRefusals checks the errors a user meets before any load.
+func TestBenchRefusals(t *testing.T) {
+	s := startServe(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "ws://" + ln.Addr().String() + "/ws"
+	ln.Close()
+	_, hard, _ := fileLimit()
+	tests := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"bench"}, []string{"missing scenario", "idle, upgrades"}},
+		{[]string{"bench", "soak", "ws://127.0.0.1:1/ws"}, []string{`unknown scenario "soak"`}},
+		{[]string{"bench", "idle", "ws://example.com/ws"}, []string{"example.com is not on this machine", "--allow-remote"}},
+		{[]string{"bench", "fanout", "--raw", s.url("ws", "/echo")}, []string{"fanout has no raw mode"}},
+		{[]string{"bench", "idle", "--duration", "2s", closed}, []string{"refused", "is the server running"}},
+		{[]string{"bench", "idle", "--duration", "2s", s.url("ws", "/echo")}, []string{"does not speak pulse.v1", "--raw"}},
+		{[]string{"bench", "idle", "--n", "30000", "--pid", strconv.Itoa(os.Getpid()), s.url("ws", "/ws")},
+			[]string{"may open at most", "ulimit -n", "hard limit is " + strconv.FormatUint(hard, 10)}},
+	}
+	for _, tt := range tests {
+		err := run(t.Context(), tt.args, &bytes.Buffer{}, &bytes.Buffer{})
+		if err == nil || !containsAll(err.Error(), tt.want) {
+			t.Errorf("pulse %s: %v, want an error with %q", strings.Join(tt.args, " "), err, tt.want)
+		}
+	}
+}
+
+// checkHeld checks an idle result against what the server saw.
+func checkHeld(t *testing.T, s *served, res *benchResult, before map[string]float64, n int) {
+	t.Helper()
+	after := settled(t, s)
+	held := fig(t, res, "connections held")
+	if held != float64(n) {
+		t.Errorf("connections held %v, want %d", held, n)
+	}
+	if closed := after["pulse_disconnects_total"] - before["pulse_disconnects_total"]; held > closed {
+		t.Errorf("the tool held %v connections; the server saw %v end", held, closed)
+	}
+	beats := fig(t, res, "heartbeats answered")
+	pings := after["pulse_pings_sent_total"] - before["pulse_pings_sent_total"]
+	if beats == 0 || beats > pings {
+		t.Errorf("the tool answered %v heartbeats; the server sent %v", beats, pings)
+	}
+	if got := res.Server["pulse_connections"]; got < held {
+		t.Errorf("the server reported %v connections at the end of the hold, the tool held %v", got, held)
+	}
+}
+
+// TestBenchIdle holds connections in both modes and checks the figures
+// against the server's metrics.
+func TestBenchIdle(t *testing.T) {
+	s := startServe(t, "--ping-interval", "100ms")
+	for _, mode := range []struct{ flag, path string }{{"--raw=false", "/ws"}, {"--raw", "/echo"}} {
+		before := serverMetrics(t, s)
+		res := benchJSON(t, "idle", mode.flag, "--n", "40", "--duration", "1500ms", "--pid", strconv.Itoa(os.Getpid()), s.url("ws", mode.path))
+		checkHeld(t, s, res, before, 40)
+		if v := fig(t, res, "server RSS per connection"); v == 0 {
+			t.Errorf("%s: no RSS per connection with --pid", mode.flag)
+		}
+		if len(res.Timeline) < 5 {
+			t.Errorf("%s: timeline of %d samples over 1.5s", mode.flag, len(res.Timeline))
+		}
+	}
+}
+
+// benchWorkerEnv makes TestBenchWorkerChild a child of bench.
+const benchWorkerEnv = "PULSE_BENCH_WORKER_TEST"
+
+// TestBenchWorkerChild is "pulse bench --worker" when benchWorkerEnv is set.
+func TestBenchWorkerChild(t *testing.T) {
+	if os.Getenv(benchWorkerEnv) == "" {
+		return // run only as a child of TestBenchIdleChildren
+	}
+	commandStdin = os.Stdin
+	if err := run(context.Background(), []string{"bench", "--worker"}, os.Stdout, os.Stderr); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBenchIdleChildren spreads the connections over child processes and
+// source addresses.
+func TestBenchIdleChildren(t *testing.T) {
+	spawn := benchSpawn
+	t.Cleanup(func() { benchSpawn = spawn })
+	benchSpawn = func(ctx context.Context) (*exec.Cmd, error) {
+		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestBenchWorkerChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), benchWorkerEnv+"=1")
+		return cmd, nil
+	}
+	s := startServe(t, "--ping-interval", "100ms")
+	before := serverMetrics(t, s)
+	res := benchJSON(t, "idle", "--n", "50", "--per-process", "20", "--duration", "2s", s.url("ws", "/ws"))
+	checkHeld(t, s, res, before, 50)
+}
+
+// TestBenchUpgrades checks that the tool counts no more upgrades than the
+// server saw.
+func TestBenchUpgrades(t *testing.T) {
+	s := startServe(t)
+	for _, mode := range []struct{ flag, path string }{{"--raw=false", "/ws"}, {"--raw", "/echo"}} {
+		before := serverMetrics(t, s)
+		res := benchJSON(t, "upgrades", mode.flag, "--concurrency", "4", "--duration", "500ms", s.url("ws", mode.path))
+		after := settled(t, s)
+		n := fig(t, res, "upgrades")
+		if closed := after["pulse_disconnects_total"] - before["pulse_disconnects_total"]; n == 0 || n > closed {
+			t.Errorf("%s: the tool counted %v upgrades, the server %v connections", mode.flag, n, closed)
+		}
+		if l := res.Latency["handshake"]; l == nil || l.Count != int64(n) || l.P50 > l.Max {
+			t.Errorf("%s: handshake latency %+v for %v upgrades", mode.flag, l, n)
+		}
+	}
+}
+
+// TestBenchLatency measures round trips under background load.
+func TestBenchLatency(t *testing.T) {
+	s := startServe(t)
+	for _, mode := range []struct{ flag, path string }{{"--raw=false", "/ws"}, {"--raw", "/echo"}} {
+		before := serverMetrics(t, s)
+		res := benchJSON(t, "latency", mode.flag, "--n", "10", "--rate", "200", "--duration", "700ms", s.url("ws", mode.path))
+		after := settled(t, s)
+		l := res.Latency["round trip"]
+		if l == nil || l.Count == 0 || l.P50 > l.P99 || l.P99 > l.Max {
+			t.Errorf("%s: round trip %+v", mode.flag, l)
+		}
+		if closed := after["pulse_disconnects_total"] - before["pulse_disconnects_total"]; fig(t, res, "background connections")+1 > closed {
+			t.Errorf("%s: %v background connections, the server saw %v end", mode.flag, fig(t, res, "background connections"), closed)
+		}
+		if sent := fig(t, res, "background messages sent"); sent < 50 {
+			t.Errorf("%s: %v background messages at 200/s over 0.7s", mode.flag, sent)
+		}
+	}
+}
