@@ -212,10 +212,10 @@ func (g *group) close() {
 }
 
 // dialAll dials n connections, concurrency at a time, adding each to g
-// with onMessage(i), until ctx ends. It returns the first error when no
+// with the handler onMessage(i, conn) returns, until ctx ends. It returns the first error when no
 // connection at all could be opened: a server that is not there or does
 // not speak the protocol, said once rather than n times.
-func (g *group) dialAll(ctx context.Context, d *benchDialer, n, concurrency int, onMessage func(i int) func([]byte, time.Time)) error {
+func (g *group) dialAll(ctx context.Context, d *benchDialer, n, concurrency int, onMessage func(i int, c *benchConn) func([]byte, time.Time)) error {
 	var next atomic.Int64
 	var firstErr error
 	var once sync.Once
@@ -236,7 +236,7 @@ func (g *group) dialAll(ctx context.Context, d *benchDialer, n, concurrency int,
 				}
 				var on func([]byte, time.Time)
 				if onMessage != nil {
-					on = onMessage(i)
+					on = onMessage(i, c)
 				}
 				g.add(c, on)
 			}

@@ -6,7 +6,6 @@ import (
 	"io"
 )
 
-func runFanout(ctx context.Context, b *bench) (*benchResult, error) { return nil, errors.New("not implemented yet") }
 func runStorm(ctx context.Context, b *bench) (*benchResult, error)  { return nil, errors.New("not implemented yet") }
 func runBaseline(ctx context.Context, b *bench) (*benchResult, error) {
 	return nil, errors.New("not implemented yet")

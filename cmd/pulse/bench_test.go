@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pulse-go/pulse/wire"
 )
 
 // benchJSON runs "pulse bench ARGS --json" and returns its result.
@@ -200,5 +202,42 @@ func TestBenchLatency(t *testing.T) {
 		if sent := fig(t, res, "background messages sent"); sent < 50 {
 			t.Errorf("%s: %v background messages at 200/s over 0.7s", mode.flag, sent)
 		}
+	}
+}
+
+// TestBenchFanout checks deliveries against what the publishers were
+// acknowledged and the server's count of connections.
+func TestBenchFanout(t *testing.T) {
+	s := startServe(t)
+	res := benchJSON(t, "fanout", "--subscribers", "60", "--room", "20", "--publishers", "2", "--rate", "200", "--duration", "1500ms", s.url("ws", "/ws"))
+	acked, delivered := fig(t, res, "publications acknowledged"), fig(t, res, "deliveries")
+	if acked < 100 || delivered != acked*20 {
+		t.Errorf("%v deliveries of %v acknowledged publications in rooms of 20", delivered, acked)
+	}
+	for _, name := range []string{"lost", "duplicated", "undelivered at the end", "connections dropped"} {
+		if v := fig(t, res, name); v != 0 {
+			t.Errorf("%s: %v", name, v)
+		}
+	}
+	if got := res.Server["pulse_connections"]; got < 62 {
+		t.Errorf("the server reported %v connections; the tool had 62", got)
+	}
+	if l := res.Latency["delivery"]; l == nil || l.Count != int64(delivered) || l.P50 > l.P99 || l.P99 > l.Max {
+		t.Errorf("delivery latency %+v for %v deliveries", l, delivered)
+	}
+	settled(t, s)
+}
+
+// TestQuickMessage checks the quick parse against the full decoder on
+// the server's own encoding.
+func TestQuickMessage(t *testing.T) {
+	data := wire.MustEncode(wire.Message{Channel: "bench:x:1", Publication: wire.Publication{
+		Pos: wire.Position{Epoch: "5b1e0c9a", Offset: 58}, Data: json.RawMessage(`{"t":1234567890123,"seq":7}`), From: "9f3c"}})
+	pos, sent, ok := quickMessage(data)
+	if !ok || pos != (wire.Position{Epoch: "5b1e0c9a", Offset: 58}) || sent != 1234567890123 {
+		t.Errorf("quickMessage(%s) = %v, %d, %v", data, pos, sent, ok)
+	}
+	if _, _, ok := quickMessage([]byte(`{"type":"message","channel":"c","pos":{"epoch":"e","offset":1},"data":"text"}`)); ok {
+		t.Error("quickMessage took data without a send time")
 	}
 }

@@ -45,6 +45,7 @@ func (w *window) p99() float64 {
 type watcher struct {
 	start   time.Time
 	stop    chan struct{}
+	stopped sync.Once
 	done    chan struct{}
 	mu      sync.Mutex // guards samples
 	samples []sample
@@ -80,9 +81,9 @@ func (b *bench) watch(what string, probe func() sample) *watcher {
 	return w
 }
 
-// end stops the watcher and returns the timeline.
+// end stops the watcher and returns the timeline; it may be called again.
 func (w *watcher) end() []sample {
-	close(w.stop)
+	w.stopped.Do(func() { close(w.stop) })
 	<-w.done
 	return w.samples
 }
