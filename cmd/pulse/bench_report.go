@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -46,6 +47,9 @@ type sample struct {
 }
 
 func (r *benchResult) add(name string, value float64, unit string) {
+	if math.IsNaN(value) || math.IsInf(value, 0) {
+		value = 0 // nothing to divide by: JSON has no NaN
+	}
 	r.Figures = append(r.Figures, figure{name, value, unit})
 }
 
