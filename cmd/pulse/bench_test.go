@@ -241,3 +241,35 @@ func TestQuickMessage(t *testing.T) {
 		t.Error("quickMessage took data without a send time")
 	}
 }
+
+// TestBenchStorm cuts 2,000 real clients through the chaos proxy: every
+// one comes back, nothing acknowledged is lost or delivered twice, and
+// the server saw the connections end and come back.
+func TestBenchStorm(t *testing.T) {
+	s := startServe(t)
+	before := serverMetrics(t, s)
+	const n = 2000
+	res := benchJSON(t, "storm", "--chaos", "--n", strconv.Itoa(n), "--room", "20", "--rate", "200", "--concurrency", "64", "--duration", "25s", s.url("ws", "/ws"))
+	if back := fig(t, res, "clients back"); back != n {
+		t.Errorf("%v of %d clients back", back, n)
+	}
+	if v := fig(t, res, "100 % back"); v <= 0 || v > 25 {
+		t.Errorf("100 %% back after %vs", v)
+	}
+	acked, delivered := fig(t, res, "publications acknowledged"), fig(t, res, "deliveries")
+	if acked == 0 || delivered != acked*20 {
+		t.Errorf("%v deliveries of %v acknowledged publications in rooms of 20", delivered, acked)
+	}
+	if lost, dups := fig(t, res, "lost"), fig(t, res, "duplicated"); lost != 0 || dups != 0 {
+		t.Errorf("lost %v, duplicated %v", lost, dups)
+	}
+	after := settled(t, s)
+	// Each client's first connection and its connection after the cut
+	// ended at the server, and the publisher's.
+	if ended := after["pulse_disconnects_total"] - before["pulse_disconnects_total"]; ended < 2*n+1 {
+		t.Errorf("the server saw %v connections end; the storm made at least %d", ended, 2*n+1)
+	}
+	if welcomes := fig(t, res, "highest welcomes in one second"); welcomes <= 0 || welcomes > n {
+		t.Errorf("highest welcomes in one second: %v", welcomes)
+	}
+}

@@ -1,0 +1,437 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/pulse-go/pulse/chaos"
+	"github.com/pulse-go/pulse/client"
+)
+
+// "pulse bench storm": N clients of the real Go client (backoff, resume)
+// subscribed in rooms of --room, one more publishing --rate messages per
+// second; then the break: the server restarted (SIGTERM to --pid, then
+// --restart-cmd), or every connection cut by a chaos proxy the bench puts
+// in front of the server (--chaos). It reports how long until 50, 90, 99
+// and 100 % of the clients were back, the most clients welcomed in one
+// second, and, by the sequence number each publication carries, the
+// acknowledged publications a subscriber never got (lost) or got twice.
+
+// stormClient is one subscriber. Its fields belong to the client's
+// callbacks (one at a time, on its Run goroutine) until Run returns.
+type stormClient struct {
+	c     *client.Client
+	room  int
+	seen  []uint64 // bitset of the room's publications received, by seq/rooms
+	dups  int64
+	downs int // connections lost since the break
+	gens  atomic.Int64
+}
+
+// storm is one run's shared state.
+type storm struct {
+	rooms   []string
+	clients []*stormClient
+	start   time.Time
+
+	opened   atomic.Int64 // clients open at least once
+	openNow  atomic.Int64 // clients open now
+	breakAt  atomic.Int64 // UnixNano of the break, 0 before
+	backMu   sync.Mutex   // guards back and opens
+	back     []time.Duration
+	opens    []time.Time // every welcome, for the highest rate
+	ready    chan struct{}
+	slots    chan struct{} // the ramp: one per client dialling its first connection
+	readyN   atomic.Int64
+	unrecov  atomic.Int64 // resubscriptions the server could not replay
+	delivers atomic.Int64
+	lat      *window
+
+	ackMu sync.Mutex // guards acked
+	acked []int64    // seqs acknowledged to the publisher
+}
+
+func newStorm(n, room int) *storm {
+	var id [4]byte
+	rand.Read(id[:])
+	s := &storm{ready: make(chan struct{}), lat: newWindow(), start: time.Now()}
+	for k := range (n + room - 1) / room {
+		s.rooms = append(s.rooms, fmt.Sprintf("bench:storm:%s:%d", hex.EncodeToString(id[:]), k))
+	}
+	return s
+}
+
+// newClient makes subscriber i of url.
+func (s *storm) newClient(url string, i, room int) *stormClient {
+	sc := &stormClient{room: i / room}
+	sc.c = client.New(url, &client.Options{
+		QueueSize:    16,
+		OnState:      func(ch client.StateChange) { s.state(sc, ch) },
+		OnMessage:    func(m client.Message) { s.message(sc, m) },
+		OnSubscribed: func(sub client.Subscribed) { s.subscribed(sc, sub) },
+	})
+	return sc
+}
+
+func (s *storm) state(sc *stormClient, ch client.StateChange) {
+	switch ch.State {
+	case client.StateOpen:
+		now := time.Now()
+		s.openNow.Add(1)
+		s.backMu.Lock()
+		s.opens = append(s.opens, now)
+		if b := s.breakAt.Load(); b != 0 && sc.downs > 0 {
+			s.back = append(s.back, now.Sub(time.Unix(0, b)))
+			sc.downs = -1 << 30 // counted once
+		}
+		s.backMu.Unlock()
+		if sc.gens.Add(1) == 1 {
+			s.opened.Add(1)
+			<-s.slots
+		}
+	case client.StateReconnecting, client.StateClosed:
+		if sc.gens.Load() > 0 {
+			s.openNow.Add(-1)
+		}
+		if s.breakAt.Load() != 0 && sc.downs == 0 {
+			sc.downs++
+		}
+	}
+}
+
+func (s *storm) subscribed(sc *stormClient, sub client.Subscribed) {
+	if sub.Resumed && !sub.Recovered {
+		s.unrecov.Add(1)
+	}
+	if sc.gens.Load() == 1 && s.readyN.Add(1) == int64(len(s.clients)) {
+		close(s.ready)
+	}
+}
+
+// message records one delivery by its seq.
+func (s *storm) message(sc *stormClient, m client.Message) {
+	var p publication
+	if json.Unmarshal(m.Data, &p) != nil || p.Seq <= 0 {
+		return
+	}
+	k := int((p.Seq - 1) / int64(len(s.rooms)))
+	for len(sc.seen) <= k/64 {
+		sc.seen = append(sc.seen, 0)
+	}
+	if sc.seen[k/64]&(1<<(k%64)) != 0 {
+		sc.dups++
+		return
+	}
+	sc.seen[k/64] |= 1 << (k % 64)
+	s.delivers.Add(1)
+	if !m.Replayed {
+		s.lat.add(time.Since(time.Unix(0, p.T)))
+	}
+}
+
+// runStorm is "pulse bench storm".
+func runStorm(ctx context.Context, b *bench) (*benchResult, error) {
+	if b.cfg.restartCmd == "" && !b.cfg.chaos && b.cfg.pid == 0 {
+		return nil, errors.New("say how to break the connections: --restart-cmd (with --pid for a SIGTERM first) or --chaos")
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.duration)
+	defer cancel()
+	before, err := b.scrape(ctx)
+	if err != nil {
+		return nil, err
+	}
+	target, proxy, err := b.stormTarget()
+	if err != nil {
+		return nil, err
+	}
+	if proxy != nil {
+		defer proxy.Close()
+	}
+	s := newStorm(b.cfg.n, b.cfg.room)
+	runCtx, stopClients := context.WithCancel(context.WithoutCancel(ctx))
+	var runs sync.WaitGroup
+	defer runs.Wait()
+	defer stopClients()
+	var r rate
+	w := b.watch("clients back", func() sample {
+		s.backMu.Lock()
+		n := int64(len(s.back))
+		s.backMu.Unlock()
+		return sample{Open: s.openNow.Load(), Rate: r.per(n), P99: s.lat.p99()}
+	})
+	defer w.end()
+	for i := range b.cfg.n {
+		s.clients = append(s.clients, s.newClient(target, i, b.cfg.room))
+	}
+	if err := s.connect(ctx, runCtx, &runs, b.cfg.concurrency); err != nil {
+		return nil, err
+	}
+	pub := client.New(target, &client.Options{QueueSize: 1 << 16})
+	runs.Go(func() { pub.Run(runCtx) })
+	res, err := s.run(ctx, b, pub, proxy, w, func() { stopClients(); runs.Wait() })
+	if res != nil {
+		res.Server = serverFigures(before, res.Server)
+	}
+	return res, err
+}
+
+// stormTarget is the URL the clients dial: the server's, or with --chaos
+// a proxy's in front of it.
+func (b *bench) stormTarget() (string, *chaos.Proxy, error) {
+	if !b.cfg.chaos {
+		return b.cfg.url, nil, nil
+	}
+	u, _ := url.Parse(b.cfg.url)
+	p, err := chaos.Listen("127.0.0.1:0", u.Host)
+	if err != nil {
+		return "", nil, fmt.Errorf("chaos proxy: %w", err)
+	}
+	u.Host = p.Addr()
+	return u.String(), p, nil
+}
+
+// connect starts the clients, concurrency dialling at a time, and waits
+// until every one is open and subscribed.
+func (s *storm) connect(ctx, runCtx context.Context, runs *sync.WaitGroup, concurrency int) error {
+	now, cancel := context.WithCancel(ctx)
+	cancel()
+	for _, sc := range s.clients {
+		sc.c.Subscribe(now, s.rooms[sc.room], nil) // requested; confirmed through OnSubscribed
+	}
+	s.slots = make(chan struct{}, concurrency)
+	for _, sc := range s.clients {
+		select {
+		case s.slots <- struct{}{}: // freed by the client's first welcome
+		case <-ctx.Done():
+			return fmt.Errorf("only %d of %d clients were open before --duration ended", s.opened.Load(), len(s.clients))
+		}
+		runs.Go(func() { sc.c.Run(runCtx) })
+	}
+	select {
+	case <-s.ready:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("only %d of %d clients were open and subscribed before --duration ended", s.readyN.Load(), len(s.clients))
+	}
+}
+
+// run publishes, breaks the connections, waits for the clients to come
+// back and for the publications to arrive, and counts.
+func (s *storm) run(ctx context.Context, b *bench, pub *client.Client, proxy *chaos.Proxy, w *watcher, stop func()) (*benchResult, error) {
+	drain := min(max(b.cfg.duration/5, time.Second), 5*time.Second)
+	pubCtx, stopPub := context.WithDeadline(ctx, deadlineOf(ctx).Add(-drain))
+	defer stopPub()
+	acks := make(chan stormAck, 1<<16)
+	var pubs sync.WaitGroup
+	pubs.Go(func() { s.publish(pubCtx, pub, b.cfg.rate, acks) })
+	pubs.Go(func() { s.collectAcks(ctx, acks) })
+	sleepCtx(pubCtx, min(max(b.cfg.duration/10, 300*time.Millisecond), 2*time.Second))
+	breakAt := time.Now()
+	s.breakAt.Store(breakAt.UnixNano())
+	restart, err := b.breakServer(pubCtx, proxy)
+	if err != nil {
+		return nil, err
+	}
+	allBack := s.awaitBack(pubCtx)
+	sleepCtx(pubCtx, min(time.Second, time.Until(deadlineOf(pubCtx)))) // publications flow again
+	stopPub()
+	pubs.Wait()
+	s.awaitDeliveries(ctx)
+	after, _ := b.scrape(context.WithoutCancel(ctx))
+	stop() // the clients' state is ours from here
+	if restart != nil {
+		restart.Process.Release() // it may be the new server: it keeps running
+	}
+	res := &benchResult{Timeline: w.end(), Server: after,
+		Latency: map[string]*latencyStats{"delivery": s.lat.all.stats()}}
+	s.figures(res, allBack)
+	return res, nil
+}
+
+// stormAck is one publish waiting for its acknowledgement.
+type stormAck struct {
+	seq int64
+	ack *client.Ack
+}
+
+// publish sends rate publications per second, round robin over the rooms,
+// until ctx ends; the publisher's queue holds them while it is offline.
+func (s *storm) publish(ctx context.Context, pub *client.Client, rate float64, acks chan<- stormAck) {
+	defer close(acks)
+	pace(ctx, rate, func(i int64) {
+		data, _ := json.Marshal(publication{T: time.Now().UnixNano(), Seq: i + 1})
+		ack, err := pub.Send(s.rooms[i%int64(len(s.rooms))], data, nil)
+		if err == nil {
+			acks <- stormAck{seq: i + 1, ack: ack}
+		}
+	})
+}
+
+// collectAcks records the seq of every publish the server acknowledged.
+func (s *storm) collectAcks(ctx context.Context, acks <-chan stormAck) {
+	for a := range acks {
+		if _, err := a.ack.Wait(ctx); err == nil {
+			s.ackMu.Lock()
+			s.acked = append(s.acked, a.seq)
+			s.ackMu.Unlock()
+		}
+	}
+}
+
+// breakServer breaks every connection: the proxy cuts them, or the server
+// gets SIGTERM and the restart command runs. The command is returned
+// running, not waited for: it may be the new server.
+func (b *bench) breakServer(ctx context.Context, proxy *chaos.Proxy) (*exec.Cmd, error) {
+	if proxy != nil {
+		for _, l := range proxy.Links() {
+			l.Cut()
+		}
+		return nil, nil
+	}
+	if b.cfg.pid != 0 {
+		if err := syscall.Kill(b.cfg.pid, syscall.SIGTERM); err != nil {
+			return nil, fmt.Errorf("SIGTERM to --pid %d: %w", b.cfg.pid, err)
+		}
+		for syscall.Kill(b.cfg.pid, 0) == nil && ctx.Err() == nil {
+			time.Sleep(10 * time.Millisecond) // not our child: nothing to wait on but its pid
+		}
+	}
+	if b.cfg.restartCmd == "" {
+		return nil, nil
+	}
+	cmd := exec.Command("sh", "-c", b.cfg.restartCmd)
+	if f, ok := b.stderr.(*os.File); ok {
+		cmd.Stdout, cmd.Stderr = f, f
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("--restart-cmd: %w", err)
+	}
+	return cmd, nil
+}
+
+// awaitBack waits until every client lost at the break is open again, or
+// ctx ends; it reports whether they all came back.
+func (s *storm) awaitBack(ctx context.Context) bool {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		s.backMu.Lock()
+		n := len(s.back)
+		s.backMu.Unlock()
+		if n == len(s.clients) {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+}
+
+// expected is how many deliveries the acknowledged publications make.
+func (s *storm) expected() int64 {
+	size := make([]int64, len(s.rooms))
+	for _, sc := range s.clients {
+		size[sc.room]++
+	}
+	s.ackMu.Lock()
+	defer s.ackMu.Unlock()
+	var n int64
+	for _, seq := range s.acked {
+		n += size[(seq-1)%int64(len(s.rooms))]
+	}
+	return n
+}
+
+// awaitDeliveries waits until the acknowledged publications have all been
+// delivered, or ctx ends.
+func (s *storm) awaitDeliveries(ctx context.Context) {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for s.delivers.Load() < s.expected() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// figures fills res once the clients have stopped.
+func (s *storm) figures(res *benchResult, allBack bool) {
+	n := len(s.clients)
+	back := slices.Clone(s.back)
+	slices.Sort(back)
+	res.add("clients", float64(n), "")
+	res.add("clients back", float64(len(back)), "")
+	for _, q := range []struct {
+		name string
+		frac float64
+	}{{"50 % back", 0.5}, {"90 % back", 0.9}, {"99 % back", 0.99}, {"100 % back", 1}} {
+		if k := int(q.frac*float64(n)+0.999999) - 1; k < len(back) && k >= 0 {
+			res.add(q.name, back[k].Seconds(), "s")
+		}
+	}
+	res.add("highest welcomes in one second", float64(maxPerSecond(s.opens, time.Unix(0, s.breakAt.Load()))), "/s")
+	var lost, dups int64
+	s.ackMu.Lock()
+	for _, sc := range s.clients {
+		dups += sc.dups
+		for _, seq := range s.acked {
+			if int((seq-1)%int64(len(s.rooms))) != sc.room {
+				continue
+			}
+			k := int((seq - 1) / int64(len(s.rooms)))
+			if k/64 >= len(sc.seen) || sc.seen[k/64]&(1<<(k%64)) == 0 {
+				lost++
+			}
+		}
+	}
+	res.add("publications acknowledged", float64(len(s.acked)), "")
+	s.ackMu.Unlock()
+	res.add("deliveries", float64(s.delivers.Load()), "")
+	res.add("lost", float64(lost), "")
+	res.add("duplicated", float64(dups), "")
+	res.add("resubscriptions not recovered", float64(s.unrecov.Load()), "")
+}
+
+// maxPerSecond is the most times within any one second after from.
+func maxPerSecond(times []time.Time, from time.Time) int {
+	var after []time.Time
+	for _, t := range times {
+		if !t.Before(from) {
+			after = append(after, t)
+		}
+	}
+	slices.SortFunc(after, func(a, b time.Time) int { return a.Compare(b) })
+	best, j := 0, 0
+	for i := range after {
+		for after[i].Sub(after[j]) >= time.Second {
+			j++
+		}
+		best = max(best, i-j+1)
+	}
+	return best
+}
