@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -124,6 +125,8 @@ func (c *benchConfig) validate() error {
 		return errors.New("bench: --n, --subscribers, --room, --publishers and --concurrency must be at least 1")
 	case c.duration <= 0 || c.rate <= 0:
 		return errors.New("bench: --duration and --rate must be positive")
+	case c.baseline && !slices.Contains(baselineScenarios, c.scenario):
+		return fmt.Errorf("bench: the baseline speaks no pulse.v1: --baseline works with %s", strings.Join(baselineScenarios, ", "))
 	case c.restartCmd != "" && c.chaos:
 		return errors.New("bench: --restart-cmd and --chaos are two ways to break a storm; give one")
 	}
@@ -146,9 +149,10 @@ func (c *benchConfig) checkTarget() error {
 
 // bench is one run of a scenario: its configuration and where it reports.
 type bench struct {
-	cfg      *benchConfig
-	progress *progress
-	stderr   io.Writer
+	cfg       *benchConfig
+	progress  *progress
+	stderr    io.Writer
+	noMetrics bool // the target has no /metrics: the baseline
 }
 
 // runBench is "pulse bench SCENARIO [flags] URL".
@@ -161,7 +165,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return benchWorker(ctx, commandStdin, stdout)
 	}
 	// The hard limit: whatever a scenario does, the run ends by then.
-	ctx, cancel := context.WithTimeout(ctx, cfg.duration+benchCloseGrace)
+	limit := cfg.duration + benchCloseGrace
+	if cfg.baseline {
+		limit = 2*limit + benchCloseGrace // the baseline's run, and its server's start
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	b := &bench{cfg: cfg, progress: newProgress(stderr, writerIsTerminal(stderr)), stderr: stderr}
 	res, err := b.run(ctx)

@@ -38,6 +38,11 @@ type holdJob struct {
 	Concurrency int       `json:"concurrency"`
 	Local       string    `json:"local,omitempty"` // source IP
 	Deadline    time.Time `json:"deadline"`        // the ramp gives up then
+	// Baseline makes the child serve the baseline instead (see
+	// serveBaseline), held to this heartbeat rule.
+	Baseline   bool  `json:"baseline,omitempty"`
+	IntervalMS int64 `json:"interval_ms,omitempty"`
+	TimeoutMS  int64 `json:"timeout_ms,omitempty"`
 }
 
 // holdStats is what a holder counted.
@@ -85,6 +90,11 @@ func benchWorker(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 	var job holdJob
 	if err := json.Unmarshal([]byte(line), &job); err != nil {
 		return fmt.Errorf("bench worker: job: %w", err)
+	}
+	if job.Baseline {
+		return serveBaseline(job, func(answer func(string, string) (string, bool), stop func() string) error {
+			return fleet.Serve(fleetName, in, stdout, answer, stop)
+		})
 	}
 	d := &benchDialer{url: job.URL, raw: job.Raw}
 	if job.Local != "" {

@@ -163,7 +163,11 @@ func runIdle(ctx context.Context, b *bench) (*benchResult, error) {
 	res.add("heartbeats answered", float64(s2.Heartbeats), "")
 	res.add("heartbeats/s while held", float64(s2.Heartbeats-s1.Heartbeats)/hold.Seconds(), "/s")
 	if hasProc && s2.Open > 0 {
+		res.add("server RSS at the end", float64(p2.rss)/(1<<20), "MiB")
 		res.add("server RSS per connection", float64(p2.rss-p0.rss)/float64(s2.Open)/1024, "KiB")
+		if p2.rss < p0.rss {
+			fmt.Fprintln(b.stderr, "bench: the server's RSS fell during the run: it held memory from earlier work; start it afresh for a per-connection figure")
+		}
 		if beats := s2.Heartbeats - s1.Heartbeats; beats > 0 {
 			res.add("server CPU per 1,000 heartbeats", ms(p2.cpu-p1.cpu)*1000/float64(beats), "ms")
 		}

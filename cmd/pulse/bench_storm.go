@@ -27,7 +27,8 @@ import (
 // in front of the server (--chaos). It reports how long until 50, 90, 99
 // and 100 % of the clients were back, the most clients welcomed in one
 // second, and, by the sequence number each publication carries, the
-// acknowledged publications a subscriber never got (lost) or got twice.
+// acknowledged publications a subscriber back by the end never got (lost)
+// or got twice; those of clients not back are counted apart.
 
 // stormClient is one subscriber. Its fields belong to the client's
 // callbacks (one at a time, on its Run goroutine) until Run returns.
@@ -36,7 +37,8 @@ type stormClient struct {
 	room  int
 	seen  []uint64 // bitset of the room's publications received, by seq/rooms
 	dups  int64
-	downs int // connections lost since the break
+	downs int  // connections lost since the break
+	back  bool // open again after the break
 	gens  atomic.Int64
 }
 
@@ -95,6 +97,7 @@ func (s *storm) state(sc *stormClient, ch client.StateChange) {
 		if b := s.breakAt.Load(); b != 0 && sc.downs > 0 {
 			s.back = append(s.back, now.Sub(time.Unix(0, b)))
 			sc.downs = -1 << 30 // counted once
+			sc.back = true
 		}
 		s.backMu.Unlock()
 		if sc.gens.Add(1) == 1 {
@@ -395,26 +398,40 @@ func (s *storm) figures(res *benchResult, allBack bool) {
 		}
 	}
 	res.add("highest welcomes in one second", float64(maxPerSecond(s.opens, time.Unix(0, s.breakAt.Load()))), "/s")
-	var lost, dups int64
+	var lost, missed, dups int64
 	s.ackMu.Lock()
 	for _, sc := range s.clients {
 		dups += sc.dups
-		for _, seq := range s.acked {
-			if int((seq-1)%int64(len(s.rooms))) != sc.room {
-				continue
-			}
-			k := int((seq - 1) / int64(len(s.rooms)))
-			if k/64 >= len(sc.seen) || sc.seen[k/64]&(1<<(k%64)) == 0 {
-				lost++
-			}
+		n := s.missing(sc)
+		if sc.back {
+			lost += n
+		} else {
+			missed += n
 		}
 	}
 	res.add("publications acknowledged", float64(len(s.acked)), "")
 	s.ackMu.Unlock()
 	res.add("deliveries", float64(s.delivers.Load()), "")
 	res.add("lost", float64(lost), "")
+	res.add("undelivered to clients not back", float64(missed), "")
 	res.add("duplicated", float64(dups), "")
 	res.add("resubscriptions not recovered", float64(s.unrecov.Load()), "")
+}
+
+// missing counts the acknowledged publications of sc's room it did not
+// get. The caller holds ackMu.
+func (s *storm) missing(sc *stormClient) int64 {
+	var n int64
+	for _, seq := range s.acked {
+		if int((seq-1)%int64(len(s.rooms))) != sc.room {
+			continue
+		}
+		k := int((seq - 1) / int64(len(s.rooms)))
+		if k/64 >= len(sc.seen) || sc.seen[k/64]&(1<<(k%64)) == 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // maxPerSecond is the most times within any one second after from.

@@ -173,7 +173,7 @@ func (b *bench) metricsURL() (u string, explicit bool) {
 // A server without them gives nil, unless --metrics named them.
 func (b *bench) scrape(ctx context.Context) (map[string]float64, error) {
 	u, explicit := b.metricsURL()
-	if u == "" {
+	if u == "" || b.noMetrics {
 		return nil, nil
 	}
 	m, err := scrapeMetrics(ctx, u)

@@ -3,6 +3,7 @@
 //
 //	pulse serve [flags]        serve /ws, /echo, /metrics, /healthz, pulse.js and the demos
 //	pulse connect [flags] URL  an interactive client: state, RTT, reconnects, subscribe and publish
+//	pulse bench SCENARIO URL   load-test a server: idle, upgrades, latency, fanout, storm
 //	pulse chaos [flags]        a TCP fault proxy driven by an HTTP control endpoint
 //	pulse version              the version of the binary
 //
