@@ -67,6 +67,14 @@ func (b *bench) checkFiles() error {
 	if b.cfg.perProcess < 1 || uint64(b.cfg.perProcess)+benchFileReserve > soft {
 		return &fileLimitError{who: "this process", limit: soft, hard: hard, need: uint64(b.cfg.perProcess) + benchFileReserve}
 	}
+	if own := b.ownFiles(); own > b.cfg.perProcess {
+		why := b.cfg.scenario + " holds all its connections in this process; use fewer"
+		if b.cfg.chaos {
+			why = "the storm's clients and the chaos proxy's two sockets for each are all in this process; " +
+				"use fewer clients, or break the storm with --restart-cmd"
+		}
+		return &fileLimitError{who: "this process", limit: soft, hard: hard, need: uint64(own) + benchFileReserve, why: why}
+	}
 	if b.cfg.pid == 0 {
 		return nil
 	}
@@ -75,9 +83,23 @@ func (b *bench) checkFiles() error {
 		return fmt.Errorf("bench: --pid %d: %w", b.cfg.pid, err)
 	}
 	if need := uint64(b.connections()) + 16; limit < need {
-		return &fileLimitError{who: fmt.Sprintf("the server (pid %d)", b.cfg.pid), limit: limit, hard: hard, need: need}
+		return &fileLimitError{who: fmt.Sprintf("the server (pid %d)", b.cfg.pid), limit: limit, hard: hard, need: need,
+			why: "past the hard limit, spread the server over several processes"}
 	}
 	return nil
+}
+
+// ownFiles is how many files this process needs for its connections:
+// idle spreads the ones beyond --per-process over children; the others
+// hold them all, the storm's chaos proxy three sockets per client.
+func (b *bench) ownFiles() int {
+	switch {
+	case b.cfg.scenario == "idle":
+		return min(b.cfg.n, b.cfg.perProcess)
+	case b.cfg.chaos:
+		return 3 * b.connections()
+	}
+	return b.connections()
 }
 
 // connections is how many connections the scenario opens at once.
@@ -89,6 +111,8 @@ func (b *bench) connections() int {
 		return b.cfg.n + 1
 	case "upgrades":
 		return b.cfg.concurrency
+	case "storm":
+		return b.cfg.n + 1 // and the publisher
 	}
 	return b.cfg.n
 }
@@ -98,12 +122,20 @@ type fileLimitError struct {
 	who        string
 	limit      uint64
 	hard, need uint64
+	why        string // what else to do, if raising the limit is not enough
 }
 
 func (e *fileLimitError) Error() string {
-	return fmt.Sprintf("bench: %s may open at most %d files and this run needs %d; raise the limit with "+
-		"\"ulimit -n %d\" in the shell that starts it (this machine's hard limit is %d per process; "+
-		"past it, spread the server over several processes)", e.who, e.limit, e.need, min(e.need, e.hard), e.hard)
+	msg := fmt.Sprintf("bench: %s may open at most %d files and this run needs %d", e.who, e.limit, e.need)
+	if e.need <= e.hard {
+		msg += fmt.Sprintf("; raise the limit with \"ulimit -n %d\" in the shell that starts it (this machine's hard limit is %d per process)", e.need, e.hard)
+	} else {
+		msg += fmt.Sprintf(", more than this machine's hard limit of %d per process (ulimit -n cannot go past it)", e.hard)
+	}
+	if e.why != "" {
+		msg += "; " + e.why
+	}
+	return msg
 }
 
 // errNotPulse is a server that upgraded without the subprotocol pulse.v1.

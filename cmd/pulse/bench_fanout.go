@@ -27,18 +27,19 @@ import (
 
 // fanout is one run's shared state.
 type fanout struct {
-	rooms    []string       // channel names
-	acked    []atomic.Int64 // per room: highest offset acknowledged to a publisher
-	epochs   sync.Map       // room index -> epoch of the acks
-	acks     atomic.Int64
-	refused  atomic.Int64 // publishes answered with an error
-	lat      *window
-	delivers atomic.Int64
-	dups     atomic.Int64
-	lost     atomic.Int64 // gaps seen live
-	subsOK   atomic.Int64 // subscribers confirmed
-	subsDone chan struct{}
-	subs     []*fanSub
+	rooms        []string       // channel names
+	acked        []atomic.Int64 // per room: highest offset acknowledged to a publisher
+	epochs       sync.Map       // room index -> epoch of the acks
+	acks         atomic.Int64
+	refused      atomic.Int64 // publishes answered with an error
+	firstRefusal atomic.Pointer[wire.Error]
+	lat          *window
+	delivers     atomic.Int64
+	dups         atomic.Int64
+	lost         atomic.Int64 // gaps seen live
+	subsOK       atomic.Int64 // subscribers confirmed
+	subsDone     chan struct{}
+	subs         []*fanSub
 }
 
 // fanSub is one subscriber; its fields belong to its reader goroutine,
@@ -199,7 +200,9 @@ func (f *fanout) publisher(int, *benchConn) func([]byte, time.Time) {
 			}
 			f.acks.Add(1)
 		case wire.Error:
-			f.refused.Add(1)
+			if f.refused.Add(1) == 1 {
+				f.firstRefusal.Store(&m)
+			}
 		}
 	}
 }
@@ -285,6 +288,9 @@ func runFanout(ctx context.Context, b *bench) (*benchResult, error) {
 	res.add("undelivered at the end", float64(f.tailLost()), "")
 	res.add("duplicated", float64(f.dups.Load()), "")
 	res.add("publishes refused", float64(f.refused.Load()), "")
+	if e := f.firstRefusal.Load(); e != nil {
+		fmt.Fprintf(b.stderr, "bench: %d publishes refused; the first: %s: %s\n", f.refused.Load(), e.Code, e.Message)
+	}
 	res.add("connections dropped", float64(subs.cnt.dropped.Load()+pubs.cnt.dropped.Load()), "")
 	return res, nil
 }

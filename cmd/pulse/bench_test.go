@@ -78,6 +78,23 @@ func TestBenchRefusals(t *testing.T) {
 	closed := "ws://" + ln.Addr().String() + "/ws"
 	ln.Close()
 	_, hard, _ := fileLimit()
+	// A process with a low limit on files stands for a server started
+	// from a shell with the usual 1024.
+	low := exec.Command("sh", "-c", "ulimit -n 1024 && exec sleep 60")
+	if err := low.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { low.Process.Kill(); low.Wait() })
+	lowPID := strconv.Itoa(low.Process.Pid)
+	for deadline := time.Now().Add(wait); ; {
+		if limit, _ := pidFileLimit(low.Process.Pid); limit == 1024 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the shell did not lower its limit on files")
+		}
+		time.Sleep(time.Millisecond) // the shell runs ulimit
+	}
 	tests := []struct {
 		args []string
 		want []string
@@ -89,7 +106,11 @@ func TestBenchRefusals(t *testing.T) {
 		{[]string{"bench", "idle", "--duration", "2s", closed}, []string{"refused", "is the server running"}},
 		{[]string{"bench", "idle", "--duration", "2s", s.url("ws", "/echo")}, []string{"does not speak pulse.v1", "--raw"}},
 		{[]string{"bench", "idle", "--n", "30000", "--pid", strconv.Itoa(os.Getpid()), s.url("ws", "/ws")},
-			[]string{"may open at most", "ulimit -n", "hard limit is " + strconv.FormatUint(hard, 10)}},
+			[]string{"may open at most", "ulimit -n", "hard limit of " + strconv.FormatUint(hard, 10)}},
+		{[]string{"bench", "idle", "--n", "5000", "--pid", lowPID, s.url("ws", "/ws")},
+			[]string{"the server (pid " + lowPID + ") may open at most 1024 files", `raise the limit with "ulimit -n 5016"`}},
+		{[]string{"bench", "storm", "--chaos", "--n", "9000", s.url("ws", "/ws")},
+			[]string{"this process may open at most", "27259", "chaos proxy", "--restart-cmd"}},
 	}
 	for _, tt := range tests {
 		err := run(t.Context(), tt.args, &bytes.Buffer{}, &bytes.Buffer{})
