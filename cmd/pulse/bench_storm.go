@@ -39,6 +39,7 @@ type stormClient struct {
 	dups  int64
 	downs int  // connections lost since the break
 	back  bool // open again after the break
+	open  bool // its connection is open now
 	gens  atomic.Int64
 }
 
@@ -91,6 +92,7 @@ func (s *storm) state(sc *stormClient, ch client.StateChange) {
 	switch ch.State {
 	case client.StateOpen:
 		now := time.Now()
+		sc.open = true
 		s.openNow.Add(1)
 		s.backMu.Lock()
 		s.opens = append(s.opens, now)
@@ -105,7 +107,8 @@ func (s *storm) state(sc *stormClient, ch client.StateChange) {
 			<-s.slots
 		}
 	case client.StateReconnecting, client.StateClosed:
-		if sc.gens.Load() > 0 {
+		if sc.open {
+			sc.open = false
 			s.openNow.Add(-1)
 		}
 		if s.breakAt.Load() != 0 && sc.downs == 0 {
@@ -251,7 +254,9 @@ func (s *storm) run(ctx context.Context, b *bench, pub *client.Client, proxy *ch
 	sleepCtx(pubCtx, min(time.Second, time.Until(deadlineOf(pubCtx)))) // publications flow again
 	stopPub()
 	pubs.Wait()
-	s.awaitDeliveries(ctx)
+	deliverCtx, cancel := context.WithTimeout(ctx, drain)
+	s.awaitDeliveries(deliverCtx) // lost ones never come: wait a drain at most
+	cancel()
 	after, _ := b.scrape(context.WithoutCancel(ctx))
 	stop() // the clients' state is ours from here
 	if restart != nil {

@@ -233,6 +233,8 @@ func serverFigures(before, after map[string]float64) map[string]float64 {
 		switch {
 		case name == "pulse_connections":
 			out[name] = v
+		case strings.HasPrefix(name, "pulse_") && strings.HasSuffix(name, "_total") && v < before[name]:
+			out[name+" (since the server restarted)"] = v // a counter that went back started again
 		case strings.HasPrefix(name, "pulse_") && strings.HasSuffix(name, "_total"):
 			out[name+" (this run)"] = v - before[name]
 		}
