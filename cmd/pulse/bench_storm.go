@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -64,6 +65,7 @@ type storm struct {
 
 	ackMu sync.Mutex // guards acked
 	acked []int64    // seqs acknowledged to the publisher
+	sent  atomic.Int64
 }
 
 func newStorm(n, room int) *storm {
@@ -258,11 +260,12 @@ func (s *storm) run(ctx context.Context, b *bench, pub *client.Client, proxy *ch
 	s.awaitDeliveries(deliverCtx) // lost ones never come: wait a drain at most
 	cancel()
 	after, _ := b.scrape(context.WithoutCancel(ctx))
+	timeline := w.end()
 	stop() // the clients' state is ours from here
 	if restart != nil {
-		restart.Process.Release() // it may be the new server: it keeps running
+		reap(restart)
 	}
-	res := &benchResult{Timeline: w.end(), Server: after,
+	res := &benchResult{Timeline: timeline, Server: after,
 		Latency: map[string]*latencyStats{"delivery": s.lat.all.stats()}}
 	s.figures(res, allBack)
 	return res, nil
@@ -282,6 +285,7 @@ func (s *storm) publish(ctx context.Context, pub *client.Client, rate float64, a
 		data, _ := json.Marshal(publication{T: time.Now().UnixNano(), Seq: i + 1})
 		ack, err := pub.Send(s.rooms[i%int64(len(s.rooms))], data, nil)
 		if err == nil {
+			s.sent.Add(1)
 			acks <- stormAck{seq: i + 1, ack: ack}
 		}
 	})
@@ -312,7 +316,7 @@ func (b *bench) breakServer(ctx context.Context, proxy *chaos.Proxy) (*exec.Cmd,
 		if err := syscall.Kill(b.cfg.pid, syscall.SIGTERM); err != nil {
 			return nil, fmt.Errorf("SIGTERM to --pid %d: %w", b.cfg.pid, err)
 		}
-		for syscall.Kill(b.cfg.pid, 0) == nil && ctx.Err() == nil {
+		for !processGone(b.cfg.pid) && ctx.Err() == nil {
 			time.Sleep(10 * time.Millisecond) // not our child: nothing to wait on but its pid
 		}
 	}
@@ -327,6 +331,28 @@ func (b *bench) breakServer(ctx context.Context, proxy *chaos.Proxy) (*exec.Cmd,
 		return nil, fmt.Errorf("--restart-cmd: %w", err)
 	}
 	return cmd, nil
+}
+
+// processGone reports whether process pid has ended: it no longer
+// exists, or it is a zombie its parent has not collected yet.
+func processGone(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return true
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	_, after, _ := strings.Cut(string(stat), ") ")
+	return strings.HasPrefix(after, "Z")
+}
+
+// reap collects the restart command if it has ended; one still running
+// (the new server itself, perhaps) is left to run.
+func reap(cmd *exec.Cmd) {
+	var status syscall.WaitStatus
+	syscall.Wait4(cmd.Process.Pid, &status, syscall.WNOHANG, nil)
+	cmd.Process.Release()
 }
 
 // awaitBack waits until every client lost at the break is open again, or
@@ -414,6 +440,7 @@ func (s *storm) figures(res *benchResult, allBack bool) {
 			missed += n
 		}
 	}
+	res.add("publications sent", float64(s.sent.Load()), "")
 	res.add("publications acknowledged", float64(len(s.acked)), "")
 	s.ackMu.Unlock()
 	res.add("deliveries", float64(s.delivers.Load()), "")
