@@ -3,25 +3,28 @@ package main
 import (
 	"math/bits"
 	"sort"
-	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // hist is a latency histogram of bounded size: log-linear buckets with 64
 // steps per power of two (each at most 1.6 % wide), so that millions of
-// samples cost a few KiB and histograms of child processes add up. A
+// samples cost 30 KiB. A
 // percentile is the upper edge of its bucket: never below the truth.
-// Its methods may be called from any goroutine.
+// Its methods may be called from any goroutine; add takes no lock, since
+// thousands of readers add to one histogram.
 type hist struct {
-	mu     sync.Mutex
-	counts map[int]int64 // bucket index -> samples
-	n      int64
-	max    time.Duration
+	counts [histBuckets]atomic.Int64
+	n      atomic.Int64
+	max    atomic.Int64 // nanoseconds
 }
 
-const histSub = 64 // buckets per power of two
+const (
+	histSub     = 64               // buckets per power of two
+	histBuckets = 58*histSub + 128 // up to bucket(1<<63 - 1)
+)
 
-func newHist() *hist { return &hist{counts: make(map[int]int64)} }
+func newHist() *hist { return &hist{} }
 
 // bucket is the index of d's bucket; below histSub ns each ns is one.
 func bucket(d time.Duration) int {
@@ -44,72 +47,49 @@ func upper(i int) time.Duration {
 }
 
 func (h *hist) add(d time.Duration) {
-	h.mu.Lock()
-	h.counts[bucket(d)]++
-	h.n++
-	h.max = max(h.max, d)
-	h.mu.Unlock()
-}
-
-// merge adds the samples of o.
-func (h *hist) merge(o *histData) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for i, c := range o.Counts {
-		h.counts[i] += c
-		h.n += c
+	h.counts[bucket(d)].Add(1)
+	h.n.Add(1)
+	for cur := h.max.Load(); int64(d) > cur && !h.max.CompareAndSwap(cur, int64(d)); cur = h.max.Load() {
 	}
-	h.max = max(h.max, time.Duration(o.Max))
 }
 
-// histData is a histogram as JSON carries it.
+// histData is a histogram's non-empty buckets and its maximum.
 type histData struct {
 	Counts map[int]int64 `json:"counts"`
 	Max    int64         `json:"max_ns"`
 }
 
 func (h *hist) data() *histData {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	c := make(map[int]int64, len(h.counts))
-	for i, n := range h.counts {
-		c[i] = n
+	c := make(map[int]int64)
+	for i := range h.counts {
+		if n := h.counts[i].Load(); n > 0 {
+			c[i] = n
+		}
 	}
-	return &histData{Counts: c, Max: int64(h.max)}
+	return &histData{Counts: c, Max: h.max.Load()}
 }
 
 // count is the number of samples.
-func (h *hist) count() int64 {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.n
-}
+func (h *hist) count() int64 { return h.n.Load() }
 
 // quantile returns the q-quantile (0 < q <= 1), 0 with no samples; q=1 is
-// the exact maximum.
+// the exact maximum. Samples added meanwhile may or may not count.
 func (h *hist) quantile(q float64) time.Duration {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.n == 0 {
+	n, maxD := h.n.Load(), time.Duration(h.max.Load())
+	if n == 0 {
 		return 0
 	}
 	if q >= 1 {
-		return h.max
+		return maxD
 	}
-	idx := make([]int, 0, len(h.counts))
-	for i := range h.counts {
-		idx = append(idx, i)
-	}
-	sort.Ints(idx)
-	rank := int64(q*float64(h.n)) + 1
+	rank := int64(q*float64(n)) + 1
 	var seen int64
-	for _, i := range idx {
-		seen += h.counts[i]
-		if seen >= rank {
-			return min(upper(i), h.max)
+	for i := range h.counts {
+		if seen += h.counts[i].Load(); seen >= rank {
+			return min(upper(i), maxD)
 		}
 	}
-	return h.max
+	return maxD
 }
 
 // latencyStats is a histogram's summary in a result.
