@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -53,7 +54,6 @@ type benchConfig struct {
 	restartCmd  string
 	chaos       bool
 	baseline    bool
-	worker      bool // hidden: this process is a child holding connections
 }
 
 // Defaults of "pulse bench".
@@ -67,12 +67,23 @@ const (
 	benchFileReserve = 256
 )
 
-// parseBenchFlags parses "pulse bench SCENARIO [flags] URL".
+// parseBenchFlags parses "pulse bench SCENARIO [flags] URL"; the scenario
+// and the URL may stand anywhere among the flags.
 func parseBenchFlags(args []string, stdout io.Writer) (*benchConfig, error) {
 	c := &benchConfig{}
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		c.scenario, args = args[0], args[1:]
+	var rest []string
+	for _, a := range args {
+		_, known := benchScenarios[a]
+		switch {
+		case known && c.scenario == "":
+			c.scenario = a
+		case strings.Contains(a, "://") && c.url == "":
+			c.url = a
+		default:
+			rest = append(rest, a)
+		}
 	}
+	args = rest
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.BoolVar(&c.raw, "raw", false, "plain WebSocket, for servers that do not speak pulse.v1 (idle, upgrades, latency on an echo endpoint)")
 	fs.IntVar(&c.n, "n", 100, "connections: held (idle), in the background (latency), clients (storm)")
@@ -91,14 +102,18 @@ func parseBenchFlags(args []string, stdout io.Writer) (*benchConfig, error) {
 	fs.StringVar(&c.restartCmd, "restart-cmd", "", "storm: shell command that restarts the server (after SIGTERM to --pid, if given)")
 	fs.BoolVar(&c.chaos, "chaos", false, "storm: cut every connection through a chaos proxy instead of restarting the server")
 	fs.BoolVar(&c.baseline, "baseline", false, "run the same scenario against the built-in gorilla chat-pattern server too (raw mode)")
-	fs.BoolVar(&c.worker, "worker", false, "") // hidden
 	if err := parseFlags(fs, args, stdout, "URL"); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printBenchScenarios(stdout)
 		}
 		return nil, err
 	}
-	c.url = fs.Arg(0)
+	switch {
+	case c.scenario == "" && fs.NArg() > 0:
+		c.scenario = fs.Arg(0) // unknown: validate says so
+	case c.url == "":
+		c.url = fs.Arg(0)
+	}
 	return c, c.validate()
 }
 
@@ -113,8 +128,6 @@ func printBenchScenarios(w io.Writer) {
 func (c *benchConfig) validate() error {
 	s, ok := benchScenarios[c.scenario]
 	switch {
-	case c.worker:
-		return nil // the parent checked
 	case c.scenario == "":
 		return fmt.Errorf("bench: missing scenario: one of %s (see pulse bench --help)", strings.Join(benchOrder, ", "))
 	case !ok:
@@ -129,6 +142,9 @@ func (c *benchConfig) validate() error {
 		return fmt.Errorf("bench: the baseline speaks no pulse.v1: --baseline works with %s", strings.Join(baselineScenarios, ", "))
 	case c.restartCmd != "" && c.chaos:
 		return errors.New("bench: --restart-cmd and --chaos are two ways to break a storm; give one")
+	}
+	if c.url == "" {
+		return errors.New("bench: missing URL, such as ws://localhost:8080/ws (see pulse bench --help)")
 	}
 	if err := checkURL(c.url); err != nil {
 		return fmt.Errorf("bench: %w", err)
@@ -157,12 +173,12 @@ type bench struct {
 
 // runBench is "pulse bench SCENARIO [flags] URL".
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if os.Getenv(benchWorkerVar) != "" {
+		return benchWorker(ctx, commandStdin, stdout)
+	}
 	cfg, err := parseBenchFlags(args, stdout)
 	if err != nil {
 		return err
-	}
-	if cfg.worker {
-		return benchWorker(ctx, commandStdin, stdout)
 	}
 	// The hard limit: whatever a scenario does, the run ends by then.
 	limit := cfg.duration + benchCloseGrace

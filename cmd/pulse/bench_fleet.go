@@ -19,7 +19,8 @@ import (
 )
 
 // Connections beyond one process's file limit are held by child
-// processes: this binary again, as "pulse bench --worker", each with its
+// processes: this binary again, as "pulse bench" with benchWorkerVar set
+// in its environment, each with its
 // own share and, on loopback, its own source address 127.0.0.K (one
 // address has some 28,000 source ports towards one server port). A child
 // speaks the line protocol of package internal/fleet under the name
@@ -29,6 +30,10 @@ import (
 // with its final holdStats.
 
 const fleetName = "bench"
+
+// benchWorkerVar, set in the environment of "pulse bench", makes it a
+// child of another: it reads a holdJob on its input instead of flags.
+const benchWorkerVar = "PULSE_BENCH_WORKER"
 
 // holdJob is what one child holds.
 type holdJob struct {
@@ -77,10 +82,12 @@ var benchSpawn = func(ctx context.Context) (*exec.Cmd, error) {
 	if err != nil {
 		return nil, err
 	}
-	return exec.CommandContext(ctx, exe, "bench", "--worker"), nil
+	cmd := exec.CommandContext(ctx, exe, "bench")
+	cmd.Env = append(os.Environ(), benchWorkerVar+"=1")
+	return cmd, nil
 }
 
-// benchWorker is the child's side: "pulse bench --worker".
+// benchWorker is the child's side.
 func benchWorker(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 	in := bufio.NewReader(stdin)
 	line, err := in.ReadString('\n')

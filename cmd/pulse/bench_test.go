@@ -104,6 +104,8 @@ func TestBenchRefusals(t *testing.T) {
 	}{
 		{[]string{"bench"}, []string{"missing scenario", "idle, upgrades"}},
 		{[]string{"bench", "soak", "ws://127.0.0.1:1/ws"}, []string{`unknown scenario "soak"`}},
+		{[]string{"bench", "idle"}, []string{"missing URL"}},
+		{[]string{"bench", "ws://127.0.0.1:1/ws", "--n", "0", "idle"}, []string{"--n", "must be at least 1"}},
 		{[]string{"bench", "idle", "ws://example.com/ws"}, []string{"example.com is not on this machine", "--allow-remote"}},
 		{[]string{"bench", "fanout", "--raw", s.url("ws", "/echo")}, []string{"fanout has no raw mode"}},
 		{[]string{"bench", "idle", "--duration", "2s", closed}, []string{"refused", "is the server running"}},
@@ -161,16 +163,14 @@ func TestBenchIdle(t *testing.T) {
 	}
 }
 
-// benchWorkerEnv makes TestBenchWorkerChild a child of bench.
-const benchWorkerEnv = "PULSE_BENCH_WORKER_TEST"
-
-// TestBenchWorkerChild is "pulse bench --worker" when benchWorkerEnv is set.
+// TestBenchWorkerChild is a child of "pulse bench" when benchWorkerVar is
+// set, as useTestWorkers does.
 func TestBenchWorkerChild(t *testing.T) {
-	if os.Getenv(benchWorkerEnv) == "" {
+	if os.Getenv(benchWorkerVar) == "" {
 		return // run only as a child of bench (see useTestWorkers)
 	}
 	commandStdin = os.Stdin
-	if err := run(context.Background(), []string{"bench", "--worker"}, os.Stdout, os.Stderr); err != nil {
+	if err := run(context.Background(), []string{"bench"}, os.Stdout, os.Stderr); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -182,7 +182,7 @@ func useTestWorkers(t *testing.T) {
 	t.Cleanup(func() { benchSpawn = spawn })
 	benchSpawn = func(ctx context.Context) (*exec.Cmd, error) {
 		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestBenchWorkerChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), benchWorkerEnv+"=1")
+		cmd.Env = append(os.Environ(), benchWorkerVar+"=1")
 		return cmd, nil
 	}
 }
