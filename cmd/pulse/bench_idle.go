@@ -101,76 +101,102 @@ func (h *holder) close() (holdStats, error) {
 	return sum, errors.Join(errs...)
 }
 
+// shared is a holder the watcher reads while the run sets it up.
+type shared struct {
+	mu sync.Mutex // guards h, and a child's line protocol, one question at a time
+	h  *holder    // nil until the ramp ends
+}
+
+func (s *shared) set(h *holder) {
+	s.mu.Lock()
+	s.h = h
+	s.mu.Unlock()
+}
+
+// stats returns the holder's counts; zero during the ramp.
+func (s *shared) stats() holdStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.h == nil {
+		return holdStats{}
+	}
+	return s.h.stats()
+}
+
+// mark reads the server's process and the holder's counts at one moment.
+func (s *shared) mark(b *bench) idleMark {
+	m := idleMark{at: time.Now()}
+	m.proc, m.hasProc = b.proc()
+	m.stats = s.stats()
+	return m
+}
+
+// idleMark is what an idle run reads at one moment.
+type idleMark struct {
+	at      time.Time
+	proc    procSample
+	hasProc bool
+	stats   holdStats
+}
+
 // runIdle is "pulse bench idle": dial N, hold them until --duration ends,
 // answering every heartbeat.
 func runIdle(ctx context.Context, b *bench) (*benchResult, error) {
-	life := ctx
+	life := ctx // children live until the run's hard limit at most
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.duration)
 	defer cancel()
 	before, err := b.scrape(ctx)
 	if err != nil {
 		return nil, err
 	}
-	p0, hasProc := b.proc()
-	var h *holder
-	var mu sync.Mutex // guards h for the watcher
+	var s shared
 	var hb rate
 	w := b.watch("heartbeats", func() sample {
-		mu.Lock()
-		defer mu.Unlock()
-		if h == nil {
-			return sample{}
-		}
-		s := h.stats()
-		return sample{Open: s.Open, Rate: hb.per(s.Heartbeats), Errs: s.Failures + s.Dropped}
+		st := s.stats()
+		return sample{Open: st.Open, Rate: hb.per(st.Heartbeats), Errs: st.Failures + st.Dropped}
 	})
-	start := time.Now()
-	held, err := b.startHolder(life, ctx, b.cfg.n)
-	if held == nil {
-		w.end()
-		return nil, err
-	}
-	mu.Lock()
-	h = held
-	mu.Unlock()
+	defer w.end()
+	m0 := s.mark(b)
+	h, err := b.startHolder(life, ctx, b.cfg.n)
 	if err != nil {
-		w.end()
-		h.close()
+		if h != nil {
+			h.close()
+		}
 		return nil, err
 	}
-	ramp := time.Since(start)
-	mu.Lock()
-	p1, _ := b.proc()
-	s1 := h.stats()
-	mu.Unlock()
-	<-ctx.Done() // the hold
-	mu.Lock()
-	p2, _ := b.proc()
-	s2 := h.stats()
-	mu.Unlock()
-	hold := time.Since(start) - ramp
+	s.set(h)
+	m1 := s.mark(b) // the ramp's end
+	<-ctx.Done()    // the hold
+	m2 := s.mark(b)
 	after, _ := b.scrape(context.WithoutCancel(ctx))
-	timeline := w.end()
+	res := &benchResult{Timeline: w.end(), Server: serverFigures(before, after)}
 	final, err := h.close()
 	if err != nil {
 		fmt.Fprintf(b.stderr, "bench: closing: %v\n", err)
 	}
-	res := &benchResult{Timeline: timeline, Server: serverFigures(before, after)}
-	res.add("connections held", float64(s2.Open), "")
-	res.add("dial failures", float64(final.Failures), "")
-	res.add("dropped while held", float64(s2.Dropped), "")
-	res.add("ramp", ramp.Seconds(), "s")
-	res.add("heartbeats answered", float64(s2.Heartbeats), "")
-	res.add("heartbeats/s while held", float64(s2.Heartbeats-s1.Heartbeats)/hold.Seconds(), "/s")
-	if hasProc && s2.Open > 0 {
-		res.add("server RSS at the end", float64(p2.rss)/(1<<20), "MiB")
-		res.add("server RSS per connection", float64(p2.rss-p0.rss)/float64(s2.Open)/1024, "KiB")
-		if p2.rss < p0.rss {
-			fmt.Fprintln(b.stderr, "bench: the server's RSS fell during the run: it held memory from earlier work; start it afresh for a per-connection figure")
-		}
-		if beats := s2.Heartbeats - s1.Heartbeats; beats > 0 {
-			res.add("server CPU per 1,000 heartbeats", ms(p2.cpu-p1.cpu)*1000/float64(beats), "ms")
-		}
-	}
+	b.idleFigures(res, m0, m1, m2, final)
 	return res, nil
+}
+
+// idleFigures fills res from the marks at the start (m0), the end of the
+// ramp (m1) and the end of the hold (m2).
+func (b *bench) idleFigures(res *benchResult, m0, m1, m2 idleMark, final holdStats) {
+	held, beats := m2.stats.Open, m2.stats.Heartbeats-m1.stats.Heartbeats
+	res.add("connections held", float64(held), "")
+	res.add("dial failures", float64(final.Failures), "")
+	res.add("dropped while held", float64(m2.stats.Dropped), "")
+	res.add("ramp", m1.at.Sub(m0.at).Seconds(), "s")
+	res.add("heartbeats answered", float64(m2.stats.Heartbeats), "")
+	res.add("heartbeats/s while held", float64(beats)/m2.at.Sub(m1.at).Seconds(), "/s")
+	if !m0.hasProc || !m2.hasProc || held == 0 {
+		return
+	}
+	res.add("server RSS at the end", float64(m2.proc.rss)/(1<<20), "MiB")
+	res.add("server RSS per connection", float64(m2.proc.rss-m0.proc.rss)/float64(held)/1024, "KiB")
+	if m2.proc.rss < m0.proc.rss {
+		fmt.Fprintln(b.stderr, "bench: the server's RSS fell during the run: it held memory from earlier work; start it afresh for a per-connection figure")
+	}
+	if beats > 0 {
+		res.add("server CPU per 1,000 heartbeats", ms(m2.proc.cpu-m1.proc.cpu)*1000/float64(beats), "ms")
+	}
 }
