@@ -168,10 +168,11 @@ func (c *benchConn) close() {
 
 // group is a set of open connections and their readers.
 type group struct {
-	cnt     *counters
-	mu      sync.Mutex // guards conns
-	conns   []*benchConn
-	readers sync.WaitGroup
+	cnt      *counters
+	firstErr error      // the first failed dial of dialAll, if some worked
+	mu       sync.Mutex // guards conns
+	conns    []*benchConn
+	readers  sync.WaitGroup
 }
 
 func newGroup() *group { return &group{cnt: &counters{}} }
@@ -246,6 +247,7 @@ func (g *group) dialAll(ctx context.Context, d *benchDialer, n, concurrency int,
 	if g.cnt.opened.Load() == 0 && firstErr != nil {
 		return firstErr
 	}
+	g.firstErr = firstErr
 	return nil
 }
 

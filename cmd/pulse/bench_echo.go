@@ -97,10 +97,12 @@ func runLatency(ctx context.Context, b *bench) (*benchResult, error) {
 		return sample{Open: bg.cnt.open.Load() + 1, Rate: r.per(lat.all.count()), P99: lat.p99(), Errs: bg.cnt.dropped.Load()}
 	})
 	var loads sync.WaitGroup
+	loadStart := time.Now()
 	loads.Go(func() { b.backgroundLoad(ctx, bg, &sent) })
 	err = b.probeLoop(ctx, probe, lat)
 	cancel()
 	loads.Wait()
+	loadTime := time.Since(loadStart)
 	timeline := w.end()
 	after, _ := b.scrape(context.WithoutCancel(ctx))
 	bg.close()
@@ -112,7 +114,7 @@ func runLatency(ctx context.Context, b *bench) (*benchResult, error) {
 	res.add("round trips", float64(lat.all.count()), "")
 	res.add("background connections", float64(bg.cnt.opened.Load()), "")
 	res.add("background messages sent", float64(sent.Load()), "")
-	res.add("background messages/s", float64(sent.Load())/b.cfg.duration.Seconds(), "/s")
+	res.add("background messages/s", float64(sent.Load())/loadTime.Seconds(), "/s")
 	return res, nil
 }
 

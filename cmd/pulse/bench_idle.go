@@ -165,6 +165,9 @@ func runIdle(ctx context.Context, b *bench) (*benchResult, error) {
 		return nil, err
 	}
 	s.set(h)
+	if h.group != nil && h.group.firstErr != nil {
+		fmt.Fprintf(b.stderr, "bench: %d dials failed; the first: %v\n", h.group.cnt.failures.Load(), h.group.firstErr)
+	}
 	m1 := s.mark(b) // the ramp's end
 	<-ctx.Done()    // the hold
 	m2 := s.mark(b)

@@ -160,6 +160,13 @@ func runStorm(ctx context.Context, b *bench) (*benchResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	// One dial first: a server that is not there, or does not speak
+	// pulse.v1, is said once, not retried by N clients until the end.
+	probe, err := (&benchDialer{url: b.cfg.url}).dial(ctx, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	probe.close()
 	target, proxy, err := b.stormTarget()
 	if err != nil {
 		return nil, err

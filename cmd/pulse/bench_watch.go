@@ -180,13 +180,11 @@ func (b *bench) scrape(ctx context.Context) (map[string]float64, error) {
 	if err != nil && explicit {
 		return nil, fmt.Errorf("--metrics: %w", err)
 	}
-	if err != nil || m["pulse_connections"] == 0 && !has(m, "pulse_connections") {
-		return nil, nil
+	if _, pulse := m["pulse_connections"]; err != nil || !pulse {
+		return nil, nil // not pulse's metrics
 	}
 	return m, nil
 }
-
-func has(m map[string]float64, k string) bool { _, ok := m[k]; return ok }
 
 // scrapeMetrics GETs a Prometheus text page and sums each metric's samples.
 func scrapeMetrics(ctx context.Context, u string) (map[string]float64, error) {
