@@ -247,11 +247,12 @@ func (s *storm) connect(ctx, runCtx context.Context, runs *sync.WaitGroup, concu
 func (s *storm) run(ctx context.Context, b *bench, pub *client.Client, proxy *chaos.Proxy, w *watcher, stop func()) (*benchResult, error) {
 	drain := min(max(b.cfg.duration/5, time.Second), 5*time.Second)
 	pubCtx, stopPub := context.WithDeadline(ctx, deadlineOf(ctx).Add(-drain))
-	defer stopPub()
+	ackCtx, stopAcks := context.WithCancel(ctx)
 	acks := make(chan stormAck, 1<<16)
 	var pubs sync.WaitGroup
+	defer func() { stopPub(); stopAcks(); pubs.Wait() }() // at once, on an error
 	pubs.Go(func() { s.publish(pubCtx, pub, b.cfg.rate, acks) })
-	pubs.Go(func() { s.collectAcks(ctx, acks) })
+	pubs.Go(func() { s.collectAcks(ackCtx, acks) })
 	sleepCtx(pubCtx, min(max(b.cfg.duration/10, 300*time.Millisecond), 2*time.Second))
 	breakAt := time.Now()
 	s.breakAt.Store(breakAt.UnixNano())
@@ -262,7 +263,9 @@ func (s *storm) run(ctx context.Context, b *bench, pub *client.Client, proxy *ch
 	allBack := s.awaitBack(pubCtx)
 	sleepCtx(pubCtx, min(time.Second, time.Until(deadlineOf(pubCtx)))) // publications flow again
 	stopPub()
+	late := time.AfterFunc(drain, stopAcks) // acks of the last publications: a drain at most
 	pubs.Wait()
+	late.Stop()
 	deliverCtx, cancel := context.WithTimeout(ctx, drain)
 	s.awaitDeliveries(deliverCtx) // lost ones never come: wait a drain at most
 	cancel()
@@ -291,9 +294,13 @@ func (s *storm) publish(ctx context.Context, pub *client.Client, rate float64, a
 	pace(ctx, rate, func(i int64) {
 		data, _ := json.Marshal(publication{T: time.Now().UnixNano(), Seq: i + 1})
 		ack, err := pub.Send(s.rooms[i%int64(len(s.rooms))], data, nil)
-		if err == nil {
-			s.sent.Add(1)
-			acks <- stormAck{seq: i + 1, ack: ack}
+		if err != nil {
+			return
+		}
+		s.sent.Add(1)
+		select {
+		case acks <- stormAck{seq: i + 1, ack: ack}:
+		case <-ctx.Done():
 		}
 	})
 }
