@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test of pulse on a fresh machine: installs Chromium when it is
-# missing, then vet, the Go tests under the race detector (each package
-# behind a goroutine-leak gate, fuzz seeds included, the browser tests in
-# headless Chromium), then the Node tests against the real pulse binary.
+# Runs every test of pulse on a fresh machine: installs Chromium and
+# redis-server when they are missing, then vet, the Go tests under the race
+# detector (each package behind a goroutine-leak gate, fuzz seeds included,
+# the browser tests in headless Chromium, the Redis tests against their own
+# redis-server processes), then the Node tests against the real pulse binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,9 @@ fi
 
 echo "== browser dependencies"
 ./scripts/browser-deps.sh
+
+echo "== redis dependencies"
+./scripts/redis-deps.sh
 
 echo "== go vet"
 go vet ./...

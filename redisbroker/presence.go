@@ -1,0 +1,227 @@
+package redisbroker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/pulse-go/pulse/hub"
+	"github.com/redis/go-redis/v9"
+)
+
+// localPresence is what this node has joined and not left: the node
+// joins it again when Redis forgot the node (restarted empty, or paused
+// long enough for the others to sweep it).
+type localPresence struct {
+	mu   sync.Mutex                         // guards held
+	held map[string]map[ownerKey]hub.Member // by channel
+}
+
+type ownerKey struct{ id, owner string }
+
+func (p *localPresence) init() { p.held = make(map[string]map[ownerKey]hub.Member) }
+
+func (p *localPresence) add(channel string, m hub.Member) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.held[channel] == nil {
+		p.held[channel] = make(map[ownerKey]hub.Member)
+	}
+	p.held[channel][ownerKey{m.ID, m.Owner}] = m
+}
+
+func (p *localPresence) remove(channel string, m hub.Member) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k := range p.held[channel] {
+		if k.id == m.ID && (m.Owner == "" || k.owner == m.Owner) {
+			delete(p.held[channel], k)
+		}
+	}
+	if len(p.held[channel]) == 0 {
+		delete(p.held, channel)
+	}
+}
+
+// all returns a copy of what is held, channel by channel.
+func (p *localPresence) all() map[string][]hub.Member {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	all := make(map[string][]hub.Member, len(p.held))
+	for channel, members := range p.held {
+		for _, m := range members {
+			all[channel] = append(all[channel], m)
+		}
+	}
+	return all
+}
+
+// memberDesc is a member as Redis keeps it and PUB/SUB carries it.
+type memberDesc struct {
+	ID     string          `json:"id"`
+	Client string          `json:"client,omitempty"`
+	Info   json.RawMessage `json:"info,omitempty"`
+}
+
+func encodeMember(m hub.Member) (string, error) {
+	b, err := json.Marshal(memberDesc{ID: m.ID, Client: m.Client, Info: m.Info})
+	return string(b), err
+}
+
+func decodeMember(s string) (hub.Member, error) {
+	var d memberDesc
+	if err := json.Unmarshal([]byte(s), &d); err != nil {
+		return hub.Member{}, fmt.Errorf("bad member %q: %w", s, err)
+	}
+	return hub.Member{ID: d.ID, Client: d.Client, Info: d.Info}, nil
+}
+
+// Join implements hub.PresenceBroker.
+func (b *Broker) Join(ctx context.Context, channel string, m hub.Member) error {
+	if err := b.check(channel); err != nil {
+		return err
+	}
+	if err := b.join(ctx, channel, m); err != nil {
+		return err
+	}
+	b.presences.add(channel, m)
+	return nil
+}
+
+func (b *Broker) join(ctx context.Context, channel string, m hub.Member) error {
+	desc, err := encodeMember(m)
+	if err != nil {
+		return fmt.Errorf("redisbroker: join: %w", err)
+	}
+	keys := []string{b.key(channel, "members"), b.key(channel, "owners:"+m.ID), b.nodeKey("channels")}
+	err = scriptJoin.Run(ctx, b.rdb, keys, m.ID, m.Owner, b.node, desc, b.key(channel, "events"), channel).Err()
+	if err != nil {
+		return b.fail("join", err)
+	}
+	return nil
+}
+
+// Leave implements hub.PresenceBroker.
+func (b *Broker) Leave(ctx context.Context, channel string, m hub.Member) error {
+	if err := b.check(channel); err != nil {
+		return err
+	}
+	b.presences.remove(channel, m) // even if Redis fails: the sweep of a dead node, or Close, ends it
+	keys := []string{b.key(channel, "members"), b.key(channel, "owners:"+m.ID)}
+	if err := scriptLeave.Run(ctx, b.rdb, keys, m.ID, m.Owner, b.key(channel, "events")).Err(); err != nil {
+		return b.fail("leave", err)
+	}
+	return nil
+}
+
+// Members implements hub.PresenceBroker.
+func (b *Broker) Members(ctx context.Context, channel string) ([]hub.Member, error) {
+	if err := b.check(channel); err != nil {
+		return nil, err
+	}
+	descs, err := b.rdb.HVals(ctx, b.key(channel, "members")).Result()
+	if err != nil {
+		return nil, b.fail("members", err)
+	}
+	members := make([]hub.Member, 0, len(descs))
+	for _, d := range descs {
+		m, err := decodeMember(d)
+		if err != nil {
+			return nil, fmt.Errorf("redisbroker: members: %w", err)
+		}
+		members = append(members, m)
+	}
+	return members, nil
+}
+
+// nodeKey is the Redis key of one part of this node's state.
+func (b *Broker) nodeKey(part string) string {
+	k := b.opts.Prefix + ":node:" + b.node
+	if part != "" {
+		k += ":" + part
+	}
+	return k
+}
+
+func (b *Broker) nodesKey() string { return b.opts.Prefix + ":nodes" }
+
+// register makes this node known and alive.
+func (b *Broker) register(ctx context.Context) error {
+	if err := b.rdb.SAdd(ctx, b.nodesKey(), b.node).Err(); err != nil {
+		return err
+	}
+	return b.rdb.Set(ctx, b.nodeKey(""), "1", b.opts.NodeTimeout).Err()
+}
+
+// keepalive refreshes the node's keepalive key and sweeps dead nodes every
+// NodeTimeout/3 until ctx ends.
+func (b *Broker) keepalive(ctx context.Context) {
+	t := time.NewTicker(b.opts.NodeTimeout / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		opCtx, cancel := context.WithTimeout(ctx, min(opTimeout, b.opts.NodeTimeout/3))
+		err := errors.Join(b.refresh(opCtx), b.sweep(opCtx))
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			b.up.Store(false)
+			b.opts.Logger.Warn("redisbroker: keepalive", "err", err)
+		}
+	}
+}
+
+// refresh renews the keepalive key; when Redis had forgotten it, the node
+// registers again and joins again what it holds.
+func (b *Broker) refresh(ctx context.Context) error {
+	err := b.rdb.SetArgs(ctx, b.nodeKey(""), "1", redis.SetArgs{TTL: b.opts.NodeTimeout, Get: true}).Err()
+	if !errors.Is(err, redis.Nil) {
+		return err
+	}
+	b.opts.Logger.Warn("redisbroker: this node was forgotten by Redis; joining its members again", "node", b.node)
+	if err := b.register(ctx); err != nil {
+		return err
+	}
+	for channel, members := range b.presences.all() {
+		for _, m := range members {
+			if err := b.join(ctx, channel, m); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// sweep removes the presence of every other node whose keepalive expired.
+func (b *Broker) sweep(ctx context.Context) error {
+	nodes, err := b.rdb.SMembers(ctx, b.nodesKey()).Result()
+	if err != nil {
+		return err
+	}
+	for _, node := range nodes {
+		if node != b.node {
+			err = errors.Join(err, b.sweepNode(ctx, node))
+		}
+	}
+	return err
+}
+
+func (b *Broker) sweepNode(ctx context.Context, node string) error {
+	base := b.opts.Prefix + ":node:" + node
+	keys := []string{base, base + ":channels", b.nodesKey()}
+	return scriptSweep.Run(ctx, b.rdb, keys, node, b.opts.Prefix).Err()
+}
+
+// sweepSelf removes this node's presence, as Close does.
+func (b *Broker) sweepSelf(ctx context.Context) {
+	if err := b.rdb.Del(ctx, b.nodeKey("")).Err(); err != nil {
+		return
+	}
+	b.sweepNode(ctx, b.node)
+}
