@@ -123,7 +123,7 @@ func newDaemon(cfg *serveConfig, logger *slog.Logger) (*daemon, error) {
 		return nil, err
 	}
 	h := hub.New(&hub.Options{
-		Broker:    broker,
+		Broker:    broker.Broker, // not the wrapper: the hub finds hub.PresenceBroker by type assertion
 		Authorize: serverOnlyChannels,
 		Logger:    logger,
 	})
