@@ -47,7 +47,8 @@ type Broker struct {
 	done   sync.WaitGroup // the reader and the keepalive
 
 	closed atomic.Bool
-	up     atomic.Bool // the last exchange with Redis succeeded
+	up     atomic.Bool  // the last exchange with Redis succeeded
+	filled atomic.Int64 // publications delivered from history to fill PUB/SUB gaps
 
 	subs      subscriptions // owned by subscribe.go
 	presences localPresence // owned by presence.go

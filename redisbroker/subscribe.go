@@ -328,6 +328,7 @@ func (b *Broker) fill(r *remote) {
 		r.last = p.Pos
 		r.send(hub.Event{Type: hub.EventPublication, Publication: p})
 	}
+	b.filled.Add(int64(len(pubs)))
 }
 
 func (b *Broker) lost(channel, why string) {
