@@ -157,10 +157,13 @@ func (b *Broker) register(ctx context.Context) error {
 }
 
 // keepalive refreshes the node's keepalive key and sweeps dead nodes every
-// NodeTimeout/3 until ctx ends.
+// NodeTimeout/3 until ctx ends. After a failure it sweeps nobody for one
+// NodeTimeout: when Redis was paused or cut off, every node's key may have
+// expired meanwhile, and the others need one period to refresh theirs.
 func (b *Broker) keepalive(ctx context.Context) {
 	t := time.NewTicker(b.opts.NodeTimeout / 3)
 	defer t.Stop()
+	var sweepAfter time.Time // no sweep before: the others may not have refreshed since Redis came back
 	for {
 		select {
 		case <-ctx.Done():
@@ -168,9 +171,13 @@ func (b *Broker) keepalive(ctx context.Context) {
 		case <-t.C:
 		}
 		opCtx, cancel := context.WithTimeout(ctx, min(opTimeout, b.opts.NodeTimeout/3))
-		err := errors.Join(b.refresh(opCtx), b.sweep(opCtx))
+		err := b.refresh(opCtx)
+		if err == nil && !time.Now().Before(sweepAfter) {
+			err = b.sweep(opCtx)
+		}
 		cancel()
 		if err != nil && ctx.Err() == nil {
+			sweepAfter = time.Now().Add(b.opts.NodeTimeout)
 			b.up.Store(false)
 			b.opts.Logger.Warn("redisbroker: keepalive", "err", err)
 		}

@@ -1,0 +1,119 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pulse-go/pulse/client"
+	"github.com/pulse-go/pulse/wire"
+)
+
+// TestRedisRestartedEmpty: while Redis is down, publishes get
+// "unavailable" and /healthz says degraded; once it is back empty, a
+// client resuming from a position of the lost history gets
+// recovered:false, and live delivery goes on in a new epoch.
+func TestRedisRestartedEmpty(t *testing.T) {
+	redis, a, b := twoNodes(t)
+	rec := newRecorder()
+	sub, _ := runClient(t, a.url(), rec.options("sub"))
+	subscribe(t, sub, "news", nil)
+	pub, _ := runClient(t, b.url(), nil)
+	for i := range 3 {
+		publish(t, pub, "news", i, "")
+	}
+	rec.waitFor(t, "3 messages", func(r *recorder) bool { return len(r.msgs) >= 3 })
+	old := rec.messages()[2].Pos
+
+	redis.Kill()
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
+	_, err := pub.Publish(ctx, "news", []byte(`{"down":true}`), nil)
+	cancel()
+	var refused *client.ServerError
+	if !errors.As(err, &refused) || refused.Code != wire.CodeUnavailable {
+		t.Fatalf("publish while Redis is down: %v, want the server's %q", err, wire.CodeUnavailable)
+	}
+	awaitHealth(t, a, "degraded")
+
+	redis.Restart()
+	awaitHealth(t, a, "ok")
+	awaitHealth(t, b, "ok")
+	res := publish(t, pub, "news", 3, "")
+	if res.Pos.Epoch == old.Epoch {
+		t.Errorf("publication after the restart at %v: want a new epoch, the old one was %v", res.Pos, old)
+	}
+	rec.waitFor(t, "live delivery in the new epoch", func(r *recorder) bool {
+		return len(r.msgs) > 3 && r.msgs[len(r.msgs)-1].Pos == res.Pos
+	})
+
+	late, _ := runClient(t, b.url(), nil)
+	resumed := subscribe(t, late, "news", &client.SubscribeOptions{Since: &old})
+	if !resumed.Resumed || resumed.Recovered || resumed.Position != res.Pos {
+		t.Errorf("resume from %v of the lost history: %+v; want resumed, not recovered, at %v", old, resumed, res.Pos)
+	}
+}
+
+// TestRedisPaused: Redis stopped (SIGSTOP) for twice the liveness bound
+// loses no WebSocket connection and no member; once it continues,
+// publications flow again.
+func TestRedisPaused(t *testing.T) {
+	redis, a, b := twoNodes(t)
+	watch := newRecorder()
+	watcher, _ := runClient(t, b.url(), watch.options("watcher"))
+	subscribe(t, watcher, "room", &client.SubscribeOptions{Presence: true})
+	member, _ := runClient(t, a.url(), &client.Options{Name: "member"})
+	subscribe(t, member, "room", &client.SubscribeOptions{Presence: true})
+	watch.waitFor(t, "the member's join", func(r *recorder) bool { return countPresence(r, []string{member.Member()}, true) == 1 })
+
+	redis.Pause()
+	awaitHealth(t, a, "degraded")
+	time.Sleep(2 * bound) // the pause itself is what is tested: nothing to wait for
+	redis.Resume()
+	awaitHealth(t, a, "ok")
+	awaitHealth(t, b, "ok")
+
+	res := publish(t, member, "room", 0, "")
+	watch.waitFor(t, "a publication after the pause", func(r *recorder) bool {
+		return len(r.msgs) > 0 && r.msgs[len(r.msgs)-1].Pos == res.Pos
+	})
+	for name, c := range map[string]*client.Client{"watcher": watcher, "member": member} {
+		if c.Generation() != 1 {
+			t.Errorf("%s is on connection %d, want its first", name, c.Generation())
+		}
+	}
+	watch.mu.Lock()
+	defer watch.mu.Unlock()
+	if n := countPresence(watch, []string{member.Member()}, false); n != 0 {
+		t.Errorf("the member left %d times during the pause, want never: %v", n, watch.presence)
+	}
+}
+
+// awaitHealth waits until n's /healthz body starts with want. /healthz
+// has no way to notify: it is polled.
+func awaitHealth(t *testing.T, n *node, want string) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	var body string
+	for time.Now().Before(deadline) {
+		body = health(n)
+		if strings.HasPrefix(body, want) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("node %s /healthz = %q after %v, want %q", n.name, body, wait, want)
+}
+
+func health(n *node) string {
+	resp, err := http.Get("http://" + n.addr + "/healthz")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return string(body)
+}
