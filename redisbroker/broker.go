@@ -49,6 +49,7 @@ type Broker struct {
 	closed atomic.Bool
 	up     atomic.Bool  // the last exchange with Redis succeeded
 	filled atomic.Int64 // publications delivered from history to fill PUB/SUB gaps
+	errors atomic.Int64 // calls that failed because Redis did not answer
 
 	subs      subscriptions // owned by subscribe.go
 	presences localPresence // owned by presence.go
@@ -102,6 +103,10 @@ func New(ctx context.Context, url string, opts *Options) (*Broker, error) {
 // Up reports whether the last exchange with Redis succeeded: a health
 // check shows "degraded" while it does not.
 func (b *Broker) Up() bool { return b.up.Load() && !b.closed.Load() }
+
+// Errors counts the calls that failed because Redis did not answer, since
+// New.
+func (b *Broker) Errors() int64 { return b.errors.Load() }
 
 // Close stops the node: its goroutines end and are joined, its members
 // leave presence at once, and later calls return hub.ErrClosed.
@@ -194,6 +199,7 @@ func (b *Broker) fail(op string, err error) error {
 	var answer redis.Error
 	if !errors.As(err, &answer) {
 		b.up.Store(false)
+		b.errors.Add(1)
 	}
 	return fmt.Errorf("redisbroker: %s: %w", op, err)
 }

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/pulse-go/pulse/hub"
 	"github.com/pulse-go/pulse/redisbroker"
 	"github.com/redis/go-redis/v9"
@@ -20,7 +21,27 @@ const brokerConnectTimeout = 5 * time.Second
 // it besides hub.Broker.
 type serveBroker struct {
 	hub.Broker
-	up func() bool // nil for the in-memory broker, which is never down
+	up     func() bool  // nil for the in-memory broker, which is never down
+	errors func() int64 // calls that failed because the broker did not answer; nil for memory
+}
+
+// register adds the broker's metrics to reg: pulse_broker_up and
+// pulse_broker_errors_total, for a broker that can be down.
+func (b serveBroker) register(reg prometheus.Registerer) {
+	if b.up == nil {
+		return
+	}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pulse_broker_up", Help: "1 while the broker answers, 0 while it does not."},
+			func() float64 {
+				if b.up() {
+					return 1
+				}
+				return 0
+			}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "pulse_broker_errors_total", Help: "Broker calls that failed because the broker did not answer."},
+			func() float64 { return float64(b.errors()) }),
+	)
 }
 
 // checkBrokerURL accepts "" (the in-memory broker) and redis:// or
@@ -57,7 +78,7 @@ func newServeBroker(cfg *serveConfig, logger *slog.Logger) (serveBroker, error) 
 	for {
 		b, err := redisbroker.New(ctx, cfg.broker, opts)
 		if err == nil {
-			return serveBroker{Broker: b, up: b.Up}, nil
+			return serveBroker{Broker: b, up: b.Up, errors: b.Errors}, nil
 		}
 		if ctx.Err() == nil || why == nil {
 			why = err

@@ -52,6 +52,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
+		d.broker.Close()
 		return fmt.Errorf("serve: %w", err)
 	}
 	printWelcome(stdout, ln.Addr())
@@ -122,6 +123,7 @@ func newDaemon(cfg *serveConfig, logger *slog.Logger) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	broker.register(reg)
 	h := hub.New(&hub.Options{
 		Broker:    broker.Broker, // not the wrapper: the hub finds hub.PresenceBroker by type assertion
 		Authorize: serverOnlyChannels,

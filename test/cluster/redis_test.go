@@ -38,6 +38,10 @@ func TestRedisRestartedEmpty(t *testing.T) {
 		t.Fatalf("publish while Redis is down: %v, want the server's %q", err, wire.CodeUnavailable)
 	}
 	awaitHealth(t, a, "degraded")
+	metrics := get(b, "/metrics")
+	if !strings.Contains(metrics, "\npulse_broker_up 0\n") || strings.Contains(metrics, "\npulse_broker_errors_total 0\n") {
+		t.Errorf("node B's metrics while Redis is down do not show it:\n%s", grep(metrics, "pulse_broker"))
+	}
 
 	redis.Restart()
 	awaitHealth(t, a, "ok")
@@ -108,8 +112,22 @@ func awaitHealth(t *testing.T, n *node, want string) {
 	t.Fatalf("node %s /healthz = %q after %v, want %q", n.name, body, wait, want)
 }
 
-func health(n *node) string {
-	resp, err := http.Get("http://" + n.addr + "/healthz")
+func health(n *node) string { return get(n, "/healthz") }
+
+// grep returns the lines of s that contain part.
+func grep(s, part string) string {
+	var lines []string
+	for line := range strings.SplitSeq(s, "\n") {
+		if strings.Contains(line, part) {
+			lines = append(lines, line)
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// get returns the body of n's path, or the error.
+func get(n *node, path string) string {
+	resp, err := http.Get("http://" + n.addr + path)
 	if err != nil {
 		return err.Error()
 	}
