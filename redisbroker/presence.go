@@ -84,11 +84,8 @@ func (b *Broker) Join(ctx context.Context, channel string, m hub.Member) error {
 	if err := b.check(channel); err != nil {
 		return err
 	}
-	if err := b.join(ctx, channel, m); err != nil {
-		return err
-	}
-	b.presences.add(channel, m)
-	return nil
+	b.presences.add(channel, m) // even if Redis fails: the node joins it again once Redis answers
+	return b.join(ctx, channel, m)
 }
 
 func (b *Broker) join(ctx context.Context, channel string, m hub.Member) error {
@@ -164,6 +161,7 @@ func (b *Broker) keepalive(ctx context.Context) {
 	t := time.NewTicker(b.opts.NodeTimeout / 3)
 	defer t.Stop()
 	var sweepAfter time.Time // no sweep before: the others may not have refreshed since Redis came back
+	failed := false          // the last round failed
 	for {
 		select {
 		case <-ctx.Done():
@@ -171,11 +169,12 @@ func (b *Broker) keepalive(ctx context.Context) {
 		case <-t.C:
 		}
 		opCtx, cancel := context.WithTimeout(ctx, min(opTimeout, b.opts.NodeTimeout/3))
-		err := b.refresh(opCtx)
+		err := b.refresh(opCtx, failed)
 		if err == nil && !time.Now().Before(sweepAfter) {
 			err = b.sweep(opCtx)
 		}
 		cancel()
+		failed = err != nil
 		if err != nil && ctx.Err() == nil {
 			sweepAfter = time.Now().Add(b.opts.NodeTimeout)
 			b.up.Store(false)
@@ -184,16 +183,22 @@ func (b *Broker) keepalive(ctx context.Context) {
 	}
 }
 
-// refresh renews the keepalive key; when Redis had forgotten it, the node
-// registers again and joins again what it holds.
-func (b *Broker) refresh(ctx context.Context) error {
+// refresh renews the keepalive key. When Redis had forgotten it, the node
+// registers again and joins again what it holds; after a failure (rejoin),
+// it joins again what it holds, which Joins made meanwhile may lack.
+func (b *Broker) refresh(ctx context.Context, rejoin bool) error {
 	err := b.rdb.SetArgs(ctx, b.nodeKey(""), "1", redis.SetArgs{TTL: b.opts.NodeTimeout, Get: true}).Err()
-	if !errors.Is(err, redis.Nil) {
+	forgotten := errors.Is(err, redis.Nil)
+	switch {
+	case err != nil && !forgotten:
 		return err
-	}
-	b.opts.Logger.Warn("redisbroker: this node was forgotten by Redis; joining its members again", "node", b.node)
-	if err := b.register(ctx); err != nil {
-		return err
+	case forgotten:
+		b.opts.Logger.Warn("redisbroker: this node was forgotten by Redis; joining its members again", "node", b.node)
+		if err := b.register(ctx); err != nil {
+			return err
+		}
+	case !rejoin:
+		return nil
 	}
 	for channel, members := range b.presences.all() {
 		for _, m := range members {

@@ -42,10 +42,11 @@ type remote struct {
 
 // local is one Subscribe call's subscription. Guarded by its remote's mu.
 type local struct {
-	deliver func(hub.Event)
-	primed  bool         // after is known: events flow
-	after   hub.Position // the top when Subscribe returned: older publications are not delivered
-	pending []hub.Event  // events that arrived before primed
+	deliver    func(hub.Event)
+	primed     bool         // after is known: events flow
+	after      hub.Position // the top when Subscribe returned: older publications are not delivered
+	pending    []hub.Event  // events that arrived before primed
+	overflowed bool         // pending was full: events were lost, and reported
 }
 
 // Subscribe implements hub.Broker. It returns once Redis confirmed the
@@ -275,7 +276,7 @@ func (b *Broker) dispatch(name, payload string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if ev.Type != hub.EventPublication {
-		r.send(ev)
+		b.send(r, ev)
 		return
 	}
 	b.advance(r, ev.Publication)
@@ -297,7 +298,7 @@ func (b *Broker) advance(r *remote, p hub.Publication) {
 		}
 	}
 	r.last = p.Pos
-	r.send(hub.Event{Type: hub.EventPublication, Publication: p})
+	b.send(r, hub.Event{Type: hub.EventPublication, Publication: p})
 }
 
 // resync fills the gap a reconnect may have left in a channel that was
@@ -326,7 +327,7 @@ func (b *Broker) fill(r *remote) {
 	}
 	for _, p := range pubs {
 		r.last = p.Pos
-		r.send(hub.Event{Type: hub.EventPublication, Publication: p})
+		b.send(r, hub.Event{Type: hub.EventPublication, Publication: p})
 	}
 	b.filled.Add(int64(len(pubs)))
 }
@@ -339,14 +340,19 @@ func (b *Broker) lost(channel, why string) {
 	b.opts.Logger.Error("redisbroker: live publications lost; subscribers must resubscribe", "channel", channel, "why", why)
 }
 
-// send delivers ev to every local subscription. r.mu is held.
-func (r *remote) send(ev hub.Event) {
+// send delivers ev to every local subscription of r; a subscription not
+// yet primed keeps it, up to maxPending, past which its events are lost.
+// r.mu is held.
+func (b *Broker) send(r *remote, ev hub.Event) {
 	for _, l := range r.locals {
 		switch {
 		case l.primed:
 			l.send(ev)
 		case len(l.pending) < maxPending:
 			l.pending = append(l.pending, ev)
+		case !l.overflowed:
+			l.overflowed = true
+			b.lost(r.channel, "a new subscription received too many events before it started")
 		}
 	}
 }
