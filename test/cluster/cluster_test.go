@@ -54,7 +54,8 @@ func TestIdempotencyAcrossNodes(t *testing.T) {
 
 // TestFailover: the node a subscriber is on is killed (SIGKILL) while 1,000
 // publications go through the other node; the subscriber reconnects to the
-// surviving node and resumes with all of them, in order, none twice.
+// surviving node and resumes with all of them, in order, none twice, its
+// session continued with the same member id.
 func TestFailover(t *testing.T) {
 	_, a, b := twoNodes(t)
 	const n = 1000
@@ -65,6 +66,7 @@ func TestFailover(t *testing.T) {
 	subscribe(t, sub, "feed", nil)
 	pub, _ := runClient(t, b.url(), nil)
 	var killedAt int
+	member := sub.Member()
 	for i := range n {
 		publish(t, pub, "feed", i, "")
 		if i == n/4 {
@@ -85,6 +87,9 @@ func TestFailover(t *testing.T) {
 	t.Logf("node A killed after %d messages; %d replayed from history on node B; generation %d", killedAt, replayed, sub.Generation())
 	if sub.Generation() < 2 {
 		t.Errorf("generation %d: the subscriber never reconnected", sub.Generation())
+	}
+	if sub.Member() != member || member == "" {
+		t.Errorf("member id %q on node B, %q on node A: want the session continued", sub.Member(), member)
 	}
 }
 
