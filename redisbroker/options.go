@@ -58,6 +58,10 @@ const (
 	opTimeout = 5 * time.Second
 	// subscribeTimeout bounds the wait for Redis to confirm a subscription.
 	subscribeTimeout = 5 * time.Second
+	// unsubscribeTimeout bounds an UNSUBSCRIBE: the channel leaves the set
+	// that a new connection subscribes at once, so a Redis that does not
+	// answer soon is not worth waiting for.
+	unsubscribeTimeout = time.Second
 	// maxPending bounds the events a new subscription holds before it
 	// knows its starting position; past it the subscription is lost.
 	maxPending = 4096

@@ -130,7 +130,7 @@ func (b *Broker) detachLocked(r *remote, id uint64) {
 	}
 	s.mu.Unlock()
 	if last && !b.closed.Load() {
-		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), unsubscribeTimeout)
 		defer cancel()
 		b.ps.Unsubscribe(ctx, name) // a failure drops the connection, whose successor will not subscribe it
 	}

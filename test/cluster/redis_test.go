@@ -38,6 +38,15 @@ func TestRedisRestartedEmpty(t *testing.T) {
 		t.Fatalf("publish while Redis is down: %v, want the server's %q", err, wire.CodeUnavailable)
 	}
 	awaitHealth(t, a, "degraded")
+	fresh, _ := runClient(t, a.url(), nil)
+	ctx, cancel = context.WithTimeout(t.Context(), wait)
+	start := time.Now()
+	_, err = fresh.Subscribe(ctx, "fresh", nil)
+	cancel()
+	if !errors.As(err, &refused) || refused.Code != wire.CodeUnavailable {
+		t.Errorf("subscribe while Redis is down: %v, want the server's %q", err, wire.CodeUnavailable)
+	}
+	t.Logf("a subscribe while Redis is down was refused in %v", time.Since(start).Round(time.Millisecond))
 	metrics := get(b, "/metrics")
 	if !strings.Contains(metrics, "\npulse_broker_up 0\n") || strings.Contains(metrics, "\npulse_broker_errors_total 0\n") {
 		t.Errorf("node B's metrics while Redis is down do not show it:\n%s", grep(metrics, "pulse_broker"))
