@@ -22,32 +22,43 @@ import (
 // write buffer.
 var writeBuffers sync.Pool
 
-// Handle returns an http.Handler that upgrades requests to WebSocket
-// connections served by h. The heartbeat kind is chosen per connection: the
-// subprotocol pulse.v1 gives HeartbeatApp; otherwise the query parameter
-// heartbeat=frame|text|app; otherwise Options.Heartbeat. A bad choice is
-// answered with 400, a request once the server drains with 503, an Origin
-// that Options.CheckOrigin refuses with 403; refusals are logged with
-// their reason and remote address, rate-limited (see refusalLog). The
-// handler returns once the connection is open; the connection is served by
-// a goroutine of its own until it ends.
-func (s *Server) Handle(h Handler) http.Handler {
+// Handler returns an http.Handler that upgrades requests to WebSocket
+// connections owned by h's sessions. It answers a request once the server
+// drains with 503, a bad heartbeat choice or handshake with 400, an Origin
+// that Options.CheckOrigin refuses with 403, and a request that h.Accept
+// refuses as its error says; refusals are logged with their reason and
+// remote address, rate-limited (see refusalLog). The heartbeat kind is
+// chosen per connection: the subprotocol pulse.v1, when h speaks it (see
+// SubprotocolHandler), gives HeartbeatApp; otherwise the query parameter
+// heartbeat=frame|text|app; otherwise Options.Heartbeat. The handler
+// returns once the connection is open; a goroutine of its own reads it
+// until it ends.
+func (s *Server) Handler(h Handler) http.Handler {
 	refusals := &refusalLog{log: s.opts.Logger}
 	upgrader := &websocket.Upgrader{
 		ReadBufferSize:  1024,
 		WriteBufferPool: &writeBuffers,
-		Subprotocols:    []string{Subprotocol},
 		CheckOrigin:     s.opts.CheckOrigin,
 		Error:           refusals.refuse,
+	}
+	var speaks string
+	if sh, ok := h.(SubprotocolHandler); ok {
+		speaks = sh.Subprotocol()
+		upgrader.Subprotocols = []string{speaks}
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.accepting() {
 			http.Error(w, errNotAccepting.Error(), http.StatusServiceUnavailable)
 			return
 		}
-		kind, err := s.heartbeatFor(r)
+		kind, err := s.heartbeatFor(r, speaks == Subprotocol)
 		if err != nil {
 			refusals.refuse(w, r, http.StatusBadRequest, err)
+			return
+		}
+		session, err := h.Accept(r)
+		if err != nil {
+			refusals.refused(w, r, refusal(err))
 			return
 		}
 		header := http.Header{"Pulse-Heartbeat": {heartbeatHeader(kind, s.opts.Interval, s.opts.Timeout)}}
@@ -55,14 +66,15 @@ func (s *Server) Handle(h Handler) http.Handler {
 		if err != nil {
 			return // the upgrader has answered with an HTTP error
 		}
-		s.serveWS(ws, kind, h)
+		s.serveWS(ws, kind, session)
 	})
 }
 
-// heartbeatFor chooses the heartbeat kind of a connection request.
-func (s *Server) heartbeatFor(r *http.Request) (HeartbeatKind, error) {
+// heartbeatFor chooses the heartbeat kind of a connection request; pulse
+// says whether the handler speaks pulse.v1.
+func (s *Server) heartbeatFor(r *http.Request, pulse bool) (HeartbeatKind, error) {
 	param := r.URL.Query().Get("heartbeat")
-	if slices.Contains(websocket.Subprotocols(r), Subprotocol) {
+	if pulse && slices.Contains(websocket.Subprotocols(r), Subprotocol) {
 		if param != "" && param != HeartbeatApp.String() {
 			return 0, fmt.Errorf("pulse: heartbeat=%s conflicts with subprotocol %s", param, Subprotocol)
 		}
@@ -71,20 +83,17 @@ func (s *Server) heartbeatFor(r *http.Request) (HeartbeatKind, error) {
 	if param == "" {
 		return s.opts.Heartbeat, nil
 	}
-	return ParseHeartbeatKind(param)
+	return parseHeartbeatKind(param)
 }
 
-func (s *Server) serveWS(ws *websocket.Conn, kind HeartbeatKind, h Handler) {
+func (s *Server) serveWS(ws *websocket.Conn, kind HeartbeatKind, session Session) {
 	t := &wsTransport{ws: ws}
-	c, err := s.open(t, kind, ws.Subprotocol(), h)
+	c, err := s.open(t, kind, ws.Subprotocol(), session)
 	if err != nil {
 		payload := closePayload(newCloseError(CloseServiceRestart, withRetry("server restart", s.opts.DrainWindow)))
 		ws.WriteControl(websocket.CloseMessage, payload, time.Now().Add(closeGrace))
 		ws.Close()
 		return
-	}
-	if h.OnOpen != nil {
-		h.OnOpen(c)
 	}
 	// The HTTP handler returns now, so net/http's buffers and the request
 	// are freed (some 8 KiB per idle connection); the connection's reader
@@ -193,6 +202,15 @@ func (l *refusalLog) refuse(w http.ResponseWriter, r *http.Request, status int, 
 	}
 	w.Header().Set("Sec-Websocket-Version", "13")
 	http.Error(w, text, status)
+}
+
+// refused answers and logs, at info, a request that a Handler refused.
+func (l *refusalLog) refused(w http.ResponseWriter, r *http.Request, e *HTTPError) {
+	if ok, skipped := l.allow(time.Now()); ok {
+		l.log.Info("websocket request refused", "status", e.Status, "reason", e.Reason,
+			"remote", r.RemoteAddr, "path", r.URL.Path, "not_logged_before", skipped)
+	}
+	e.write(w)
 }
 
 // allow reports whether a refusal at now may be logged, and how many

@@ -3,24 +3,21 @@
 package pulse
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
 	"github.com/pulse-go/pulse/internal/baseline"
+	"github.com/pulse-go/pulse/internal/fleet"
 )
 
 // Benchmarks of two of the brief's targets, each measured for pulse's
@@ -53,9 +50,9 @@ const (
 	cpuWarmup  = 3               // heartbeat rounds answered before the window opens
 )
 
-// cpuRates are the heartbeat intervals BenchmarkHeartbeatCPU runs at, each
+// cpuRuns are the heartbeat intervals BenchmarkHeartbeatCPU runs at, each
 // with a window of several intervals and at least a few seconds.
-var cpuRates = []struct{ interval, window time.Duration }{
+var cpuRuns = []struct{ interval, window time.Duration }{
 	{time.Second, 6 * time.Second},            // 2,000 round trips/s
 	{100 * time.Millisecond, 3 * time.Second}, // 20,000 round trips/s
 }
@@ -103,10 +100,10 @@ func BenchmarkIdleMemory(b *testing.B) {
 // server's share of one core, fleet-cpu% the clients'; near 200% together
 // the two cores are saturated and the figures include the contention.
 func BenchmarkHeartbeatCPU(b *testing.B) {
-	for _, rate := range cpuRates {
-		b.Run("interval="+rate.interval.String(), func(b *testing.B) {
+	for _, run := range cpuRuns {
+		b.Run("interval="+run.interval.String(), func(b *testing.B) {
 			for _, side := range benchSides {
-				b.Run(side.name, func(b *testing.B) { benchHeartbeatCPU(b, side.start, rate.interval, rate.window) })
+				b.Run(side.name, func(b *testing.B) { benchHeartbeatCPU(b, side.start, run.interval, run.window) })
 			}
 		})
 	}
@@ -119,11 +116,11 @@ func benchHeartbeatCPU(b *testing.B, start benchStart, interval, window time.Dur
 	clients.await(cpuWarmup)
 
 	user0, sys0 := cpuTime(b)
-	fleet0, fleetErr := clients.cpuTime()
+	fleet0, fleetErr := clients.CPUTime()
 	trips0, began := clients.count().pings, time.Now()
 	time.Sleep(window) // the heartbeats keep their own time
 	user, sys := cpuTime(b)
-	fleetCPU, fleetErr1 := clients.cpuTime()
+	fleetCPU, fleetErr1 := clients.CPUTime()
 	trips, wall := clients.count().pings-trips0, time.Since(began)
 	user, sys, fleetCPU = user-user0, sys-sys0, fleetCPU-fleet0
 
@@ -171,7 +168,7 @@ func startPulseBench(tb testing.TB, interval, timeout time.Duration) *benchServe
 	o := &countingObserver{}
 	s := newTestServer(tb, &Options{Interval: interval, Timeout: timeout, Observer: o})
 	runServer(tb, s)
-	url := baseline.Serve(tb, s.Handle(Handler{}))
+	url := baseline.Serve(tb, s.Handler(Funcs{}))
 	return &benchServer{url: url, conns: s.Len, pongs: o.allPongs}
 }
 
@@ -224,37 +221,30 @@ func serverMemory() memory {
 
 // cpuTime is the user and system CPU time this process has used.
 func cpuTime(tb testing.TB) (user, sys time.Duration) {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+	user, sys, err := fleet.SelfCPU()
+	if err != nil {
 		tb.Fatal(err)
 	}
-	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
+	return user, sys
 }
 
 // The client fleet: gorilla clients that answer every ping frame, as
 // browsers and gorilla's default ping handler do. A benchmark runs it in a
-// child process; TestClientFleet checks it in process. The fleet counts the
-// pings it answers: those are the round trips, counted the same way for
-// both sides (pulse's own pong counter counts only the answers it can match
-// to its last heartbeat).
+// child process (internal/fleet); TestClientFleet checks it in process.
+// The fleet counts the pings it answers: those are the round trips,
+// counted the same way for both sides (pulse's own pong counter counts
+// only the answers it can match to its last heartbeat).
 //
-// It speaks a line protocol: it writes "fleet: ready" once every client is
-// connected; to each "count" it reads it answers "fleet: pings TOTAL MIN
-// LOST" (pings answered in all, by the client that answered fewest, and
-// connections lost); when its input ends it closes every client and writes
-// "fleet: done TOTAL MIN LOST".
+// It is the fleet named "fleet": to "count" it answers "fleet: count TOTAL
+// MIN LOST" (pings answered in all, by the client that answered fewest,
+// and connections lost); its done line holds the same three numbers.
 
 // fleetEnv, set to "URL N", makes TestClientFleet the child: a fleet of N
 // clients of URL that ends when its stdin does.
 const fleetEnv = "PULSE_BENCH_FLEET"
 
-// The fleet's lines; other lines of a child are the test binary's.
-const (
-	fleetPrefix = "fleet: "
-	fleetReady  = "fleet: ready"
-	fleetPings  = "fleet: pings"
-	fleetDone   = "fleet: done"
-)
+// fleetName starts each line of the fleet's protocol.
+const fleetName = "fleet"
 
 // fleetCount is what a fleet has seen of the heartbeats.
 type fleetCount struct {
@@ -263,56 +253,31 @@ type fleetCount struct {
 	lost     int64 // connections that ended before the fleet stopped
 }
 
-// fleet is the benchmark's end of a client fleet.
-type fleet struct {
-	tb     testing.TB
-	in     io.WriteCloser
-	lines  chan string     // the fleet's lines; closed when its output ends
-	output strings.Builder // the other lines, for a failure; after lines closes
-	pid    int             // the child process, or 0 in process
-}
+func (c fleetCount) String() string { return fmt.Sprintf("%d %d %d", c.pings, c.minPings, c.lost) }
 
-// newFleet reads the fleet's output out and waits for it to be ready.
-func newFleet(tb testing.TB, in io.WriteCloser, out io.Reader, pid int) *fleet {
-	tb.Helper()
-	f := &fleet{tb: tb, in: in, lines: make(chan string, 16), pid: pid}
-	go func() {
-		defer close(f.lines)
-		for sc := bufio.NewScanner(out); sc.Scan(); {
-			if line := sc.Text(); strings.HasPrefix(line, fleetPrefix) {
-				f.lines <- line
-			} else {
-				f.output.WriteString(line + "\n")
-			}
-		}
-	}()
-	if line := <-f.lines; line != fleetReady {
-		in.Close()
-		for range f.lines {
-		}
-		tb.Fatalf("client fleet did not start: %q\n%s", line, f.output.String())
-	}
-	return f
+// clientFleet is the benchmark's end of a client fleet.
+type clientFleet struct {
+	tb testing.TB
+	*fleet.Fleet
 }
 
 // count asks the fleet for its counts.
-func (f *fleet) count() fleetCount {
+func (f *clientFleet) count() fleetCount {
 	f.tb.Helper()
-	fmt.Fprintln(f.in, "count")
-	return f.parse(<-f.lines, fleetPings)
+	return f.parse(f.Ask("count"))
 }
 
-func (f *fleet) parse(line, want string) fleetCount {
+func (f *clientFleet) parse(result string) fleetCount {
 	f.tb.Helper()
 	var c fleetCount
-	if _, err := fmt.Sscanf(line, want+" %d %d %d", &c.pings, &c.minPings, &c.lost); err != nil {
-		f.tb.Fatalf("client fleet said %q, want %q: %v", line, want, err)
+	if _, err := fmt.Sscanf(result, "%d %d %d", &c.pings, &c.minPings, &c.lost); err != nil {
+		f.tb.Fatalf("client fleet counts %q: %v", result, err)
 	}
 	return c
 }
 
 // await waits until every client of the fleet has answered n pings.
-func (f *fleet) await(n int64) {
+func (f *clientFleet) await(n int64) {
 	f.tb.Helper()
 	awaitBench(f.tb, fmt.Sprintf("every client to answer %d pings", n), func() bool {
 		c := f.count()
@@ -324,72 +289,27 @@ func (f *fleet) await(n int64) {
 }
 
 // stop closes every client and returns the final counts.
-func (f *fleet) stop() fleetCount {
+func (f *clientFleet) stop() fleetCount {
 	f.tb.Helper()
-	f.in.Close()
-	line := <-f.lines
-	for range f.lines {
-	}
-	if line == "" {
-		f.tb.Fatalf("client fleet ended without a count\n%s", f.output.String())
-	}
-	return f.parse(line, fleetDone)
-}
-
-// cpuTime is the user+system CPU time the fleet's process has used.
-func (f *fleet) cpuTime() (time.Duration, error) {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", f.pid))
-	if err != nil {
-		return 0, err
-	}
-	_, after, _ := strings.Cut(string(stat), ") ") // the command may hold spaces
-	fields := strings.Fields(after)                // from field 3, state
-	if len(fields) < 13 {
-		return 0, fmt.Errorf("short /proc/%d/stat", f.pid)
-	}
-	user, err1 := strconv.ParseInt(fields[11], 10, 64)
-	sys, err2 := strconv.ParseInt(fields[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, err
-	}
-	const userHZ = 100 // clock ticks per second of /proc on Linux
-	return time.Duration(user+sys) * time.Second / userHZ, nil
+	return f.parse(f.Stop())
 }
 
 // startFleet starts a child process with n clients of url and waits until
 // all are connected. When the test ends it stops the fleet, failing the
 // test if a client lost its connection or answered no heartbeat.
-func startFleet(tb testing.TB, url string, n int) *fleet {
+func startFleet(tb testing.TB, url string, n int) *clientFleet {
 	tb.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestClientFleet$", "-test.count=1")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d", fleetEnv, url, n))
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	var f *fleet
-	tb.Cleanup(func() {
-		if f == nil {
-			cmd.Wait() // newFleet has failed the test, with the output
-			return
-		}
+	f := &clientFleet{tb, fleet.Start(tb, fleet.Child{
+		Name: fleetName,
+		Test: "TestClientFleet",
+		Env:  fmt.Sprintf("%s=%s %d", fleetEnv, url, n),
+	})}
+	tb.Cleanup(func() { // before the child is waited for
 		c := f.stop()
 		if c.lost > 0 || c.minPings == 0 {
 			tb.Errorf("client fleet: %d connections lost, fewest pings answered by one client %d", c.lost, c.minPings)
 		}
-		if err := cmd.Wait(); err != nil {
-			tb.Errorf("client fleet: %v\n%s", err, f.output.String())
-		}
 	})
-	f = newFleet(tb, in, out, cmd.Process.Pid)
 	return f
 }
 
@@ -412,21 +332,10 @@ func TestClientFleet(t *testing.T) {
 		t.Run(side.name, func(t *testing.T) {
 			const n, rounds = 5, 3
 			srv := side.start(t, 20*time.Millisecond, time.Second)
-			inReader, in := io.Pipe()
-			out, outWriter := io.Pipe()
-			ran := make(chan error, 1)
-			go func() {
-				err := runFleet(srv.url, n, inReader, outWriter)
-				outWriter.CloseWithError(err)
-				ran <- err
-			}()
-			t.Cleanup(func() { // before the servers stop, even after a failure
-				in.Close()
-				if err := <-ran; err != nil {
-					t.Error(err)
-				}
-			})
-			f := newFleet(t, in, out, 0)
+			// Its cleanup runs before the server stops, even after a failure.
+			f := &clientFleet{t, fleet.StartInProcess(t, fleetName, func(in io.Reader, out io.Writer) error {
+				return runFleet(srv.url, n, in, out)
+			})}
 			awaitConns(t, srv, n)
 			f.await(rounds)
 			awaitPongs(t, srv, rounds*n)
@@ -495,15 +404,10 @@ func runFleet(url string, n int, in io.Reader, out io.Writer) error {
 		closeAll()
 		return err
 	}
-	fmt.Fprintln(out, fleetReady)
-	for sc := bufio.NewScanner(in); sc.Scan(); {
-		if sc.Text() == "count" {
-			c := count()
-			fmt.Fprintf(out, "%s %d %d %d\n", fleetPings, c.pings, c.minPings, c.lost)
-		}
+	answer := func(verb, _ string) (string, bool) { return count().String(), verb == "count" }
+	stop := func() string {
+		closeAll()
+		return count().String()
 	}
-	closeAll()
-	c := count()
-	fmt.Fprintf(out, "%s %d %d %d\n", fleetDone, c.pings, c.minPings, c.lost)
-	return nil
+	return fleet.Serve(fleetName, in, out, answer, stop)
 }

@@ -46,7 +46,7 @@ func testBlackhole(t *testing.T, kind HeartbeatKind) {
 	}
 
 	cut := time.Now()
-	cutProxy.Blackhole(chaos.Both)
+	cutProxy.Blackhole(chaos.DirectionBoth)
 	var sinceCut, sinceLast []time.Duration
 	for range victims {
 		e := l.nextClose(t)

@@ -26,20 +26,11 @@ const (
 )
 
 // Message is one WebSocket data message. Data belongs to whoever holds the
-// Message: a received one is the handler's to keep, a sent one must not be
+// Message: a received one is the session's to keep, a sent one must not be
 // changed after Send.
 type Message struct {
 	Type MessageType
 	Data []byte
-}
-
-// Handler reacts to a connection's events. Each field may be nil. The
-// callbacks of one connection are called one at a time, from its reader, in
-// the order OnOpen, OnMessage..., OnClose; they should return quickly.
-type Handler struct {
-	OnOpen    func(c *Conn)
-	OnMessage func(c *Conn, m Message)
-	OnClose   func(c *Conn, err *CloseError)
 }
 
 // transport is the framing layer under a Conn. Its reader feeds the Conn
@@ -68,7 +59,7 @@ type Conn struct {
 	id          uint64
 	kind        HeartbeatKind
 	subprotocol string
-	handler     Handler
+	session     Session
 
 	// Owned by the timing wheel.
 	node     wheelNode[*Conn]
@@ -317,7 +308,7 @@ func (c *Conn) answered() {
 }
 
 // onMessage handles a data message: heartbeats of the connection's kind are
-// answered here, anything else goes to the handler.
+// answered here, anything else goes to the session.
 func (c *Conn) onMessage(m Message) {
 	c.touch()
 	if c.isClosing() {
@@ -330,9 +321,7 @@ func (c *Conn) onMessage(m Message) {
 	if m.Type == MessageText && c.heartbeatMessage(m.Data) {
 		return
 	}
-	if c.handler.OnMessage != nil {
-		c.handler.OnMessage(c, m)
-	}
+	c.session.Receive(m)
 }
 
 // heartbeatMessage handles a text or app heartbeat and reports whether data was one.
@@ -394,8 +383,6 @@ func (c *Conn) readEnded(err error) {
 	c.writers.Wait() // after a peer's close, this flushes the reply
 	c.t.close()
 	c.srv.ended(c)
-	if c.handler.OnClose != nil {
-		c.handler.OnClose(c, c.closing.err)
-	}
-	c.srv.forget(c) // last: Run returns only after every OnClose
+	c.session.Closed(c.closing.err)
+	c.srv.forget(c) // last: Run returns only after every Closed
 }

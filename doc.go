@@ -1,10 +1,13 @@
 // Package pulse serves WebSocket connections that know when they are dead.
 //
-// Create a Server with NewServer, mount the http.Handler returned by
-// Server.Handle in any mux, and call Server.Run: it drives the heartbeats of
-// every connection and, when its context ends, drains them with
-// CloseServiceRestart spread over a window. A Handler's callbacks see each
-// connection open, its messages and its close; Conn.Send queues a message.
+// Create a Server with NewServer, mount Server.Handler(h) in any mux, and
+// call Server.Run: it drives the heartbeats of every connection and, when
+// its context ends, drains them with CloseServiceRestart spread over a
+// window. A Handler sees each upgrade request and returns the Session that
+// owns the connection: its Open, Receive and Closed see the connection
+// open, its messages and its end; Conn.Send queues a message. Funcs makes
+// a Handler of plain functions; Options.Observer counts what happens (the
+// prom package exports it to Prometheus).
 //
 // # Heartbeats
 //
@@ -22,8 +25,8 @@
 // Server and Conn methods may be called from any goroutine. Each connection
 // has exactly one writer; Send never blocks, and a connection whose queue
 // fills (Options.QueueSize) or whose write misses Options.WriteTimeout is
-// closed with CloseSlowConsumer. Handler callbacks of one connection run one
-// at a time on its reader.
+// closed with CloseSlowConsumer. The Session methods of one connection run
+// one at a time; Receive runs on its reader.
 //
 // The wire protocol and the close codes are documented in PROTOCOL.md.
 package pulse

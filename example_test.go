@@ -14,6 +14,17 @@ import (
 	"github.com/pulse-go/pulse"
 )
 
+// echo is the Session of one connection: it sends every message back,
+// and reports how the connection ended.
+type echo struct {
+	conn   *pulse.Conn
+	closed chan<- *pulse.CloseError
+}
+
+func (e *echo) Open(c *pulse.Conn)           { e.conn = c }
+func (e *echo) Receive(m pulse.Message)      { e.conn.Send(m) }
+func (e *echo) Closed(err *pulse.CloseError) { e.closed <- err }
+
 // A Server mounted in an ordinary mux: an echo endpoint, a client that
 // sends one message and closes, and the close as both sides see it.
 func Example() {
@@ -27,10 +38,9 @@ func Example() {
 
 	serverSaw := make(chan *pulse.CloseError, 1)
 	mux := http.NewServeMux()
-	mux.Handle("/echo", srv.Handle(pulse.Handler{
-		OnMessage: func(c *pulse.Conn, m pulse.Message) { c.Send(m) },
-		OnClose:   func(c *pulse.Conn, err *pulse.CloseError) { serverSaw <- err },
-	}))
+	mux.Handle("/echo", srv.Handler(pulse.HandlerFunc(func(r *http.Request) (pulse.Session, error) {
+		return &echo{closed: serverSaw}, nil // each connection's own state
+	})))
 	hs := httptest.NewServer(mux)
 
 	// Any WebSocket client connects; this one gets RFC 6455 ping frames,

@@ -34,13 +34,13 @@ type liveServer struct {
 func startLive(t *testing.T, o *Options) *liveServer {
 	t.Helper()
 	l := &liveServer{srv: newTestServer(t, o), opens: make(chan *Conn, 1000), closes: make(chan closeEvent, 1000)}
-	echo := Handler{
-		OnOpen:    func(c *Conn) { l.opens <- c },
-		OnMessage: func(c *Conn, m Message) { c.Send(m) },
-		OnClose:   func(c *Conn, err *CloseError) { l.closes <- closeEvent{c, err, time.Now()} },
+	echo := Funcs{
+		Open:    func(c *Conn) { l.opens <- c },
+		Receive: func(c *Conn, m Message) { c.Send(m) },
+		Closed:  func(c *Conn, err *CloseError) { l.closes <- closeEvent{c, err, time.Now()} },
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/echo", l.srv.Handle(echo))
+	mux.Handle("/echo", l.srv.Handler(speaker{echo})) // speaks pulse.v1 to those who ask
 	l.http = httptest.NewServer(mux)
 	runServer(t, l.srv)
 	t.Cleanup(l.http.Close) // runs before Run's cleanup: drain sees no listener

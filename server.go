@@ -158,21 +158,22 @@ func (s *Server) connsLocked() []*Conn {
 	return conns
 }
 
-// open registers a connection accepted on t and starts its heartbeats. It
-// fails once the server is draining.
-func (s *Server) open(t transport, kind HeartbeatKind, subprotocol string, h Handler) (*Conn, error) {
+// open registers a connection accepted on t, opens its session and starts
+// its heartbeats. It fails once the server is draining.
+func (s *Server) open(t transport, kind HeartbeatKind, subprotocol string, session Session) (*Conn, error) {
 	s.mu.Lock()
 	if !s.accepting() {
 		s.mu.Unlock()
 		return nil, errNotAccepting
 	}
 	s.nextID++
-	c := &Conn{srv: s, t: t, id: s.nextID, kind: kind, subprotocol: subprotocol, handler: h}
+	c := &Conn{srv: s, t: t, id: s.nextID, kind: kind, subprotocol: subprotocol, session: session}
 	c.node.value = c
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
 
 	s.opts.Observer.Opened()
+	session.Open(c) // before the first heartbeat: what Open sends comes first
 	c.start()
 	s.opts.Logger.Debug("pulse: open", "conn", c.id, "remote", t.remoteAddr(), "heartbeat", kind)
 	return c, nil
@@ -185,7 +186,7 @@ func (s *Server) accepting() bool { return s.state.Load() <= stateRunning }
 var errNotAccepting = errors.New("pulse: server is not accepting connections")
 
 // ended records that c has ended: it leaves the wheel, and is counted and
-// logged. Its handler's OnClose comes next, then forget.
+// logged. Its session's Closed comes next, then forget.
 func (s *Server) ended(c *Conn) {
 	s.wheel.remove(&c.node)
 	s.opts.Observer.Closed(c.closing.label)

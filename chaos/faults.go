@@ -3,36 +3,36 @@ package chaos
 import "time"
 
 // Direction names which way of a link a fault applies to. The zero value
-// is Both.
+// is DirectionBoth.
 type Direction int
 
 const (
-	// Both is client to target and target to client.
-	Both Direction = iota
-	// Upstream is client to target.
-	Upstream
-	// Downstream is target to client.
-	Downstream
+	// DirectionBoth is client to target and target to client.
+	DirectionBoth Direction = iota
+	// DirectionUpstream is client to target.
+	DirectionUpstream
+	// DirectionDownstream is target to client.
+	DirectionDownstream
 )
 
 // String returns "both", "upstream" or "downstream".
 func (d Direction) String() string {
 	switch d {
-	case Upstream:
+	case DirectionUpstream:
 		return "upstream"
-	case Downstream:
+	case DirectionDownstream:
 		return "downstream"
 	}
 	return "both"
 }
 
-// pick returns the gates d names. Values other than Upstream and
-// Downstream mean Both.
+// pick returns the gates d names. Values other than DirectionUpstream and
+// DirectionDownstream mean DirectionBoth.
 func pick(d Direction, up, down *gate) []*gate {
 	switch d {
-	case Upstream:
+	case DirectionUpstream:
 		return []*gate{up}
-	case Downstream:
+	case DirectionDownstream:
 		return []*gate{down}
 	}
 	return []*gate{up, down}

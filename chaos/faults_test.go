@@ -18,7 +18,7 @@ func TestBlackholeBoth(t *testing.T) {
 	c1, s1, l1 := connect(t, p, sink)
 	c2, s2, _ := connect(t, p, sink)
 
-	l1.Blackhole(chaos.Both)
+	l1.Blackhole(chaos.DirectionBoth)
 	send(t, c1, "up1")
 	send(t, s1, "down1")
 	expectSilence(t, s1)
@@ -38,14 +38,14 @@ func TestBlackholeBoth(t *testing.T) {
 }
 
 func TestBlackholeOneDirection(t *testing.T) {
-	for _, dir := range []chaos.Direction{chaos.Upstream, chaos.Downstream} {
+	for _, dir := range []chaos.Direction{chaos.DirectionUpstream, chaos.DirectionDownstream} {
 		t.Run(dir.String(), func(t *testing.T) {
 			addr, sink := startSink(t)
 			p := startProxy(t, addr)
 			client, server, l := connect(t, p, sink)
 			// from sends into the blackhole; to should hear nothing.
 			from, to, back, fro := client, server, server, client
-			if dir == chaos.Downstream {
+			if dir == chaos.DirectionDownstream {
 				from, to, back, fro = server, client, client, server
 			}
 
@@ -64,7 +64,7 @@ func TestBlackholeOneDirection(t *testing.T) {
 func TestProxyBlackholeAppliesToNewLinks(t *testing.T) {
 	addr, sink := startSink(t)
 	p := startProxy(t, addr)
-	p.Blackhole(chaos.Both)
+	p.Blackhole(chaos.DirectionBoth)
 	client, server, _ := connect(t, p, sink)
 
 	send(t, client, "up")
@@ -84,7 +84,7 @@ func TestBlackholeBackpressure(t *testing.T) {
 	p := startProxy(t, addr)
 	client, server, l := connect(t, p, sink)
 
-	l.Blackhole(chaos.Upstream)
+	l.Blackhole(chaos.DirectionUpstream)
 	sent := fillUntilBlocked(t, client)
 	t.Logf("wrote %d bytes before blocking", sent)
 

@@ -16,7 +16,7 @@ func TestLimit(t *testing.T) {
 	addr, sink := startSink(t)
 	p := startProxy(t, addr)
 	client, server, l := connect(t, p, sink)
-	l.Limit(chaos.Upstream, rate)
+	l.Limit(chaos.DirectionUpstream, rate)
 
 	start := time.Now()
 	want := pattern(0, size)
@@ -56,7 +56,7 @@ func TestProxyLimitAppliesToNewLinks(t *testing.T) {
 	const rate = 20 << 10
 	addr, sink := startSink(t)
 	p := startProxy(t, addr)
-	p.Limit(chaos.Downstream, rate)
+	p.Limit(chaos.DirectionDownstream, rate)
 	client, server, _ := connect(t, p, sink)
 	start := time.Now()
 	send(t, server, string(pattern(0, 8<<10)))

@@ -86,7 +86,7 @@ func TestCloseWhileBlackholed(t *testing.T) {
 	}
 	c1, s1, l1 := connect(t, p, sink)
 	_, _, l2 := connect(t, p, sink)
-	p.Blackhole(chaos.Both)
+	p.Blackhole(chaos.DirectionBoth)
 	send(t, c1, "held up")
 	send(t, s1, "held down")
 	p.Delay(patience)

@@ -153,20 +153,19 @@ func (c *Client) connect(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	s := newSession(c, t)
-	err = s.run(ctx)
-	if s.opened.IsZero() {
+	cn := newConnection(c, t)
+	err = cn.run(ctx)
+	if cn.opened.IsZero() {
 		return 0, err
 	}
-	return time.Since(s.opened), err
+	return time.Since(cn.opened), err
 }
 
 // delay is the wait before the next dial: a random part of the server's
-// retry window if it sent one, else the backoff.
+// retry window if it sent one (at most MaxRetryWindow), else the backoff.
 func (c *Client) delay(attempt int, err error) time.Duration {
-	var ce *pulse.CloseError
-	if errors.As(err, &ce) && ce.Retry > 0 {
-		return jitter(ce.Retry, rand.Float64)
+	if window := retryWindow(err); window > 0 {
+		return jitter(window, rand.Float64)
 	}
 	return c.opts.Backoff(attempt)
 }

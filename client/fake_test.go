@@ -91,7 +91,8 @@ type fakeConn struct {
 	once       sync.Once
 	closed     chan struct{}
 	mu         sync.Mutex
-	closeErr   error // what ReadMessage returns once closed
+	closeErr   error           // what ReadMessage returns once closed
+	closeCode  pulse.CloseCode // the code the client closed with, if it did
 }
 
 func newFakeConn() *fakeConn {
@@ -120,6 +121,11 @@ func (c *fakeConn) WriteMessage(data []byte) error {
 }
 
 func (c *fakeConn) Close(code pulse.CloseCode, reason string) error {
+	c.mu.Lock()
+	if c.closeCode == 0 {
+		c.closeCode = code
+	}
+	c.mu.Unlock()
 	c.end(&pulse.CloseError{Code: pulse.CloseAbnormal, Reason: "closed by the client"})
 	return nil
 }
@@ -132,6 +138,13 @@ func (c *fakeConn) end(err error) {
 		c.mu.Unlock()
 		close(c.closed)
 	})
+}
+
+// closedWith returns the code the client closed with, 0 if it did not.
+func (c *fakeConn) closedWith() pulse.CloseCode {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeCode
 }
 
 // closeWith plays a close frame from the server.
@@ -202,15 +215,16 @@ func (s *states) await(t *testing.T, want State) StateChange {
 
 // run is a Client.Run in the background.
 type run struct {
-	done chan struct{} // closed when Run returned; err is then set
-	err  error
+	done   chan struct{} // closed when Run returned; err is then set
+	cancel context.CancelFunc
+	err    error
 }
 
 // running starts c.Run; the cleanup cancels and joins it.
 func running(t *testing.T, c *Client) *run {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &run{done: make(chan struct{})}
+	r := &run{done: make(chan struct{}), cancel: cancel}
 	go func() {
 		defer close(r.done)
 		r.err = c.Run(ctx)

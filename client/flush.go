@@ -11,23 +11,23 @@ import (
 // flush sends what the API queued: unsubscribes, subscribes not yet sent
 // on this connection (resuming from the last position), publishes not yet
 // sent, and pings. Publishes found expired fail with ErrExpired.
-func (s *session) flush() error {
-	if s.opened.IsZero() {
+func (cn *connection) flush() error {
+	if cn.opened.IsZero() {
 		return nil
 	}
-	frames, expired, pings := s.collect()
+	frames, expired, pings := cn.collect()
 	for _, o := range expired {
 		o.fail(fmt.Errorf("publish to %s: %w", o.channel, ErrExpired))
 	}
 	for _, f := range frames {
-		if err := s.t.WriteMessage(f); err != nil {
+		if err := cn.t.WriteMessage(f); err != nil {
 			return err
 		}
 	}
 	now := time.Now()
 	for _, p := range pings {
-		s.probes = append(s.probes, probe{sent: now, wait: p})
-		if err := s.t.WriteMessage(pingFrame); err != nil {
+		cn.probes = append(cn.probes, probe{sent: now, wait: p})
+		if err := cn.t.WriteMessage(pingFrame); err != nil {
 			return err
 		}
 	}
@@ -35,19 +35,19 @@ func (s *session) flush() error {
 }
 
 // collect takes, under the client's lock, the frames to send.
-func (s *session) collect() (frames [][]byte, expired []*outgoing, pings []*pingWait) {
-	c := s.c
+func (cn *connection) collect() (frames [][]byte, expired []*outgoing, pings []*pingWait) {
+	c := cn.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, channel := range c.unsubs {
-		frames = append(frames, wire.MustEncode(wire.Unsubscribe{ID: s.id(), Channel: channel}))
+		frames = append(frames, wire.MustEncode(wire.Unsubscribe{ID: cn.id(), Channel: channel}))
 	}
 	c.unsubs = nil
 	for _, sub := range c.subs {
 		if sub.id != 0 {
 			continue
 		}
-		sub.id = s.id()
+		sub.id = cn.id()
 		r := wire.Subscribe{ID: sub.id, Channel: sub.channel, Presence: sub.presence}
 		if !sub.last.IsZero() {
 			since := sub.last
@@ -65,7 +65,7 @@ func (s *session) collect() (frames [][]byte, expired []*outgoing, pings []*ping
 	})
 	for _, o := range c.queue {
 		if o.id == 0 {
-			o.id = s.id()
+			o.id = cn.id()
 			frames = append(frames, wire.MustEncode(wire.Publish{ID: o.id, Channel: o.channel, Key: o.key, Data: o.data}))
 		}
 	}
@@ -74,8 +74,8 @@ func (s *session) collect() (frames [][]byte, expired []*outgoing, pings []*ping
 }
 
 // subscribed records the server's answer to a subscribe.
-func (s *session) subscribed(m wire.Subscribed) {
-	c := s.c
+func (cn *connection) subscribed(m wire.Subscribed) {
+	c := cn.c
 	ev := Subscribed{Channel: m.Channel, Position: m.Position, Resumed: m.Recovered != nil, Recovered: m.Recovered != nil && *m.Recovered}
 	c.mu.Lock()
 	sub := c.subs[m.Channel]
@@ -100,8 +100,8 @@ func (s *session) subscribed(m wire.Subscribed) {
 
 // deliver passes publications to the application, each once: a position
 // at or before the last one delivered is a duplicate and is dropped.
-func (s *session) deliver(channel string, pubs []wire.Publication, replayed bool) {
-	c := s.c
+func (cn *connection) deliver(channel string, pubs []wire.Publication, replayed bool) {
+	c := cn.c
 	var out []Message
 	c.mu.Lock()
 	if sub := c.subs[channel]; sub != nil && sub.confirmed {
@@ -122,8 +122,8 @@ func (s *session) deliver(channel string, pubs []wire.Publication, replayed bool
 }
 
 // acked ends the publish the ack answers.
-func (s *session) acked(m wire.Ack) {
-	if o := s.take(m.ID); o != nil {
+func (cn *connection) acked(m wire.Ack) {
+	if o := cn.take(m.ID); o != nil {
 		res := PublishResult{Duplicate: m.Duplicate}
 		if m.Pos != nil {
 			res.Pos = *m.Pos
@@ -133,13 +133,13 @@ func (s *session) acked(m wire.Ack) {
 }
 
 // refused fails the publish or subscribe an error message answers.
-func (s *session) refused(m wire.Error) {
+func (cn *connection) refused(m wire.Error) {
 	err := &ServerError{Code: m.Code, Message: m.Message}
-	if o := s.take(m.ID); o != nil {
+	if o := cn.take(m.ID); o != nil {
 		o.fail(err)
 		return
 	}
-	c := s.c
+	c := cn.c
 	c.mu.Lock()
 	var dropped []string
 	for channel, sub := range c.subs {
@@ -159,8 +159,8 @@ func (s *session) refused(m wire.Error) {
 }
 
 // take removes and returns the publish sent with request id, or nil.
-func (s *session) take(id uint64) *outgoing {
-	c := s.c
+func (cn *connection) take(id uint64) *outgoing {
+	c := cn.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	i := slices.IndexFunc(c.queue, func(o *outgoing) bool { return id != 0 && o.id == id })
@@ -175,8 +175,8 @@ func (s *session) take(id uint64) *outgoing {
 // end forgets what was sent on the connection: on the next one every
 // subscription is resumed and every unacknowledged publish sent again.
 // Pings waiting fail with ErrNotOpen.
-func (s *session) end() {
-	c := s.c
+func (cn *connection) end() {
+	c := cn.c
 	c.mu.Lock()
 	for _, sub := range c.subs {
 		sub.id, sub.confirmed = 0, false
@@ -191,7 +191,7 @@ func (s *session) end() {
 	for _, p := range pings {
 		p.finish(0, ErrNotOpen)
 	}
-	for _, p := range s.probes {
+	for _, p := range cn.probes {
 		p.wait.finish(0, ErrNotOpen)
 	}
 }

@@ -63,7 +63,7 @@ func (n *node) start() {
 	}
 	n.hub = hub.New(&hub.Options{Broker: n.broker, Logger: opts.Logger})
 	mux := http.NewServeMux()
-	mux.Handle("/ws", srv.Handle(n.hub.Handler()))
+	mux.Handle("/ws", srv.Handler(n.hub))
 	n.http = &http.Server{Handler: mux}
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel, n.done = cancel, make(chan struct{})

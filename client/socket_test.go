@@ -177,7 +177,7 @@ func TestBlackholeDetectedAndHealed(t *testing.T) {
 	w.take(t, 0, 3)
 
 	start := time.Now()
-	proxy.Blackhole(chaos.Both)
+	proxy.Blackhole(chaos.DirectionBoth)
 	w.await(t, StateDegraded)
 	degraded := time.Since(start)
 	lost := w.await(t, StateReconnecting)
@@ -210,11 +210,11 @@ func TestTerminalCodeNoReconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	var opens atomic.Int32
-	h := pulse.Handler{OnOpen: func(c *pulse.Conn) {
+	h := speaksPulse{pulse.Funcs{Open: func(c *pulse.Conn) {
 		opens.Add(1)
 		c.Close(4100, "banned")
-	}}
-	ts := httptest.NewServer(srv.Handle(h))
+	}}}
+	ts := httptest.NewServer(srv.Handler(h))
 	ctx, cancel := context.WithCancel(context.Background())
 	runDone := make(chan struct{})
 	go func() {
@@ -302,7 +302,7 @@ func TestReconnectKeepsMember(t *testing.T) {
 	if member == "" {
 		t.Fatal("no member id after the welcome")
 	}
-	proxy.Blackhole(chaos.Both)
+	proxy.Blackhole(chaos.DirectionBoth)
 	w.await(t, StateReconnecting)
 	proxy.Heal()
 	w.await(t, StateOpen)
@@ -339,3 +339,8 @@ func TestMessageNamesPublisher(t *testing.T) {
 		t.Fatal("no message")
 	}
 }
+
+// speaksPulse is a Funcs handler that negotiates pulse.v1.
+type speaksPulse struct{ pulse.Funcs }
+
+func (speaksPulse) Subprotocol() string { return pulse.Subprotocol }

@@ -47,14 +47,8 @@ func startHub(t *testing.T, po *pulse.Options, mo *MemoryOptions, ho *Options) *
 	}
 	ho.Logger = slog.New(slog.DiscardHandler)
 	env.hub = New(ho)
-	handler := env.hub.Handler()
-	onClose := handler.OnClose
-	handler.OnClose = func(c *pulse.Conn, err *pulse.CloseError) {
-		onClose(c, err)
-		env.closes <- err
-	}
 	mux := http.NewServeMux()
-	mux.Handle("/ws", srv.Handle(handler))
+	mux.Handle("/ws", srv.Handler(recorder{env.hub, env.closes}))
 	mux.Handle("/api/publish", env.hub.PublishHandler("secret"))
 	env.http = httptest.NewServer(mux)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -68,6 +62,27 @@ func startHub(t *testing.T, po *pulse.Options, mo *MemoryOptions, ho *Options) *
 		}
 	})
 	return env
+}
+
+// recorder is the hub as a handler whose sessions report how they ended.
+type recorder struct {
+	*Hub
+	closes chan<- *pulse.CloseError
+}
+
+func (r recorder) Accept(req *http.Request) (pulse.Session, error) {
+	s, err := r.Hub.Accept(req)
+	return recordedSession{s, r.closes}, err
+}
+
+type recordedSession struct {
+	pulse.Session
+	closes chan<- *pulse.CloseError
+}
+
+func (s recordedSession) Closed(err *pulse.CloseError) {
+	s.Session.Closed(err)
+	s.closes <- err
 }
 
 // addr is the host:port of the server.

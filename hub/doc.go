@@ -2,10 +2,13 @@
 // positions, resume after a reconnect, presence, and acknowledged,
 // idempotent publishes.
 //
-// Create a Hub with New and mount its Handler on a pulse.Server:
+// Create a Hub with New and mount it, a pulse.Handler, on a pulse.Server:
 //
 //	h := hub.New(nil) // the in-memory broker
-//	mux.Handle("/ws", server.Handle(h.Handler()))
+//	mux.Handle("/ws", server.Handler(h))
+//
+// Each connection's state is its own session; its requests run in order on
+// a worker of their own, off the connection's reader.
 //
 // Server code publishes with Hub.Publish, or over HTTP with PublishHandler.
 // Options.Authorize decides who may subscribe or publish where.

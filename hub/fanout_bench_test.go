@@ -3,17 +3,14 @@
 package hub_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +19,7 @@ import (
 	"github.com/pulse-go/pulse"
 	"github.com/pulse-go/pulse/hub"
 	"github.com/pulse-go/pulse/internal/baseline"
+	"github.com/pulse-go/pulse/internal/fleet"
 	"github.com/pulse-go/pulse/prom"
 )
 
@@ -149,7 +147,7 @@ func startPulseFanout(tb testing.TB) (string, func([]byte)) {
 			tb.Errorf("Run: %v", err)
 		}
 	})
-	url := baseline.Serve(tb, srv.Handle(h.Handler()))
+	url := baseline.Serve(tb, srv.Handler(h))
 	return url, func(data []byte) {
 		if _, err := h.Publish(context.Background(), fanoutChannel, data, hub.PublishOptions{}); err != nil {
 			tb.Fatal(err)
@@ -264,64 +262,23 @@ func reportFanout(b *testing.B, r fanoutResult) {
 
 // processCPU is the user+system CPU time this process has used.
 func processCPU(tb testing.TB) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+	user, sys, err := fleet.SelfCPU()
+	if err != nil {
 		tb.Fatal(err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// pidCPU is the user+system CPU time process pid has used, from /proc.
-func pidCPU(pid int) (time.Duration, error) {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	_, after, _ := strings.Cut(string(stat), ") ") // the command may hold spaces
-	fields := strings.Fields(after)                // from field 3, state
-	if len(fields) < 13 {
-		return 0, fmt.Errorf("short /proc/%d/stat", pid)
-	}
-	user, err := strconv.ParseInt(fields[11], 10, 64)
-	if err != nil {
-		return 0, err
-	}
-	sys, err := strconv.ParseInt(fields[12], 10, 64)
-	if err != nil {
-		return 0, err
-	}
-	const userHZ = 100 // clock ticks per second of /proc on Linux
-	return time.Duration(user+sys) * time.Second / userHZ, nil
+	return user + sys
 }
 
 // startFanoutFleet starts a child process with n subscribers of url,
 // speaking mode, and waits until all are subscribed. If the test ends
-// before the fleet is stopped, the cleanup stops it.
+// before the fleet is stopped, it is killed.
 func startFanoutFleet(tb testing.TB, mode, url string, n int) *fanoutFleet {
 	tb.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestFanoutFleet$", "-test.count=1")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d", fanoutFleetEnv, mode, url, n))
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	f := newFanoutFleet(tb, in, out, cmd.Process.Pid)
-	tb.Cleanup(func() {
-		f.stopQuietly()
-		if err := cmd.Wait(); err != nil {
-			tb.Errorf("fan-out fleet: %v\n%s", err, f.output.String())
-		}
-	})
-	f.awaitReady()
-	return f
+	return &fanoutFleet{tb, fleet.Start(tb, fleet.Child{
+		Name: baseline.FleetName,
+		Test: "TestFanoutFleet",
+		Env:  fmt.Sprintf("%s=%s %s %d", fanoutFleetEnv, mode, url, n),
+	})}
 }
 
 // fanoutFleetEnv, set to "MODE URL N", makes TestFanoutFleet the child: a
@@ -329,66 +286,24 @@ func startFanoutFleet(tb testing.TB, mode, url string, n int) *fanoutFleet {
 const fanoutFleetEnv = "PULSE_BENCH_FANOUT_FLEET"
 
 // fanoutFleet is the benchmark's end of a fan-out fleet (see
-// baseline.RunFanoutFleet for its line protocol).
+// baseline.RunFanoutFleet for its commands).
 type fanoutFleet struct {
-	tb      testing.TB
-	in      io.WriteCloser
-	lines   chan string     // the fleet's lines; closed when its output ends
-	output  strings.Builder // the other lines, for a failure; after lines closes
-	pid     int             // the child process, or 0 in process
-	stopped bool
+	tb testing.TB
+	*fleet.Fleet
 }
 
-// newFanoutFleet reads the fleet's output out.
-func newFanoutFleet(tb testing.TB, in io.WriteCloser, out io.Reader, pid int) *fanoutFleet {
-	f := &fanoutFleet{tb: tb, in: in, lines: make(chan string, 16), pid: pid}
-	go func() {
-		defer close(f.lines)
-		sc := bufio.NewScanner(out)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			if line := sc.Text(); strings.HasPrefix(line, baseline.FleetPrefix) {
-				f.lines <- line
-			} else {
-				f.output.WriteString(line + "\n")
-			}
-		}
-		io.Copy(io.Discard, out) // a line too long: let the fleet end anyway
-	}()
-	return f
-}
-
-// next returns the fleet's next line, which must start with want, without it.
-func (f *fanoutFleet) next(want string) string {
+// ask sends a command and returns the first number of the answer,
+// failing the test if the fleet has lost a connection.
+func (f *fanoutFleet) ask(command string) (n int64) {
 	f.tb.Helper()
-	line, ok := <-f.lines
-	if !ok {
-		f.stopped = true
-		f.tb.Fatalf("fan-out fleet ended; want %q\n%s", want, f.output.String())
-	}
-	rest, found := strings.CutPrefix(line, want+" ")
-	if !found && line != want {
-		f.tb.Fatalf("fan-out fleet said %q, want %q", line, want)
-	}
-	return rest
-}
-
-// ask sends a command and parses the two numbers of the answer.
-func (f *fanoutFleet) ask(command, want string) (n, lost int64) {
-	f.tb.Helper()
-	fmt.Fprintln(f.in, command)
-	if _, err := fmt.Sscanf(f.next(want), "%d %d", &n, &lost); err != nil {
+	var lost int64
+	if _, err := fmt.Sscanf(f.Ask(command), "%d %d", &n, &lost); err != nil {
 		f.tb.Fatalf("fan-out fleet's answer to %q: %v", command, err)
 	}
 	if lost > 0 {
 		f.tb.Fatalf("fan-out fleet lost %d connections", lost)
 	}
-	return n, lost
-}
-
-func (f *fanoutFleet) awaitReady() {
-	f.tb.Helper()
-	f.next(baseline.FleetReady)
+	return n
 }
 
 // warmUp publishes warm-up messages until every one of the n subscribers
@@ -399,7 +314,7 @@ func (f *fanoutFleet) warmUp(publish func([]byte), n int) {
 	deadline := time.Now().Add(time.Minute)
 	for w := 1; ; w++ {
 		publish(fanoutPayload(-w))
-		if k, _ := f.ask(fmt.Sprintf("warm %d 100", w), baseline.FleetWarm); k == int64(n) {
+		if k := f.ask(fmt.Sprintf("warm %d 100", w)); k == int64(n) {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -412,15 +327,12 @@ func (f *fanoutFleet) warmUp(publish func([]byte), n int) {
 // patience has passed.
 func (f *fanoutFleet) awaitDeliveries(want int64, patience time.Duration) {
 	f.tb.Helper()
-	f.ask(fmt.Sprintf("count %d %d", want, patience.Milliseconds()), baseline.FleetCount)
+	f.ask(fmt.Sprintf("count %d %d", want, patience.Milliseconds()))
 }
 
 // cpuTime is the CPU time the fleet's process has used, or -1 if unknown.
 func (f *fanoutFleet) cpuTime() time.Duration {
-	if f.pid == 0 {
-		return -1
-	}
-	d, err := pidCPU(f.pid)
+	d, err := f.CPUTime()
 	if err != nil {
 		return -1
 	}
@@ -430,33 +342,12 @@ func (f *fanoutFleet) cpuTime() time.Duration {
 // stop closes every subscriber and returns the summary.
 func (f *fanoutFleet) stop() baseline.FanoutSummary {
 	f.tb.Helper()
-	f.stopped = true
-	f.in.Close()
-	line, ok := <-f.lines
-	for range f.lines {
-	}
 	var s baseline.FanoutSummary
-	if !ok {
-		f.tb.Fatalf("fan-out fleet ended without a summary\n%s", f.output.String())
-	}
-	data, found := strings.CutPrefix(line, baseline.FleetSummary+" ")
-	if !found {
-		f.tb.Fatalf("fan-out fleet said %q, want its summary\n%s", line, f.output.String())
-	}
+	data := f.Stop()
 	if err := json.Unmarshal([]byte(data), &s); err != nil {
 		f.tb.Fatalf("fan-out fleet's summary %q: %v", data, err)
 	}
 	return s
-}
-
-// stopQuietly ends a fleet that a failure left running.
-func (f *fanoutFleet) stopQuietly() {
-	if !f.stopped {
-		f.stopped = true
-		f.in.Close()
-		for range f.lines {
-		}
-	}
 }
 
 // TestFanoutFleet is BenchmarkFanout's fleet when fanoutFleetEnv is set.
@@ -480,22 +371,10 @@ func TestFanoutFleet(t *testing.T) {
 	for _, side := range fanoutSides {
 		t.Run(side.name, func(t *testing.T) {
 			url, publish := side.start(t)
-			inReader, in := io.Pipe()
-			out, outWriter := io.Pipe()
-			ran := make(chan error, 1)
-			go func() {
-				err := baseline.RunFanoutFleet(side.mode, url, sc.subscribers, inReader, outWriter)
-				outWriter.CloseWithError(err)
-				ran <- err
-			}()
-			f := newFanoutFleet(t, in, out, 0)
-			t.Cleanup(func() { // before the server stops, even after a failure
-				f.stopQuietly()
-				if err := <-ran; err != nil {
-					t.Error(err)
-				}
-			})
-			f.awaitReady()
+			// Its cleanup runs before the server stops, even after a failure.
+			f := &fanoutFleet{t, fleet.StartInProcess(t, baseline.FleetName, func(in io.Reader, out io.Writer) error {
+				return baseline.RunFanoutFleet(side.mode, url, sc.subscribers, in, out)
+			})}
 			r := measureFanout(t, f, publish, sc)
 			if r.Deliveries != 15 || r.Complete != 5 || r.Lost != 0 {
 				t.Errorf("summary %+v, want 15 deliveries, 5 publications complete, none lost", r.FanoutSummary)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 
 	"github.com/pulse-go/pulse"
@@ -56,17 +57,19 @@ type Options struct {
 const DefaultMaxSubscriptions = 100
 
 // Hub speaks the pulse.v1 protocol to clients: channels with history,
-// positions and resume, presence, acknowledged idempotent publishes. Its
-// Handler serves connections of a pulse.Server. All methods may be called
-// from any goroutine.
+// positions and resume, presence, acknowledged idempotent publishes. It is
+// a pulse.Handler: mount it with server.Handler(hub). Each connection's
+// state is its own session; the hub holds only the channels this node
+// subscribes. All methods may be called from any goroutine.
 type Hub struct {
 	// Set by New, never changes.
 	opts Options
 
-	mu       sync.Mutex // guards the fields below
-	channels map[string]*channel
-	sessions map[*pulse.Conn]*session
+	mu       sync.Mutex // guards channels
+	channels map[string]*fanout
 }
+
+var _ pulse.SubprotocolHandler = (*Hub)(nil)
 
 // New returns a Hub configured by opts. It starts no goroutine.
 func New(opts *Options) *Hub {
@@ -83,14 +86,16 @@ func New(opts *Options) *Hub {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Hub{opts: o, channels: make(map[string]*channel), sessions: make(map[*pulse.Conn]*session)}
+	return &Hub{opts: o, channels: make(map[string]*fanout)}
 }
 
-// Handler returns the callbacks that serve pulse.v1 on a pulse.Server:
-// mount it with server.Handle(hub.Handler()).
-func (h *Hub) Handler() pulse.Handler {
-	return pulse.Handler{OnOpen: h.open, OnMessage: h.message, OnClose: h.close}
+// Accept makes the session of a connection upgraded from r.
+func (h *Hub) Accept(r *http.Request) (pulse.Session, error) {
+	return newSession(h), nil
 }
+
+// Subprotocol is pulse.v1: the hub speaks it, with the app heartbeat.
+func (h *Hub) Subprotocol() string { return pulse.Subprotocol }
 
 // Publish publishes data, which must be JSON, to channel from the server
 // side. It needs no permission.
@@ -124,88 +129,65 @@ func (h *Hub) Members(ctx context.Context, channel string) ([]Member, error) {
 	return pb.Members(ctx, channel)
 }
 
-func (h *Hub) open(c *pulse.Conn) {
-	s := newSession(h, c)
-	h.mu.Lock()
-	h.sessions[c] = s
-	h.mu.Unlock()
-	s.welcome()
-}
-
-func (h *Hub) message(c *pulse.Conn, m pulse.Message) {
-	h.mu.Lock()
-	s := h.sessions[c]
-	h.mu.Unlock()
-	s.receive(m)
-}
-
-func (h *Hub) close(c *pulse.Conn, _ *pulse.CloseError) {
-	h.mu.Lock()
-	s := h.sessions[c]
-	delete(h.sessions, c)
-	h.mu.Unlock()
-	s.end()
-}
-
 // join adds sub to its channel, subscribing the broker when sub is the
 // node's first subscriber of it. The broker call (a network round trip for
 // a remote broker) is made outside the hub's lock: only the subscribers of
 // the same channel wait for it.
-func (h *Hub) join(ctx context.Context, sub *subscription) (*channel, error) {
+func (h *Hub) join(ctx context.Context, sub *subscription) (*fanout, error) {
 	h.mu.Lock()
-	ch := h.channels[sub.channel]
-	first := ch == nil
+	fan := h.channels[sub.channel]
+	first := fan == nil
 	if first {
-		ch = &channel{name: sub.channel, subs: make(map[*subscription]struct{}), ready: make(chan struct{})}
-		h.channels[sub.channel] = ch
+		fan = &fanout{name: sub.channel, subs: make(map[*subscription]struct{}), ready: make(chan struct{})}
+		h.channels[sub.channel] = fan
 	}
-	ch.add(sub) // counted now, so a concurrent leave keeps the channel
-	sub.ch = ch
+	fan.add(sub) // counted now, so a concurrent leave keeps the channel
+	sub.fan = fan
 	h.mu.Unlock()
 	if first {
-		h.subscribeBroker(ctx, ch)
+		h.subscribeBroker(ctx, fan)
 	}
 	select {
-	case <-ch.ready:
+	case <-fan.ready:
 	case <-ctx.Done():
 		h.leave(sub)
 		return nil, ctx.Err()
 	}
-	if ch.err != nil {
+	if fan.err != nil {
 		h.leave(sub)
-		return nil, ch.err
+		return nil, fan.err
 	}
-	return ch, nil
+	return fan, nil
 }
 
-// subscribeBroker makes ch's broker subscription and marks ch ready. A
+// subscribeBroker makes fan's broker subscription and marks fan ready. A
 // failed channel leaves the map at once, so the next subscribe tries anew.
-func (h *Hub) subscribeBroker(ctx context.Context, ch *channel) {
-	ch.unsubscribe, ch.err = h.opts.Broker.Subscribe(ctx, ch.name, ch.deliver)
-	if ch.err != nil {
+func (h *Hub) subscribeBroker(ctx context.Context, fan *fanout) {
+	fan.unsubscribe, fan.err = h.opts.Broker.Subscribe(ctx, fan.name, fan.deliver)
+	if fan.err != nil {
 		h.mu.Lock()
-		if h.channels[ch.name] == ch {
-			delete(h.channels, ch.name)
+		if h.channels[fan.name] == fan {
+			delete(h.channels, fan.name)
 		}
 		h.mu.Unlock()
 	}
-	close(ch.ready)
+	close(fan.ready)
 }
 
 // leave removes sub from its channel, and the channel from the broker when
 // it was the node's last subscriber.
 func (h *Hub) leave(sub *subscription) {
-	ch := sub.ch
+	fan := sub.fan
 	h.mu.Lock()
-	empty := ch.remove(sub)
-	if empty && h.channels[ch.name] == ch {
-		delete(h.channels, ch.name)
+	empty := fan.remove(sub)
+	if empty && h.channels[fan.name] == fan {
+		delete(h.channels, fan.name)
 	}
 	h.mu.Unlock()
 	if empty {
-		<-ch.ready // a subscribe under way: end what it made
-		if ch.unsubscribe != nil {
-			ch.unsubscribe()
+		<-fan.ready // a subscribe under way: end what it made
+		if fan.unsubscribe != nil {
+			fan.unsubscribe()
 		}
 	}
 }

@@ -101,7 +101,7 @@ func TestResumeAfterSilentCut(t *testing.T) {
 	got.take(t, sub, 10)
 
 	cut := time.Now()
-	proxy.Blackhole(chaos.Both)
+	proxy.Blackhole(chaos.DirectionBoth)
 	publishN(t, env.hub, "room", 10, 1000) // while the subscriber is cut off
 	awaitCut(t, env)
 	detect := time.Since(cut)
@@ -128,7 +128,7 @@ func TestResumeBeyondHistory(t *testing.T) {
 	got := received{last: top}
 	publishN(t, env.hub, "room", 0, 3)
 	got.take(t, sub, 3)
-	proxy.Blackhole(chaos.Both)
+	proxy.Blackhole(chaos.DirectionBoth)
 	publishN(t, env.hub, "room", 3, 1000)
 	awaitCut(t, env)
 
@@ -175,7 +175,7 @@ func TestPresenceDropsBlackholedMember(t *testing.T) {
 		t.Fatalf("members %+v, want 2", m.Members)
 	}
 	start := time.Now()
-	proxy.Blackhole(chaos.Both)
+	proxy.Blackhole(chaos.DirectionBoth)
 	leave := expect[wire.Leave](t, stays)
 	took := time.Since(start)
 	if leave.Member.ID != gone.welcome.Member || leave.Member.Client != "gone" {
@@ -278,7 +278,7 @@ func TestSessionContinues(t *testing.T) {
 	if m := expect[wire.Join](t, watcher); m.Member.ID != old.welcome.Member {
 		t.Fatalf("join of %+v, want %s", m.Member, old.welcome.Member)
 	}
-	proxy.Blackhole(chaos.Both) // the old connection is silently gone
+	proxy.Blackhole(chaos.DirectionBoth) // the old connection is silently gone
 
 	back := dial(t, env.addr())
 	back.send(t, wire.Hello{ID: 1, Client: "ann", Session: old.welcome.Session})

@@ -30,11 +30,11 @@ const (
 // hello on a new connection keeps its member id, so presence sees the same
 // member come back rather than a stranger.
 type session struct {
-	// Set at open, never changes.
+	// Set by Accept and Open, never changed after.
 	hub            *Hub
-	conn           *pulse.Conn
 	owner          string        // names this connection in the memberships it holds
-	requestTimeout time.Duration // how long a request may take, from read to answer
+	conn           *pulse.Conn   // set by Open
+	requestTimeout time.Duration // how long a request may take, from read to answer; set by Open
 
 	// Guarded by mu: the requests waiting for the worker (requests.go).
 	mu      sync.Mutex
@@ -56,12 +56,23 @@ type session struct {
 	replays sync.WaitGroup // the goroutines replaying history to the client
 }
 
-func newSession(h *Hub, c *pulse.Conn) *session {
+func newSession(h *Hub) *session {
 	token := randomHex(16)
-	_, timeout := c.Liveness()
-	return &session{hub: h, conn: c, owner: randomHex(8), requestTimeout: requestTimeout(timeout),
-		token: token, member: memberID(token), subs: make(map[string]*subscription)}
+	return &session{hub: h, owner: randomHex(8), token: token, member: memberID(token), subs: make(map[string]*subscription)}
 }
+
+// Open welcomes the connection: the welcome is its first message.
+func (s *session) Open(c *pulse.Conn) {
+	_, timeout := c.Liveness()
+	s.conn, s.requestTimeout = c, requestTimeout(timeout)
+	s.welcome()
+}
+
+// Receive queues a message for the session's worker (requests.go).
+func (s *session) Receive(m pulse.Message) { s.receive(m) }
+
+// Closed releases everything the session holds.
+func (s *session) Closed(*pulse.CloseError) { s.end() }
 
 func randomHex(n int) string {
 	b := make([]byte, n)
@@ -82,8 +93,7 @@ func validToken(t string) bool {
 	return len(t) == 32 && err == nil && strings.ToLower(t) == t
 }
 
-// welcome tells the client its session id and the liveness rule. It is
-// the first message: the queue is empty.
+// welcome tells the client its session id and the liveness rule.
 func (s *session) welcome() {
 	interval, timeout := s.conn.Liveness()
 	s.conn.Send(pulse.Message{Type: pulse.MessageText, Data: wire.MustEncode(wire.Welcome{Session: s.token, Member: s.member, IntervalMS: interval.Milliseconds(), TimeoutMS: timeout.Milliseconds()})})
@@ -155,7 +165,7 @@ func (s *session) subscribe(ctx context.Context, req wire.Subscribe) *protocolEr
 		return err
 	}
 	sub := &subscription{s: s, channel: req.Channel, presence: req.Presence, recovering: true}
-	ch, err := s.hub.join(ctx, sub)
+	fan, err := s.hub.join(ctx, sub)
 	if err != nil {
 		return s.unavailable("subscribe", err)
 	}
@@ -185,7 +195,7 @@ func (s *session) subscribe(ctx context.Context, req wire.Subscribe) *protocolEr
 	s.replays.Go(func() {
 		defer close(sub.replayed)
 		defer stop()
-		err := ch.recover(replayCtx, sub, pubs, top)
+		err := fan.recover(replayCtx, sub, pubs, top)
 		if errors.Is(err, context.DeadlineExceeded) {
 			s.conn.Close(pulse.CloseSlowConsumer, "history replay not taken in time")
 		}

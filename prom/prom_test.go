@@ -90,7 +90,7 @@ func TestObserverOnServer(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	closed := make(chan struct{})
 	srv := startServer(t, &pulse.Options{Interval: 20 * time.Millisecond, Timeout: time.Second, Observer: New(reg)},
-		pulse.Handler{OnClose: func(*pulse.Conn, *pulse.CloseError) { close(closed) }})
+		pulse.Funcs{Closed: func(*pulse.Conn, *pulse.CloseError) { close(closed) }})
 	ws := dialText(t, srv.URL)
 	answerPings(t, ws, 3)
 	if got := value(t, reg, "pulse_connections", ""); got != 1 {
@@ -154,7 +154,7 @@ func startServer(t *testing.T, o *pulse.Options, h pulse.Handler) *httptest.Serv
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
-	hs := httptest.NewServer(srv.Handle(h))
+	hs := httptest.NewServer(srv.Handler(h))
 	t.Cleanup(func() {
 		hs.Close()
 		cancel()

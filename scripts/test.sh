@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test of pulse on a fresh machine: installs Chromium and
-# redis-server when they are missing, then vet, the Go tests under the race
-# detector (each package behind a goroutine-leak gate, fuzz seeds included,
-# the browser tests in headless Chromium, the Redis tests against their own
-# redis-server processes), then the Node tests against the real pulse binary.
+# TypeScript when they are missing, and redis-server, then vet, the Go tests
+# under the race detector (each package behind a goroutine-leak gate, fuzz
+# seeds included, the Redis tests against their own redis-server
+# processes), the browser tests in headless Chromium (their own module,
+# test/browser, so chromedp is no dependency of the library), the type
+# check of pulse.js, then the Node tests against the real pulse binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,9 +23,16 @@ echo "== redis dependencies"
 
 echo "== go vet"
 go vet ./...
+(cd test/browser && go vet ./...)
 
 echo "== go test -race"
 go test -race -count=1 ./...
+
+echo "== browser tests (test/browser)"
+(cd test/browser && go test -race -count=1 ./...)
+
+echo "== type check of pulse.js"
+./scripts/typecheck.sh
 
 echo "== node tests"
 bin="$(mktemp -d)"

@@ -39,7 +39,7 @@ const (
 // Position is where a publication sits in its channel's stream. Offset
 // counts the publications of one Epoch from 1, without gaps. Epoch names
 // one life of the stream and changes whenever its history may have been
-// lost (a memory broker restarted, a Redis key expired): a position of
+// lost (the in-memory broker restarted, for one): a position of
 // another epoch cannot be resumed from, since what came after it is
 // unknown. The zero Position means "no position".
 type Position struct {

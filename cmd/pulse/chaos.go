@@ -183,11 +183,11 @@ func (c *chaosControl) applyLink(f fault, l *chaos.Link) (string, error) {
 func parseDirection(s string) (chaos.Direction, error) {
 	switch s {
 	case "", "both":
-		return chaos.Both, nil
+		return chaos.DirectionBoth, nil
 	case "up", "upstream":
-		return chaos.Upstream, nil
+		return chaos.DirectionUpstream, nil
 	case "down", "downstream":
-		return chaos.Downstream, nil
+		return chaos.DirectionDownstream, nil
 	}
 	return 0, fmt.Errorf("direction %q: want both, up or down", s)
 }

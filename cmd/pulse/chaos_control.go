@@ -117,11 +117,11 @@ func (c *chaosControl) keys(ctx context.Context, in *lines, quit func(), stdout 
 func keyFault(key string, latency *time.Duration) (fault, bool) {
 	switch key {
 	case "b":
-		return fault{verb: "blackhole", dir: chaos.Both}, true
+		return fault{verb: "blackhole", dir: chaos.DirectionBoth}, true
 	case "u":
-		return fault{verb: "blackhole", dir: chaos.Upstream}, true
+		return fault{verb: "blackhole", dir: chaos.DirectionUpstream}, true
 	case "d":
-		return fault{verb: "blackhole", dir: chaos.Downstream}, true
+		return fault{verb: "blackhole", dir: chaos.DirectionDownstream}, true
 	case "h":
 		*latency = 0
 		return fault{verb: "heal"}, true
@@ -129,7 +129,7 @@ func keyFault(key string, latency *time.Duration) (fault, bool) {
 		*latency += 100 * time.Millisecond
 		return fault{verb: "delay", delay: *latency}, true
 	case "s":
-		return fault{verb: "limit", dir: chaos.Both, rate: 8 << 10}, true
+		return fault{verb: "limit", dir: chaos.DirectionBoth, rate: 8 << 10}, true
 	case "c":
 		return fault{verb: "cut"}, true
 	case "x":

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -47,7 +48,7 @@ func TestConnectQuitPrintsOwnPublication(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := startPulseHTTP(t, srv, srv.Handle(orderedPulse()))
+	url := startPulseHTTP(t, srv, srv.Handler(orderedPulse()))
 	in := "/sub room:lobby\n/pub room:lobby {\"text\":\"hi\"}\n/quit\n"
 	c := startCommandReading(t, strings.NewReader(in), nil, "connect", url)
 	if err := c.exit(t); err != nil {
@@ -66,11 +67,11 @@ func orderedPulse() pulse.Handler {
 		c.Send(pulse.Message{Type: pulse.MessageText, Data: fmt.Appendf(nil, format, args...)})
 	}
 	var subscribed sync.Map // channel -> true
-	return pulse.Handler{
-		OnOpen: func(c *pulse.Conn) {
+	return speaksPulse{pulse.Funcs{
+		Open: func(c *pulse.Conn) {
 			send(c, `{"type":"welcome","session":"s","member_id":"m","interval_ms":25000,"timeout_ms":10000}`)
 		},
-		OnMessage: func(c *pulse.Conn, m pulse.Message) {
+		Receive: func(c *pulse.Conn, m pulse.Message) {
 			var req struct {
 				Type, Channel string
 				ID            uint64
@@ -88,8 +89,14 @@ func orderedPulse() pulse.Handler {
 				send(c, `{"type":"ack","id":%d,"pos":{"epoch":"e","offset":1}}`, req.ID)
 			}
 		},
-	}
+	}}
 }
+
+// speaksPulse is a Funcs handler that negotiates pulse.v1, as a pulse.v1
+// server of its own would.
+type speaksPulse struct{ pulse.Funcs }
+
+func (speaksPulse) Subprotocol() string { return pulse.Subprotocol }
 
 // historyOf returns the data published to channel, space separated.
 func historyOf(t *testing.T, b *hub.Memory, channel string) string {
@@ -114,7 +121,7 @@ func TestConnectEOFUnacknowledged(t *testing.T) {
 		t.Fatal(err)
 	}
 	welcome := pulse.Message{Type: pulse.MessageText, Data: []byte(`{"type":"welcome","session":"s","member_id":"m","interval_ms":25000,"timeout_ms":10000}`)}
-	url := startPulseHTTP(t, srv, srv.Handle(pulse.Handler{OnOpen: func(c *pulse.Conn) { c.Send(welcome) }}))
+	url := startPulseHTTP(t, srv, srv.Handler(speaksPulse{pulse.Funcs{Open: func(c *pulse.Conn) { c.Send(welcome) }}}))
 	c := startCommandReading(t, strings.NewReader("/pub news hi\n"), nil, "connect", "--wait", "300ms", url)
 	err = c.exit(t)
 	if err == nil || !strings.Contains(err.Error(), "1 publish not acknowledged within 300ms") {
@@ -156,7 +163,7 @@ func TestConnectRawEOFWaitsForAnswers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := startPulseHTTP(t, srv, srv.Handle(echo))
+	url := startPulseHTTP(t, srv, srv.Handler(echo))
 	c := startCommandReading(t, strings.NewReader("a\nb\nc\n"), nil, "connect", "--raw", url)
 	if err := c.exit(t); err != nil {
 		t.Fatalf("run: %v", err)
@@ -169,11 +176,15 @@ func TestConnectRawEOFWaitsForAnswers(t *testing.T) {
 	}
 }
 
-// pulse serve's /echo accepts pulse.v1 but sends no welcome: connect says
-// so and goes on in plain WebSocket mode.
+// A server that accepts pulse.v1 but sends no welcome: connect says so
+// and goes on in plain WebSocket mode.
 func TestConnectNoWelcomeFallsBackToRaw(t *testing.T) {
-	s := startServe(t)
-	c := startCommand(t, "connect", "--handshake-timeout", "300ms", s.url("ws", "/echo"))
+	srv, err := pulse.NewServer(&pulse.Options{Logger: slog.New(slog.DiscardHandler), DrainWindow: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := startPulseHTTP(t, srv, srv.Handler(speaksPulse{echo}))
+	c := startCommand(t, "connect", "--handshake-timeout", "300ms", url)
 	c.err.await(t, 0, "accepted pulse.v1 but sent no welcome within 300ms", "plain WebSocket mode", "--raw")
 	c.send(t, "hi")
 	c.out.await(t, 0, "hi")
@@ -248,16 +259,20 @@ func TestStateIdleNamed(t *testing.T) {
 	}
 }
 
-// Lines piped before the verdict on pulse.v1 are held, then sent in plain
-// WebSocket mode.
+// pulse serve's /echo does not negotiate pulse.v1: connect switches to
+// plain WebSocket mode at once, and the lines piped meanwhile are sent.
 func TestConnectPipedToNonPulseEcho(t *testing.T) {
 	s := startServe(t)
-	c := startCommandReading(t, strings.NewReader("a\nb\nc\n"), nil, "connect", "--handshake-timeout", "300ms", s.url("ws", "/echo"))
+	start := time.Now()
+	c := startCommandReading(t, strings.NewReader("a\nb\nc\n"), nil, "connect", "--handshake-timeout", "5s", s.url("ws", "/echo"))
 	if err := c.exit(t); err != nil {
 		t.Fatalf("run: %v", err)
 	}
 	if got := c.out.String(); got != "a\nb\nc" {
 		t.Errorf("stdout %q, want the three echoes", got)
+	}
+	if errs := c.err.String(); !strings.Contains(errs, "the server does not speak pulse.v1: plain WebSocket mode") || time.Since(start) > 4*time.Second {
+		t.Errorf("stderr after %v does not say at once that the server does not speak pulse.v1:\n%s", time.Since(start), errs)
 	}
 }
 
@@ -274,5 +289,18 @@ func TestConnectPipedNoServer(t *testing.T) {
 	err = c.exit(t)
 	if err == nil || !strings.Contains(err.Error(), "no connection within 200ms (--handshake-timeout + --wait): 2 lines not sent") {
 		t.Fatalf("run: %v", err)
+	}
+}
+
+// /dev/null is a character device but no terminal: a command reading it
+// is piped, not interactive.
+func TestDevNullIsNoTerminal(t *testing.T) {
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if isTerminal(f) {
+		t.Fatal("/dev/null taken for a terminal")
 	}
 }

@@ -102,8 +102,13 @@ func connectPulse(ctx context.Context, cfg *connectConfig, in *lines, p *printer
 
 // result is connectPulse's error once everything has ended.
 func (k *console) result(ctx context.Context, runErr error) error {
-	if reason := k.notPulse.Load(); reason != nil && k.c.Generation() == 0 && ctx.Err() == nil {
-		return &notPulseError{reason: *reason, held: k.held}
+	if k.c.Generation() == 0 && ctx.Err() == nil {
+		if reason := k.notPulse.Load(); reason != nil {
+			return &notPulseError{accepted: true, reason: *reason, held: k.held}
+		}
+		if errors.Is(runErr, client.ErrNotPulse) {
+			return &notPulseError{held: k.held}
+		}
 	}
 	if err := k.failure(runErr); err != nil {
 		return err
@@ -327,7 +332,8 @@ func (k *console) onState(ch client.StateChange) {
 	case client.StateReconnecting:
 		k.onReconnecting(ch)
 	case client.StateClosed:
-		if k.notPulse.Load() == nil || ch.Generation > 0 { // else connect says why
+		notPulse := k.notPulse.Load() != nil || errors.Is(ch.Err, client.ErrNotPulse)
+		if !notPulse || ch.Generation > 0 { // else connect says why
 			k.p.status("closed")
 		}
 	}

@@ -158,14 +158,30 @@ func startHubServer(t *testing.T) *hubServer {
 	}
 	s := &hubServer{broker: hub.NewMemory(nil), opens: make(chan *pulse.Conn, 100)}
 	s.hub = hub.New(&hub.Options{Broker: s.broker, Logger: slog.New(slog.DiscardHandler)})
-	h := s.hub.Handler()
-	open := h.OnOpen
-	h.OnOpen = func(c *pulse.Conn) {
-		open(c)
-		s.opens <- c
-	}
-	s.url = startPulseHTTP(t, srv, srv.Handle(h))
+	s.url = startPulseHTTP(t, srv, srv.Handler(openRecorder{s.hub, s.opens}))
 	return s
+}
+
+// openRecorder is the hub as a handler whose sessions report their
+// connection once it is open.
+type openRecorder struct {
+	*hub.Hub
+	opens chan<- *pulse.Conn
+}
+
+func (r openRecorder) Accept(req *http.Request) (pulse.Session, error) {
+	s, err := r.Hub.Accept(req)
+	return openedSession{s, r.opens}, err
+}
+
+type openedSession struct {
+	pulse.Session
+	opens chan<- *pulse.Conn
+}
+
+func (s openedSession) Open(c *pulse.Conn) {
+	s.Session.Open(c)
+	s.opens <- c
 }
 
 // startPulseHTTP serves handler with srv running; it returns the ws URL.
@@ -263,7 +279,7 @@ func TestConnectTerminal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := startPulseHTTP(t, srv, srv.Handle(pulse.Handler{OnOpen: func(c *pulse.Conn) { c.Close(4100, "banned") }}))
+	url := startPulseHTTP(t, srv, srv.Handler(speaksPulse{pulse.Funcs{Open: func(c *pulse.Conn) { c.Close(4100, "banned") }}}))
 	c := startCommand(t, "connect", url)
 	err = c.exit(t)
 	if err == nil || !strings.Contains(err.Error(), "4100") || !strings.Contains(err.Error(), "do not reconnect") {
@@ -278,7 +294,7 @@ func TestConnectRaw(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := startPulseHTTP(t, srv, srv.Handle(pulse.Handler{OnMessage: func(c *pulse.Conn, m pulse.Message) { c.Send(m) }}))
+	url := startPulseHTTP(t, srv, srv.Handler(pulse.Funcs{Receive: func(c *pulse.Conn, m pulse.Message) { c.Send(m) }}))
 	c := startCommand(t, "connect", "--raw", url)
 	c.err.await(t, 0, "open (plain WebSocket)")
 	c.send(t, "hello there")

@@ -17,15 +17,20 @@ import (
 // --handshake-timeout, means the endpoint does not speak pulse.v1, and
 // "pulse connect" goes on in plain WebSocket mode.
 
-// notPulseError is connectPulse's answer when the server accepted pulse.v1
-// but does not speak it. It is a client.ErrNotPulse.
+// notPulseError is connectPulse's answer when the server does not speak
+// pulse.v1: it did not negotiate it, or accepted it and then did not speak
+// it. It is a client.ErrNotPulse.
 type notPulseError struct {
-	reason string
-	held   []string // lines read before the verdict, for the plain WebSocket mode to send
+	accepted bool     // the server negotiated pulse.v1
+	reason   string   // what it did then
+	held     []string // lines read before the verdict, for the plain WebSocket mode to send
 }
 
 func (e *notPulseError) Error() string {
-	return fmt.Sprintf("the server accepted %s but %s", pulse.Subprotocol, e.reason)
+	if !e.accepted {
+		return "the server does not speak " + pulse.Subprotocol
+	}
+	return fmt.Sprintf("the server accepted %s but %s: it does not speak it", pulse.Subprotocol, e.reason)
 }
 
 func (e *notPulseError) Unwrap() error { return client.ErrNotPulse }

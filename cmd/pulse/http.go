@@ -24,8 +24,8 @@ import (
 // one set of metrics cover both.
 func (d *daemon) routes(reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /ws", d.originGate(d.checkOrigin, d.pulse.Handle(d.hub.Handler())))
-	mux.Handle("GET /echo", d.originGate(d.checkOrigin, d.pulse.Handle(echo)))
+	mux.Handle("GET /ws", d.originGate(d.checkOrigin, d.pulse.Handler(d.hub)))
+	mux.Handle("GET /echo", d.originGate(d.checkOrigin, d.pulse.Handler(echo)))
 	mux.Handle("/api/publish", d.logAPIRefusals(d.hub.PublishHandler(d.apiKey)))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog: httpErrorLog{d},
@@ -57,9 +57,10 @@ type httpErrorLog struct{ d *daemon }
 func (l httpErrorLog) Println(v ...any) { l.d.log.Warn("metrics", "error", fmt.Sprint(v...)) }
 
 // inflight counts the HTTP handlers that are running. http.Server.Shutdown
-// waits for plain requests but not for hijacked ones, whose handlers run as
-// long as their WebSocket; waiting here joins those too. The zero value is
-// ready to use.
+// waits for plain requests but stops tracking a connection once it is
+// hijacked, while its handler may still be finishing the upgrade (the
+// WebSocket's reader then goes on alone, joined by pulse.Server.Run);
+// waiting here joins those handlers too. The zero value is ready to use.
 type inflight struct {
 	mu     sync.Mutex // guards the fields below
 	n      int

@@ -22,8 +22,8 @@ import (
 
 // Bounds of the HTTP side of a drain.
 const (
-	// shutdownGrace is how long plain HTTP requests and WebSocket handlers
-	// may take to finish once every WebSocket has been closed.
+	// shutdownGrace is how long plain HTTP requests, and upgrades under
+	// way, may take to finish once every WebSocket has been closed.
 	shutdownGrace = 5 * time.Second
 	// readHeaderTimeout bounds a request's headers, so a client that
 	// never finishes its handshake cannot hold a goroutine.
@@ -157,9 +157,9 @@ func serverOnlyChannels(_ hub.Peer, action hub.Action, channel string) error {
 func (d *daemon) run(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	pulseDone := goErr(func() error { return d.pulse.Run(ctx) })
-	demosDone := goErr(func() error { return web.Run(ctx, d.hub) })
-	serveDone := goErr(func() error {
+	pulseDone := goResult(func() error { return d.pulse.Run(ctx) })
+	demosDone := goResult(func() error { return web.Run(ctx, d.hub) })
+	serveDone := goResult(func() error {
 		defer cancel() // a listener that fails shuts the server down too
 		return d.http.Serve(ln)
 	})
@@ -175,15 +175,15 @@ func (d *daemon) run(ctx context.Context, ln net.Listener) error {
 // shutdown drains the server once run's context has ended: the listener
 // closes at once, pulse closes every WebSocket with CloseServiceRestart
 // spread over the drain window (http.Server.Shutdown never touches hijacked
-// connections), and plain HTTP requests and the handlers of the closed
-// WebSockets then get shutdownGrace to finish. It joins the goroutines of
+// connections), and plain HTTP requests and upgrade handlers still
+// finishing then get shutdownGrace. It joins the goroutines of
 // Run (pulseDone) and Serve (serveDone).
 func (d *daemon) shutdown(pulseDone, serveDone <-chan error) error {
 	d.draining.Store(true)
 	d.log.Info("draining", "connections", d.pulse.Len(), "window", d.drainWindow)
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
 	defer stopHTTP()
-	httpDone := goErr(func() error { return d.http.Shutdown(httpCtx) })
+	httpDone := goResult(func() error { return d.http.Shutdown(httpCtx) })
 
 	pulseErr := <-pulseDone
 	grace := time.AfterFunc(shutdownGrace, stopHTTP)
@@ -207,11 +207,4 @@ func ignoreClosed(err error) error {
 		return nil
 	}
 	return fmt.Errorf("http serve: %w", err)
-}
-
-// goErr runs f on a new goroutine; receiving from the channel joins it.
-func goErr(f func() error) <-chan error {
-	done := make(chan error, 1)
-	go func() { done <- f() }()
-	return done
 }

@@ -35,7 +35,7 @@ func startDaemon(t *testing.T, shorten func(*http.Server), flags ...string) stri
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := goErr(func() error { return d.run(ctx, ln) })
+	done := goResult(func() error { return d.run(ctx, ln) })
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

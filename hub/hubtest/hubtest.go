@@ -1,5 +1,5 @@
 // Package hubtest is the conformance suite of hub.Broker: every
-// implementation, the in-memory one and the Redis one, passes TestBroker.
+// implementation (the in-memory one today) passes TestBroker.
 //
 // The suite never sleeps. It waits for deliveries by receiving on channels
 // with a generous timeout, so an asynchronous broker passes as well as a

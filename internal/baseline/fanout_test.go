@@ -1,7 +1,6 @@
 package baseline
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/pulse-go/pulse/internal/fleet"
 )
 
 // startFanout runs a Fanout behind httptest until the test ends, and
@@ -127,50 +128,26 @@ func TestPercentilesNearestRank(t *testing.T) {
 // Fanout: two subscribers, one warm-up and three measured messages.
 func TestFanoutFleetMeasures(t *testing.T) {
 	f, url, _ := startFanout(t, time.Minute, time.Minute)
-	inReader, in := io.Pipe()
-	outReader, out := io.Pipe()
-	ran := make(chan error, 1)
-	go func() {
-		err := RunFanoutFleet(FleetPlain, url, 2, inReader, out)
-		out.CloseWithError(err)
-		ran <- err
-	}()
-	t.Cleanup(func() { // after a failure too, before the Fanout stops
-		in.Close()
-		io.Copy(io.Discard, outReader)
+	// Its cleanup runs before the Fanout stops, even after a failure.
+	subs := fleet.StartInProcess(t, FleetName, func(in io.Reader, out io.Writer) error {
+		return RunFanoutFleet(FleetPlain, url, 2, in, out)
 	})
-	lines := bufio.NewScanner(outReader)
-	ask := func(command, want string) string {
-		t.Helper()
-		if command != "" {
-			fmt.Fprintln(in, command)
-		}
-		if !lines.Scan() || !strings.HasPrefix(lines.Text(), want) {
-			t.Fatalf("fleet said %q (%v), want %q", lines.Text(), lines.Err(), want)
-		}
-		return lines.Text()
-	}
-	ask("", FleetReady)
 	await(t, "2 members", func() bool { return f.Len() == 2 })
 	message := func(seq int) []byte {
 		return fmt.Appendf(nil, `{"type":"message","data":{"seq":%d,"t":%d}}`, seq, time.Now().UnixNano())
 	}
 	f.Broadcast(message(-1))
-	if got := ask("warm 1 5000", FleetWarm); got != FleetWarm+" 2 0" {
+	if got := subs.Ask("warm 1 5000"); got != "2 0" {
 		t.Fatalf("after the warm-up the fleet said %q", got)
 	}
 	for seq := 1; seq <= 3; seq++ {
 		f.Broadcast(message(seq))
 	}
-	if got := ask("count 6 5000", FleetCount); got != FleetCount+" 6 0" {
+	if got := subs.Ask("count 6 5000"); got != "6 0" {
 		t.Fatalf("after 3 broadcasts to 2 members the fleet said %q", got)
 	}
-	in.Close()
 	var s FanoutSummary
-	if err := json.Unmarshal([]byte(strings.TrimPrefix(ask("", FleetSummary), FleetSummary+" ")), &s); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-ran; err != nil {
+	if err := json.Unmarshal([]byte(subs.Stop()), &s); err != nil {
 		t.Fatal(err)
 	}
 	if s.Deliveries != 6 || s.Complete != 3 || s.Lost != 0 || s.P50 <= 0 || s.Max < s.P99 || s.LastMax != s.Max {

@@ -1,7 +1,6 @@
 package baseline
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/pulse-go/pulse/internal/fleet"
 )
 
 // The fan-out fleet: the subscribers of pulse's fan-out benchmark, run in a
@@ -26,14 +27,15 @@ import (
 // the publisher's wall clock in UnixNano. Messages with a negative seq are
 // warm-ups, counted per subscriber by the most recent one seen.
 //
-// The fleet speaks a line protocol on its input and output. It writes
-// "fanout: ready" once every subscriber is connected (and, for pulse,
-// subscribed). To "warm W MS" it answers "fanout: warm K LOST" once every
-// subscriber has had warm-up W (seq -W), or MS milliseconds have passed: K
-// subscribers have had it, LOST connections have ended. To "count D MS" it
-// answers "fanout: count N LOST" once N >= D measured deliveries have come,
-// or MS milliseconds have passed. When its input ends it closes every
-// connection and writes "fanout: summary JSON", a FanoutSummary.
+// It is the fleet named "fanout" of package internal/fleet, which runs it
+// in a child process. Its ready line comes once every subscriber is
+// connected (and, for pulse, subscribed). To "warm W MS" it answers
+// "fanout: warm K LOST" once every subscriber has had warm-up W (seq -W),
+// or MS milliseconds have passed: K subscribers have had it, LOST
+// connections have ended. To "count D MS" it answers "fanout: count N
+// LOST" once N >= D measured deliveries have come, or MS milliseconds have
+// passed. When its input ends it closes every connection and its done
+// line holds a FanoutSummary in JSON.
 
 // The fleet's modes: how a subscriber speaks to the server.
 const (
@@ -47,14 +49,8 @@ const (
 // FleetChannel is the channel a pulse-mode subscriber subscribes to.
 const FleetChannel = "room"
 
-// The fleet's lines; other lines of a child are the test binary's.
-const (
-	FleetPrefix  = "fanout: "
-	FleetReady   = "fanout: ready"
-	FleetWarm    = "fanout: warm"
-	FleetCount   = "fanout: count"
-	FleetSummary = "fanout: summary"
-)
+// FleetName starts each line of the fan-out fleet's protocol.
+const FleetName = "fanout"
 
 // FanoutSummary is what a fleet has measured, latencies in nanoseconds.
 type FanoutSummary struct {
@@ -98,8 +94,8 @@ type subscriber struct {
 	warm atomic.Int64
 }
 
-// fleet is the state shared by the subscribers' readers.
-type fleet struct {
+// fanoutFleet is the state shared by the subscribers' readers.
+type fanoutFleet struct {
 	mode       string
 	subs       []*subscriber
 	readers    sync.WaitGroup
@@ -115,7 +111,7 @@ type fleet struct {
 }
 
 // note wakes a wait of the command loop.
-func (f *fleet) note() {
+func (f *fanoutFleet) note() {
 	select {
 	case f.changed <- struct{}{}:
 	default: // a wake-up is already pending
@@ -123,7 +119,7 @@ func (f *fleet) note() {
 }
 
 // waitFor waits until done reports true, or patience has passed.
-func (f *fleet) waitFor(patience time.Duration, done func() bool) bool {
+func (f *fanoutFleet) waitFor(patience time.Duration, done func() bool) bool {
 	deadline := time.NewTimer(patience)
 	defer deadline.Stop()
 	for !done() {
@@ -144,7 +140,7 @@ func RunFanoutFleet(mode, url string, n int, in io.Reader, out io.Writer) error 
 	if mode != FleetPulse && mode != FleetPlain {
 		return fmt.Errorf("fan-out fleet: unknown mode %q", mode)
 	}
-	f := &fleet{mode: mode, subs: make([]*subscriber, n), changed: make(chan struct{}, 1)}
+	f := &fanoutFleet{mode: mode, subs: make([]*subscriber, n), changed: make(chan struct{}, 1)}
 	dialer := &websocket.Dialer{
 		HandshakeTimeout: 30 * time.Second,
 		ReadBufferSize:   1024,
@@ -162,16 +158,9 @@ func RunFanoutFleet(mode, url string, n int, in io.Reader, out io.Writer) error 
 		f.closeAll()
 		return err
 	}
-	fmt.Fprintln(out, FleetReady)
-	for sc := bufio.NewScanner(in); sc.Scan(); {
-		f.command(sc.Text(), out)
-	}
-	f.closeAll()
-	summary, err := json.Marshal(f.summary())
-	if err != nil {
+	if err := fleet.Serve(FleetName, in, out, f.answer, f.stop); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "%s %s\n", FleetSummary, summary)
 	if msg := f.failure.Load(); msg != nil {
 		return fmt.Errorf("fan-out fleet: the server sent %s", *msg)
 	}
@@ -179,7 +168,7 @@ func RunFanoutFleet(mode, url string, n int, in io.Reader, out io.Writer) error 
 }
 
 // dial connects subscriber i and starts its reader.
-func (f *fleet) dial(dialer *websocket.Dialer, url string, i int) error {
+func (f *fanoutFleet) dial(dialer *websocket.Dialer, url string, i int) error {
 	ws, resp, err := dialer.Dial(url, nil)
 	if err != nil {
 		return fmt.Errorf("dial %s: %w", url, err)
@@ -204,7 +193,7 @@ func (f *fleet) dial(dialer *websocket.Dialer, url string, i int) error {
 
 // read handles one subscriber's messages until its connection ends. It is
 // the connection's only writer once dial has subscribed.
-func (f *fleet) read(s *subscriber) {
+func (f *fanoutFleet) read(s *subscriber) {
 	for {
 		_, data, err := s.ws.ReadMessage()
 		if err != nil {
@@ -233,7 +222,7 @@ func (f *fleet) read(s *subscriber) {
 }
 
 // record notes one delivery received at now.
-func (f *fleet) record(s *subscriber, data []byte, now int64) {
+func (f *fanoutFleet) record(s *subscriber, data []byte, now int64) {
 	seq, ok1 := intAfter(data, `"seq":`)
 	sent, ok2 := intAfter(data, `"t":`)
 	switch {
@@ -268,7 +257,7 @@ func intAfter(data []byte, key string) (int64, bool) {
 }
 
 // awaitSubscribed waits until n subscribe answers have come.
-func (f *fleet) awaitSubscribed(n int, patience time.Duration) error {
+func (f *fanoutFleet) awaitSubscribed(n int, patience time.Duration) error {
 	failed := func() bool { return f.failure.Load() != nil }
 	f.waitFor(patience, func() bool { return failed() || f.subscribed.Load() >= int64(n) })
 	if msg := f.failure.Load(); msg != nil {
@@ -280,26 +269,36 @@ func (f *fleet) awaitSubscribed(n int, patience time.Duration) error {
 	return nil
 }
 
-// command answers one line of the protocol; unknown lines are ignored.
-func (f *fleet) command(line string, out io.Writer) {
-	var verb string
+// answer answers a command of the protocol: "count D MS" or "warm W MS".
+func (f *fanoutFleet) answer(verb, args string) (string, bool) {
 	var arg, ms int64
-	if n, _ := fmt.Sscanf(line, "%s %d %d", &verb, &arg, &ms); n < 2 {
-		return
+	if n, _ := fmt.Sscanf(args, "%d %d", &arg, &ms); n < 1 {
+		return "", false
 	}
 	patience := time.Duration(ms) * time.Millisecond
 	switch verb {
 	case "count":
 		f.waitFor(patience, func() bool { return f.delivered.Load() >= arg })
-		fmt.Fprintf(out, "%s %d %d\n", FleetCount, f.delivered.Load(), f.lost.Load())
+		return fmt.Sprintf("%d %d", f.delivered.Load(), f.lost.Load()), true
 	case "warm":
 		f.waitFor(patience, func() bool { return f.warmed(arg) == len(f.subs) })
-		fmt.Fprintf(out, "%s %d %d\n", FleetWarm, f.warmed(arg), f.lost.Load())
+		return fmt.Sprintf("%d %d", f.warmed(arg), f.lost.Load()), true
 	}
+	return "", false
+}
+
+// stop closes every connection and returns the summary in JSON.
+func (f *fanoutFleet) stop() string {
+	f.closeAll()
+	summary, err := json.Marshal(f.summary())
+	if err != nil {
+		panic(err) // a struct of integers always marshals
+	}
+	return string(summary)
 }
 
 // warmed counts the subscribers that have had warm-up w.
-func (f *fleet) warmed(w int64) int {
+func (f *fanoutFleet) warmed(w int64) int {
 	k := 0
 	for _, s := range f.subs {
 		if s.warm.Load() >= w {
@@ -310,7 +309,7 @@ func (f *fleet) warmed(w int64) int {
 }
 
 // closeAll closes every connection and waits for the readers.
-func (f *fleet) closeAll() {
+func (f *fanoutFleet) closeAll() {
 	f.stopping.Store(true)
 	for _, s := range f.subs {
 		if s != nil {
@@ -321,7 +320,7 @@ func (f *fleet) closeAll() {
 }
 
 // summary computes the percentiles; the readers have ended.
-func (f *fleet) summary() FanoutSummary {
+func (f *fanoutFleet) summary() FanoutSummary {
 	sum := FanoutSummary{Deliveries: f.delivered.Load(), Lost: f.lost.Load()}
 	var (
 		all   = make([]int64, 0, sum.Deliveries)

@@ -15,6 +15,10 @@ import (
 // of the liveness rule, one check, and slack for a busy machine.
 const cutTimeout = testBound + 3*time.Second
 
+// noteTimeout bounds how long the chat's "back: missed messages filled
+// in" may stay: its 4 s, and slack for a busy machine.
+const noteTimeout = 4*time.Second + 2*time.Second
+
 // say types text into the chat's message box and presses Enter.
 func (tb *tab) say(text string) {
 	tb.t.Helper()
@@ -41,7 +45,8 @@ func membersShown(n int) string {
 // behind a chaos proxy; the proxy then silently drops everything. That
 // page's banner must say it is reconnecting, the other page must see it
 // leave at the heartbeat bound, and after healing it must show every
-// message sent meanwhile, once each, in order.
+// message sent meanwhile, once each, in order, with a note saying so that
+// goes after a few seconds.
 func TestChatResumesAfterBlackhole(t *testing.T) {
 	s := startServer(t)
 	proxy, viaProxy := startProxy(t, s)
@@ -58,7 +63,7 @@ func TestChatResumesAfterBlackhole(t *testing.T) {
 	ann.noConsoleErrors()
 	bob.noConsoleErrors()
 
-	proxy.Blackhole(chaos.Both)
+	proxy.Blackhole(chaos.DirectionBoth)
 	cut := time.Now()
 	took := bob.waitFor("the reconnecting banner",
 		`document.querySelector('#banner.show[data-state="reconnecting"]')?.textContent.includes('Reconnect')`, cutTimeout)
@@ -75,6 +80,10 @@ func TestChatResumesAfterBlackhole(t *testing.T) {
 	proxy.Heal()
 	took = bob.waitFor("every missed message", messagesShown(2+missed), cutTimeout+5*time.Second)
 	t.Logf("bob caught up %v after healing", took.Round(time.Millisecond))
+	note := `document.getElementById('history-note').textContent`
+	bob.waitFor("the catch-up note", note+`.startsWith('back')`, loadTimeout)
+	took = bob.waitFor("the catch-up note to go", note+` === ''`, noteTimeout)
+	t.Logf("the catch-up note went after %v", took.Round(time.Millisecond))
 	bob.waitFor("the banner to go", `!document.querySelector('#banner.show')`, loadTimeout)
 	ann.waitFor("bob back in the members", membersShown(2), loadTimeout)
 

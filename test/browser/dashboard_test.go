@@ -23,7 +23,7 @@ func TestDashboardFillsGap(t *testing.T) {
 	tb.noConsoleErrors()
 	tb.screenshots("dashboard", `Number(document.body.dataset.samples) > 0`)
 
-	proxy.Blackhole(chaos.Both)
+	proxy.Blackhole(chaos.DirectionBoth)
 	cut := time.Now()
 	tb.waitFor("the reconnecting banner", `document.querySelector('#banner.show[data-state="reconnecting"]') !== null`, cutTimeout)
 	t.Logf("reconnecting %v after the blackhole", time.Since(cut).Round(time.Millisecond))

@@ -5,6 +5,10 @@
 // them. A chaos proxy sits between one browser tab and the server, so a
 // test can cut that tab off silently and heal it.
 //
+// It is a module of its own (with a replace of the pulse module by ../..),
+// so that chromedp is no dependency of the library: run it from this
+// directory, as scripts/test.sh does (go vet ./... && go test ./...).
+//
 // The tests write screenshots of every demo, at desktop and phone widths,
 // to screenshots/. Install Chromium with scripts/browser-deps.sh (the
 // README's test command does); without /usr/bin/chromium the tests fail.

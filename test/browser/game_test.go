@@ -38,7 +38,7 @@ func TestGameRemovesVanishedPlayer(t *testing.T) {
 	bob.noConsoleErrors()
 	ann.screenshots("game", "")
 
-	proxy.Blackhole(chaos.Both)
+	proxy.Blackhole(chaos.DirectionBoth)
 	cut := time.Now()
 	ann.waitFor("bob to be removed", playersShown(1), cutTimeout)
 	took := time.Since(cut)

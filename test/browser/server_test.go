@@ -53,7 +53,7 @@ func startServer(t *testing.T) *server {
 	broker := hub.NewMemory(nil)
 	h := hub.New(&hub.Options{Broker: broker, Authorize: serverOnlyDollar})
 	mux := http.NewServeMux()
-	mux.Handle("GET /ws", srv.Handle(h.Handler()))
+	mux.Handle("GET /ws", srv.Handler(h))
 	mux.Handle("/", web.Handler())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -16,7 +16,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import {
-  PulseSocket, CLOSE_CODES, retryable, retryWindow, backoff,
+  PulseSocket, PulseError, CLOSE_CODES, retryable, retryWindow, backoff,
 } from '../../web/static/pulse.js';
 
 const WAIT_MS = 10_000; // bound on every wait
@@ -129,8 +129,8 @@ test('close codes, retry window and backoff match PROTOCOL.md', () => {
   assert.equal(retryable(3000), false);
   assert.equal(retryWindow('server restart retry=5000'), 5000);
   assert.equal(retryWindow('retry=12'), 12);
-  assert.equal(retryWindow('no window'), -1);
-  assert.equal(backoff(0, 500, 15_000, () => 0.999), 499);
+  assert.equal(retryWindow('no window'), 0);
+  assert.equal(backoff(0, 500, 15_000, () => 0.999), 500);
   assert.equal(backoff(3, 500, 15_000, () => 0.5), 2000);
   assert.equal(backoff(40, 500, 15_000, () => 0.999), 14_985);
 });
@@ -191,16 +191,19 @@ test('sends while connecting are queued, bounded, and latest per key', async (t)
   await next(reader, 'subscribed');
 
   const ps = open(t, url, { queueSize: 3 });
-  const dropped = ps.publish('q', 'first');
-  assert.equal(dropped.status, 'queued');
-  assert.equal(ps.send('q', 'move-1', { queueKey: 'move' }), 'queued');
+  const first = ps.publish('q', 'first');
+  assert.equal(first.status, 'queued');
+  const replaced = ps.publish('q', 'move-1', { queueKey: 'move' });
   assert.equal(ps.send('q', 'move-2', { queueKey: 'move' }), 'queued'); // replaces move-1
+  await assert.rejects(replaced.ack, (err) => err.code === 'replaced');
   ps.send('q', 'second');
-  ps.send('q', 'third'); // over 3: drops "first"
-  await assert.rejects(dropped.ack, /queue full/);
+  // Full: the new publish is refused, loudly; the queued ones stay.
+  assert.throws(() => ps.send('q', 'third'), (err) => err instanceof PulseError && err.code === 'queue_full');
+  assert.throws(() => ps.publish('q', 'fourth'), (err) => err.code === 'queue_full');
   await next(ps, 'open');
+  await first.ack;
   await got.waitFor(3);
-  assert.deepEqual(got.map((e) => e.data), ['move-2', 'second', 'third']);
+  assert.deepEqual(got.map((e) => e.data), ['first', 'move-2', 'second']);
   assert.equal(ps.send('q', 'live'), 'sent');
 });
 
@@ -337,7 +340,7 @@ test('a position the server cannot resume from is refetched from history and sai
   // A reload after a server restart: the stored epoch is gone.
   const storage = new MemoryStorage();
   const probe = new PulseSocket(url, { storage });
-  const key = probe.storageKey;
+  const [key] = storage.m.keys();
   probe.close();
   storage.setItem(key, JSON.stringify({ id: 'c0ffee', positions: { news: { epoch: 'gone', offset: 3 } } }));
 
@@ -371,7 +374,7 @@ test('no dial while the browser is offline; online dials at once', async (t) => 
   page.navigator.onLine = false;
   net.muted = true;
   await next(ps, 'statechange', (e) => e.detail.offline === true);
-  assert.equal(ps.state, 'reconnecting');
+  assert.equal(ps.state, 'offline');
   assert.equal(net.sockets.length, 1, 'dialled while offline');
 
   net.muted = false;
@@ -402,4 +405,98 @@ test('pageshow and visibilitychange probe the connection: no pong within timeout
   t.diagnostic(`probe judged the connection dead after ${after.toFixed(0)} ms`);
   assert.equal(closed.detail.reason, 'probe unanswered');
   assert.ok(after >= 1000 && after < BOUND_MS, `probe verdict after ${after} ms, want within [timeout, interval + timeout)`);
+});
+
+/** Records each statechange of ps, as it happens. */
+function states(ps) {
+  const seen = [];
+  ps.addEventListener('statechange', (e) => seen.push(e.detail.state));
+  return seen;
+}
+
+test('the offline event leaves open at once; online dials at once', async (t) => {
+  const page = fakePage(t);
+  const { url } = await startServer(t);
+  const net = mutableNet();
+  const ps = open(t, url, { WebSocket: net.WebSocket, backoffBase: 50 });
+  await next(ps, 'open');
+  page.navigator.onLine = false;
+  page.window.dispatchEvent(new Event('offline'));
+  assert.equal(ps.state, 'offline', 'still open after the offline event');
+  assert.ok(net.sockets[0].readyState >= 2, 'the socket of the lost network stays open'); // CLOSING
+
+  page.navigator.onLine = true;
+  const opened = next(ps, 'open');
+  page.window.dispatchEvent(new Event('online'));
+  assert.equal(net.sockets.length, 2, 'the online event did not dial at once');
+  assert.equal((await opened).detail.resumed, true);
+});
+
+test('waking while offline says offline at once, with no countdown first', async (t) => {
+  const page = fakePage(t);
+  const { url } = await startServer(t);
+  const net = mutableNet();
+  const ps = open(t, url, { WebSocket: net.WebSocket });
+  await next(ps, 'open');
+  // The laptop slept; the network went while no event could run.
+  net.muted = true;
+  page.navigator.onLine = false;
+  const seen = states(ps);
+  page.document.dispatchEvent(new Event('visibilitychange'));
+  assert.deepEqual(seen, ['offline']);
+  assert.equal(ps.retryAt, 0, 'a countdown is planned while offline');
+});
+
+for (const [leave, back, on] of [['freeze', 'resume', 'document'], ['pagehide', 'pageshow', 'window']]) {
+  test(`${leave} closes at once (1000) so presence drops at once; ${back} comes back as the same member`, async (t) => {
+    const { url } = await startServer(t);
+    const watcher = open(t, url, { client: 'watcher' }); // another page: made before this one
+    watcher.subscribe('lobby', { presence: true });
+    await next(watcher, 'subscribed');
+    const page = fakePage(t);
+    const net = mutableNet();
+    const closes = [];
+    const WS = class extends net.WebSocket {
+      close(code, reason) { closes.push(code); super.close(code, reason); }
+    };
+    const ps = open(t, url, { WebSocket: WS, client: 'ann' });
+    const joined = next(watcher, 'join', (e) => e.detail.member.client === 'ann');
+    ps.subscribe('lobby', { presence: true });
+    const member = (await joined).detail.member.id;
+
+    const left = next(watcher, 'leave', (e) => e.detail.member.id === member);
+    const start = performance.now();
+    page[on].dispatchEvent(new Event(leave));
+    await left;
+    const after = performance.now() - start;
+    t.diagnostic(`left presence ${after.toFixed(0)} ms after ${leave}`);
+    assert.ok(after < BOUND_MS / 2, `left ${after} ms after ${leave}: not at once`);
+    assert.deepEqual(closes, [1000]);
+    assert.notEqual(ps.state, 'open');
+
+    const rejoined = next(watcher, 'join', (e) => e.detail.member.client === 'ann');
+    page[on].dispatchEvent(new Event(back));
+    assert.equal((await rejoined).detail.member.id, member);
+    assert.equal(ps.state, 'open');
+  });
+}
+
+test('endSession forgets the session: storage is cleared and stays clear', async (t) => {
+  const page = fakePage(t);
+  const { url } = await startServer(t);
+  const storage = new MemoryStorage();
+  const first = open(t, url, { storage });
+  await next(first, 'open');
+  const member = first.member;
+  assert.equal(storage.m.size, 1);
+  first.endSession();
+  assert.equal(first.state, 'closed');
+  assert.equal(storage.m.size, 0, 'endSession left the session in storage');
+  page.window.dispatchEvent(new Event('pagehide')); // the page unloads
+  assert.equal(storage.m.size, 0, 'the session was written back on unload');
+
+  const second = open(t, url, { storage }); // the reload
+  await next(second, 'open');
+  assert.notEqual(second.member, member);
+  assert.notEqual(second.clientId, first.clientId);
 });

@@ -8,8 +8,10 @@ export function socketURL() {
 
 /**
  * Shows the connection's state in the banner element: "Reconnecting in 3 s...
- * [Reconnect now]" while waiting, "Offline" while the browser is, nothing
- * while open. Its data-state attribute mirrors the socket's state.
+ * [Reconnect now]" while waiting, "Offline: waiting for the network..."
+ * (and no button: nothing can be done) from the moment the browser says it
+ * is offline, nothing while open. Its data-state attribute mirrors the
+ * socket's state.
  * @param {import('./pulse.js').PulseSocket} ps
  * @param {HTMLElement} banner
  */
@@ -20,22 +22,22 @@ export function connectionBanner(ps, banner) {
   now.textContent = 'Reconnect now';
   now.addEventListener('click', () => ps.reconnectNow());
   banner.replaceChildren(text, now);
-  let offline = false;
   const render = () => {
     banner.dataset.state = ps.state;
     const waiting = ps.retryAt - performance.now();
+    /** @type {Record<string, string>} */
     const lines = {
       connecting: 'Connecting...',
       degraded: 'Connection is slow: the server has not answered for a while...',
-      reconnecting: offline ? 'Offline: waiting for the network...'
-        : waiting > 0 ? `Reconnecting in ${Math.ceil(waiting / 1000)} s...` : 'Reconnecting...',
+      reconnecting: waiting > 0 ? `Reconnecting in ${Math.ceil(waiting / 1000)} s...` : 'Reconnecting...',
+      offline: 'Offline: waiting for the network...',
       closed: 'Disconnected.',
     };
     text.textContent = lines[ps.state] || '';
     now.hidden = ps.state !== 'reconnecting' && ps.state !== 'degraded';
     banner.classList.toggle('show', ps.state !== 'open');
   };
-  ps.addEventListener('statechange', (e) => { offline = !!e.detail.offline; render(); });
+  ps.addEventListener('statechange', render);
   setInterval(render, 250);
   render();
 }

@@ -1,10 +1,14 @@
-// The chat demo: rooms are channels "room:<name>"; a message is
-// {nick, color, text, id}; presence lists who is in the room.
+// The chat demo: rooms are channels "room:<name>"; a message it sends is
+// {nick, color, text, id, t}, and it shows any other publication too (a
+// plain string, or JSON from the CLI or a script). The author is the
+// server-set publisher id (e.from), named by presence when known; presence
+// lists who is in the room.
 import { PulseSocket } from '/pulse.js';
 import { socketURL, connectionBanner, statusPill, identity, saveIdentity } from '/ui.js';
 
 const ROOMS = ['lobby', 'random', 'help'];
 const HISTORY = 50;
+const NOTE_MS = 4000; // how long "back: missed messages filled in" stays
 const $ = (id) => document.getElementById(id);
 
 const me = identity();
@@ -16,6 +20,7 @@ statusPill(ps, $('status'));
 
 let room = '';
 let sent = 0;
+let noteTimer = 0;
 /** @type {Map<string, {id: string, client: string, info?: any}>} */
 const members = new Map();
 
@@ -48,7 +53,7 @@ function enter(name) {
   renderMembers();
   $('messages').replaceChildren();
   $('room-title').textContent = `# ${name}`;
-  $('history-note').textContent = '';
+  note('');
   renderRooms();
   ps.subscribe(channel(name), { presence: true, history: HISTORY });
 }
@@ -68,21 +73,62 @@ function renderMembers() {
     if (m.id === ps.member) li.append(Object.assign(document.createElement('span'), { className: 'muted', textContent: '(you)' }));
     return li;
   }));
+  relabel();
+}
+
+/** Names the shown messages of members now in presence (history came first). */
+function relabel() {
+  for (const li of document.querySelectorAll('#messages li[data-from]')) {
+    const member = members.get(li.dataset.from);
+    if (!member) continue;
+    const nick = li.querySelector('.nick');
+    nick.textContent = member.client || 'anonymous';
+    if (/^#[0-9a-f]{6}$/i.test(member.info?.color)) nick.style.color = member.info.color;
+  }
 }
 
 function timeOf(ms) {
   return new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
 }
 
+/** Shows text beside the room's title for NOTE_MS, or clears it. */
+function note(text) {
+  clearTimeout(noteTimer);
+  $('history-note').textContent = text;
+  if (text) noteTimer = setTimeout(() => note(''), NOTE_MS);
+}
+
+/**
+ * Who published data: the publisher's name in presence (from is its member
+ * id, set by the server), else the nick the message carries, else a short
+ * id; "server" for what the server published.
+ */
+function author(data, from) {
+  const member = from && members.get(from);
+  if (member) return { nick: member.client || 'anonymous', color: member.info?.color };
+  if (typeof data?.nick === 'string' && data.nick) return { nick: data.nick, color: data.color };
+  return { nick: from ? `#${from.slice(0, 6)}` : 'server', color: '' };
+}
+
+/** The text of a publication: a string as it is, {text} its text, other JSON as JSON. */
+function textOf(data) {
+  if (typeof data === 'string') return data;
+  if (data && typeof data === 'object' && 'text' in data) return String(data.text);
+  return JSON.stringify(data);
+}
+
 /** A message row; pos is null for one of ours still on its way. */
-function messageRow(data, pos) {
+function messageRow(data, pos, from) {
+  const fields = data && typeof data === 'object' ? data : {};
   const li = document.createElement('li');
-  li.dataset.id = data.id || '';
+  li.dataset.id = typeof fields.id === 'string' ? fields.id : '';
   if (pos) li.dataset.pos = `${pos.epoch}:${pos.offset}`;
-  const nick = Object.assign(document.createElement('span'), { className: 'nick', textContent: String(data.nick || '?') });
-  nick.style.color = /^#[0-9a-f]{6}$/i.test(data.color) ? data.color : 'var(--accent)';
-  const text = Object.assign(document.createElement('span'), { className: 'text', textContent: String(data.text ?? '') });
-  const time = Object.assign(document.createElement('span'), { className: 'time', textContent: timeOf(data.t || Date.now()) });
+  if (from) li.dataset.from = from;
+  const who = author(fields, from);
+  const nick = Object.assign(document.createElement('span'), { className: 'nick', textContent: who.nick });
+  nick.style.color = /^#[0-9a-f]{6}$/i.test(who.color) ? who.color : 'var(--accent)';
+  const text = Object.assign(document.createElement('span'), { className: 'text', textContent: textOf(data) });
+  const time = Object.assign(document.createElement('span'), { className: 'time', textContent: timeOf(Number(fields.t) || Date.now()) });
   li.append(nick, text, time);
   return li;
 }
@@ -99,16 +145,18 @@ function notice(text) {
 }
 
 ps.addEventListener('message', (e) => {
-  if (e.channel !== channel(room) || typeof e.data !== 'object' || !e.data) return;
-  const mine = e.data.id && document.querySelector(`#messages li.pending[data-id="${CSS.escape(e.data.id)}"]`);
+  if (e.channel !== channel(room)) return;
+  if (!e.replayed) note(''); // the next live message: the catch-up is old news
+  const id = typeof e.data?.id === 'string' ? e.data.id : '';
+  const mine = id && document.querySelector(`#messages li.pending[data-id="${CSS.escape(id)}"]`);
   if (mine) mine.remove();
-  append(messageRow(e.data, e.pos));
+  append(messageRow(e.data, e.pos, e.from));
 });
 
 ps.addEventListener('subscribed', async (e) => {
   if (e.detail.channel !== channel(room)) return;
   if (e.detail.refetched) notice('Some messages were lost while you were away (the server restarted); showing the last ones again.');
-  else if (e.detail.recovered === true && !e.detail.fresh) $('history-note').textContent = 'back: missed messages filled in';
+  else if (e.detail.recovered === true && !e.detail.fresh) note('back: missed messages filled in');
   try {
     const list = await ps.presence(channel(room));
     members.clear();
@@ -133,12 +181,16 @@ $('send-form').addEventListener('submit', (e) => {
   const text = $('text').value.trim();
   if (!text) return;
   const data = { id: `${ps.clientId}-${Date.now()}-${++sent}`, nick: me.nick, color: me.color, text, t: Date.now() };
-  const { ack } = ps.publish(channel(room), data, { key: data.id });
-  const row = messageRow(data, null);
+  const row = messageRow(data, null, ps.member);
+  const failed = (err) => { row.classList.remove('pending'); row.querySelector('.time').textContent = `not sent: ${err.message}`; };
   row.classList.add('pending');
   append(row);
-  ack.catch((err) => { row.classList.remove('pending'); row.querySelector('.time').textContent = `not sent: ${err.message}`; });
   $('text').value = '';
+  try {
+    ps.publish(channel(room), data, { key: data.id }).ack.catch(failed);
+  } catch (err) {
+    failed(err); // queue_full: too much waits already
+  }
 });
 
 $('room-form').addEventListener('submit', (e) => {

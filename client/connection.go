@@ -15,11 +15,12 @@ import (
 // connection degraded, like the server's wheel tick.
 const maxTick = time.Second
 
-// session is one connection of a Client, from dial to loss. Its run
+// connection is one connection of a Client, from dial to loss. Its run
 // goroutine is the only writer of the transport; a reader goroutine hands
-// it every inbound frame with the time it arrived.
-type session struct {
-	// Set by newSession, never changes.
+// it every inbound frame with the time it arrived. (The session, which
+// outlives connections, is the Client's.)
+type connection struct {
+	// Set by newConnection, never changes.
 	c       *Client
 	t       Transport
 	started time.Time
@@ -50,37 +51,40 @@ type frame struct {
 	at   time.Time
 }
 
-func newSession(c *Client, t Transport) *session {
+func newConnection(c *Client, t Transport) *connection {
 	now := time.Now()
-	s := &session{c: c, t: t, started: now}
-	s.heard.Store(&now)
-	return s
+	cn := &connection{c: c, t: t, started: now}
+	cn.heard.Store(&now)
+	return cn
 }
 
 // run serves the connection until it is lost or ctx ends, and returns why.
-func (s *session) run(ctx context.Context) error {
+func (cn *connection) run(ctx context.Context) error {
 	frames := make(chan frame)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Go(func() { s.read(frames, stop) })
-	err := s.serve(ctx, frames)
-	if ctx.Err() != nil {
-		s.t.Close(pulse.CloseNormal, "client closing")
-	} else {
-		s.t.Close(pulse.CloseGoingAway, "client reconnecting")
+	wg.Go(func() { cn.read(frames, stop) })
+	err := cn.serve(ctx, frames)
+	switch ce, _ := err.(*pulse.CloseError); {
+	case ctx.Err() != nil:
+		cn.t.Close(pulse.CloseNormal, "client closing")
+	case ce != nil && ce.Code == pulse.CloseHeartbeatTimeout: // the client rule of PROTOCOL.md
+		cn.t.Close(pulse.CloseHeartbeatTimeout, "server silent")
+	default: // 1000: a browser cannot send 1001, and pulse.js follows the same rule
+		cn.t.Close(pulse.CloseNormal, "client reconnecting")
 	}
 	close(stop)
 	wg.Wait()
-	s.end()
+	cn.end()
 	return err
 }
 
-func (s *session) read(frames chan<- frame, stop <-chan struct{}) {
+func (cn *connection) read(frames chan<- frame, stop <-chan struct{}) {
 	for {
-		data, err := s.t.ReadMessage()
+		data, err := cn.t.ReadMessage()
 		at := time.Now()
 		if err == nil {
-			s.heard.Store(&at)
+			cn.heard.Store(&at)
 		}
 		select {
 		case frames <- frame{data: data, err: err, at: at}:
@@ -93,8 +97,8 @@ func (s *session) read(frames chan<- frame, stop <-chan struct{}) {
 	}
 }
 
-func (s *session) serve(ctx context.Context, frames <-chan frame) error {
-	timer := time.NewTimer(s.c.opts.HandshakeTimeout)
+func (cn *connection) serve(ctx context.Context, frames <-chan frame) error {
+	timer := time.NewTimer(cn.c.opts.HandshakeTimeout)
 	defer timer.Stop()
 	for {
 		var err error
@@ -102,17 +106,17 @@ func (s *session) serve(ctx context.Context, frames <-chan frame) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case f := <-frames:
-			unwelcomed := s.opened.IsZero()
-			err = s.receive(f)
-			if unwelcomed && !s.opened.IsZero() {
+			unwelcomed := cn.opened.IsZero()
+			err = cn.receive(f)
+			if unwelcomed && !cn.opened.IsZero() {
 				timer.Reset(0) // the liveness rule is known: apply it
 			}
 		case <-timer.C:
 			var next time.Duration
-			next, err = s.check(time.Now()) // not the fire time, which may be stale
+			next, err = cn.check(time.Now()) // not the fire time, which may be stale
 			timer.Reset(next)
-		case <-s.c.wake:
-			err = s.flush()
+		case <-cn.c.wake:
+			err = cn.flush()
 		}
 		if err != nil {
 			return err
@@ -121,18 +125,18 @@ func (s *session) serve(ctx context.Context, frames <-chan frame) error {
 }
 
 // receive handles one inbound frame: any frame is life.
-func (s *session) receive(f frame) error {
+func (cn *connection) receive(f frame) error {
 	if f.err != nil {
 		return lost(f.err)
 	}
 	if m, err := wire.DecodeServer(f.data); err == nil {
-		if err := s.handle(m, f.at); err != nil {
+		if err := cn.handle(m, f.at); err != nil {
 			return err
 		}
 	}
-	if s.degraded {
-		s.degraded = false
-		s.c.setState(StateChange{State: StateOpen})
+	if cn.degraded {
+		cn.degraded = false
+		cn.c.setState(StateChange{State: StateOpen})
 	}
 	return nil
 }
@@ -147,119 +151,119 @@ func lost(err error) error {
 
 // check applies the liveness rule at now and returns when to check next.
 // Before the welcome, the handshake timeout bounds the wait.
-func (s *session) check(now time.Time) (time.Duration, error) {
-	if s.opened.IsZero() {
-		left := s.c.opts.HandshakeTimeout - now.Sub(s.started)
+func (cn *connection) check(now time.Time) (time.Duration, error) {
+	if cn.opened.IsZero() {
+		left := cn.c.opts.HandshakeTimeout - now.Sub(cn.started)
 		if left <= 0 {
 			return 0, &pulse.CloseError{Code: pulse.CloseAbnormal, Reason: errNoWelcome.Error()}
 		}
 		return left, nil
 	}
-	silent := now.Sub(*s.heard.Load())
-	bound := s.interval + s.timeout
-	probeAt := s.interval + s.tick()
+	silent := now.Sub(*cn.heard.Load())
+	bound := cn.interval + cn.timeout
+	probeAt := cn.interval + cn.tick()
 	switch {
 	case silent >= bound:
 		return 0, &pulse.CloseError{Code: pulse.CloseHeartbeatTimeout, Reason: fmt.Sprintf("nothing from the server for %v", silent.Round(time.Millisecond))}
 	case silent >= probeAt:
-		return bound - silent, s.degrade()
+		return bound - silent, cn.degrade()
 	}
 	return probeAt - silent, nil
 }
 
 // tick is the grace past Interval before probing: the server's heartbeat
 // itself arrives every Interval.
-func (s *session) tick() time.Duration {
-	return min(s.interval, s.timeout, 10*maxTick) / 10
+func (cn *connection) tick() time.Duration {
+	return min(cn.interval, cn.timeout, 10*maxTick) / 10
 }
 
 // degrade marks the connection degraded and probes it with a ping, once.
-func (s *session) degrade() error {
-	if s.degraded {
+func (cn *connection) degrade() error {
+	if cn.degraded {
 		return nil
 	}
-	s.degraded = true
-	s.c.setState(StateChange{State: StateDegraded})
-	s.probes = append(s.probes, probe{sent: time.Now()})
-	return s.t.WriteMessage(pingFrame)
+	cn.degraded = true
+	cn.c.setState(StateChange{State: StateDegraded})
+	cn.probes = append(cn.probes, probe{sent: time.Now()})
+	return cn.t.WriteMessage(pingFrame)
 }
 
 // handle dispatches one pulse.v1 message.
-func (s *session) handle(m wire.Msg, at time.Time) error {
+func (cn *connection) handle(m wire.Msg, at time.Time) error {
 	switch m := m.(type) {
 	case wire.Ping:
-		return s.t.WriteMessage(pongFrame)
+		return cn.t.WriteMessage(pongFrame)
 	case wire.Pong:
-		s.pong(at)
+		cn.pong(at)
 	case wire.Welcome:
-		return s.welcome(m, at)
+		return cn.welcome(m, at)
 	case wire.Subscribed:
-		s.subscribed(m)
+		cn.subscribed(m)
 	case wire.Message:
-		s.deliver(m.Channel, []wire.Publication{m.Publication}, false)
+		cn.deliver(m.Channel, []wire.Publication{m.Publication}, false)
 	case wire.Batch:
-		s.deliver(m.Channel, m.Publications, true)
+		cn.deliver(m.Channel, m.Publications, true)
 	case wire.Ack:
-		s.acked(m)
+		cn.acked(m)
 	case wire.Error:
-		s.refused(m)
+		cn.refused(m)
 	case wire.Join:
-		s.presence(m.Channel, m.Member, true)
+		cn.presence(m.Channel, m.Member, true)
 	case wire.Leave:
-		s.presence(m.Channel, m.Member, false)
+		cn.presence(m.Channel, m.Member, false)
 	}
 	return nil
 }
 
-func (s *session) presence(channel string, m Member, joined bool) {
-	if f := s.c.opts.OnPresence; f != nil {
+func (cn *connection) presence(channel string, m Member, joined bool) {
+	if f := cn.c.opts.OnPresence; f != nil {
 		f(channel, m, joined)
 	}
 }
 
 // pong ends the oldest probe: the server answers pings in order.
-func (s *session) pong(at time.Time) {
-	if len(s.probes) == 0 {
+func (cn *connection) pong(at time.Time) {
+	if len(cn.probes) == 0 {
 		return
 	}
-	p := s.probes[0]
-	s.probes = s.probes[1:]
+	p := cn.probes[0]
+	cn.probes = cn.probes[1:]
 	rtt := at.Sub(p.sent)
-	s.c.mu.Lock()
-	s.c.rtt = rtt
-	s.c.mu.Unlock()
+	cn.c.mu.Lock()
+	cn.c.rtt = rtt
+	cn.c.mu.Unlock()
 	p.wait.finish(rtt, nil)
 }
 
 // welcome opens the connection: it takes the server's liveness rule, then
 // says hello, resubscribes every channel and sends what waited.
-func (s *session) welcome(m wire.Welcome, at time.Time) error {
-	if !s.opened.IsZero() {
+func (cn *connection) welcome(m wire.Welcome, at time.Time) error {
+	if !cn.opened.IsZero() {
 		return nil
 	}
 	var ok bool
-	if s.interval, s.timeout, ok = m.Liveness(); !ok {
-		s.interval, s.timeout = pulse.DefaultInterval, pulse.DefaultTimeout
+	if cn.interval, cn.timeout, ok = m.Liveness(); !ok {
+		cn.interval, cn.timeout = pulse.DefaultInterval, pulse.DefaultTimeout
 	}
-	s.opened = at
-	s.c.mu.Lock()
-	s.c.generation++
-	prior := s.c.session
+	cn.opened = at
+	cn.c.mu.Lock()
+	cn.c.generation++
+	prior := cn.c.session
 	if prior == "" {
-		s.c.session, s.c.member = m.Session, m.Member
+		cn.c.session, cn.c.member = m.Session, m.Member
 	}
-	s.c.mu.Unlock()
-	s.c.setState(StateChange{State: StateOpen})
-	return s.hello(prior, m.Session)
+	cn.c.mu.Unlock()
+	cn.c.setState(StateChange{State: StateOpen})
+	return cn.hello(prior, m.Session)
 }
 
 // hello names the client for presence and continues the first
 // connection's session, so that presence sees the same member come back.
 // It goes before the resubscribes, which flush sends.
-func (s *session) hello(prior, current string) error {
+func (cn *connection) hello(prior, current string) error {
 	continues := prior != "" && prior != current
-	if s.c.opts.Name != "" || continues {
-		hello := wire.Hello{ID: s.id(), Client: s.c.opts.Name, Info: s.c.opts.Info}
+	if cn.c.opts.Name != "" || continues {
+		hello := wire.Hello{ID: cn.id(), Client: cn.c.opts.Name, Info: cn.c.opts.Info}
 		if continues {
 			hello.Session = prior
 		}
@@ -267,14 +271,14 @@ func (s *session) hello(prior, current string) error {
 		if err != nil {
 			return err
 		}
-		if err := s.t.WriteMessage(data); err != nil {
+		if err := cn.t.WriteMessage(data); err != nil {
 			return err
 		}
 	}
-	return s.flush()
+	return cn.flush()
 }
 
-func (s *session) id() uint64 {
-	s.nextID++
-	return s.nextID
+func (cn *connection) id() uint64 {
+	cn.nextID++
+	return cn.nextID
 }

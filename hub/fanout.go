@@ -15,9 +15,10 @@ const maxRecoveryBuffer = 4096
 // maxBatchBytes bounds the data of one batch message of replayed history.
 const maxBatchBytes = 32 << 10
 
-// channel is one channel's subscribers on this node. The broker delivers
-// the channel's events to deliver, one at a time.
-type channel struct {
+// fanout is one channel's subscribers on this node: the broker delivers
+// the channel's events to deliver, one at a time, which sends each to
+// every subscriber.
+type fanout struct {
 	// Set at creation, never changes.
 	name  string
 	ready chan struct{} // closed once the broker subscription is made or has failed
@@ -35,8 +36,8 @@ type subscription struct {
 	// Set at subscribe, never changes.
 	s        *session
 	channel  string
-	presence bool     // a member: announced, and told of joins and leaves
-	ch       *channel // set by Hub.join
+	presence bool    // a member: announced, and told of joins and leaves
+	fan      *fanout // set by Hub.join
 
 	// Set at subscribe, used by the reader to end a replay early.
 	stopReplay func()        // cancels the replay
@@ -47,28 +48,28 @@ type subscription struct {
 	buffer     []Event // live events that arrived during recovery
 }
 
-func (ch *channel) add(sub *subscription) {
-	ch.mu.Lock()
-	defer ch.mu.Unlock()
-	ch.subs[sub] = struct{}{}
+func (fan *fanout) add(sub *subscription) {
+	fan.mu.Lock()
+	defer fan.mu.Unlock()
+	fan.subs[sub] = struct{}{}
 }
 
 // remove drops sub and reports whether the channel is now empty.
-func (ch *channel) remove(sub *subscription) bool {
-	ch.mu.Lock()
-	defer ch.mu.Unlock()
-	delete(ch.subs, sub)
-	return len(ch.subs) == 0
+func (fan *fanout) remove(sub *subscription) bool {
+	fan.mu.Lock()
+	defer fan.mu.Unlock()
+	delete(fan.subs, sub)
+	return len(fan.subs) == 0
 }
 
 // deliver sends one event of the broker to every subscriber, encoded once.
 // Conn.Send never blocks: a subscriber that cannot keep up is closed with
 // CloseSlowConsumer and recovers the gap from history when it returns.
-func (ch *channel) deliver(ev Event) {
-	msg := pulse.Message{Type: pulse.MessageText, Data: encodeEvent(ch.name, ev)}
-	ch.mu.Lock()
-	defer ch.mu.Unlock()
-	for sub := range ch.subs {
+func (fan *fanout) deliver(ev Event) {
+	msg := pulse.Message{Type: pulse.MessageText, Data: encodeEvent(fan.name, ev)}
+	fan.mu.Lock()
+	defer fan.mu.Unlock()
+	for sub := range fan.subs {
 		switch {
 		case ev.Type != EventPublication && !sub.presence:
 		case sub.recovering && len(sub.buffer) >= maxRecoveryBuffer:
@@ -99,15 +100,15 @@ func encodeEvent(channel string, ev Event) []byte {
 // channel's lock once the buffer is empty: no live event is lost, doubled
 // or reordered. It returns an error if the connection closed or could not
 // take the replay before ctx ended.
-func (ch *channel) recover(ctx context.Context, sub *subscription, pubs []Publication, top Position) error {
+func (fan *fanout) recover(ctx context.Context, sub *subscription, pubs []Publication, top Position) error {
 	conn := sub.s.conn
 	for batch := range batches(pubs) {
-		if err := sendWait(ctx, conn, wire.Batch{Channel: ch.name, Publications: batch}); err != nil {
+		if err := sendWait(ctx, conn, wire.Batch{Channel: fan.name, Publications: batch}); err != nil {
 			return err
 		}
 	}
 	for {
-		pending := ch.takeBuffer(sub)
+		pending := fan.takeBuffer(sub)
 		if pending == nil {
 			return nil // sub is live
 		}
@@ -116,7 +117,7 @@ func (ch *channel) recover(ctx context.Context, sub *subscription, pubs []Public
 			if ev.Type == EventPublication && p.Pos.Epoch == top.Epoch && p.Pos.Offset <= top.Offset {
 				continue // already in the history just sent, or older than the subscribe
 			}
-			if err := conn.SendWait(ctx, pulse.Message{Type: pulse.MessageText, Data: encodeEvent(ch.name, ev)}); err != nil {
+			if err := conn.SendWait(ctx, pulse.Message{Type: pulse.MessageText, Data: encodeEvent(fan.name, ev)}); err != nil {
 				return err
 			}
 		}
@@ -125,9 +126,9 @@ func (ch *channel) recover(ctx context.Context, sub *subscription, pubs []Public
 
 // takeBuffer returns the live events sub holds, or nil, having turned sub
 // live, when there are none.
-func (ch *channel) takeBuffer(sub *subscription) []Event {
-	ch.mu.Lock()
-	defer ch.mu.Unlock()
+func (fan *fanout) takeBuffer(sub *subscription) []Event {
+	fan.mu.Lock()
+	defer fan.mu.Unlock()
 	pending := sub.buffer
 	sub.buffer = nil
 	if len(pending) == 0 {

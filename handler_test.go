@@ -1,0 +1,103 @@
+package pulse
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// speaker is a Funcs handler that speaks pulse.v1.
+type speaker struct{ Funcs }
+
+func (speaker) Subprotocol() string { return Subprotocol }
+
+// A handler refuses an upgrade request before the upgrade, with the
+// status it chose, or 403 for a plain error; the body says why in JSON.
+func TestAcceptRefuses(t *testing.T) {
+	srv := newTestServer(t, nil)
+	runServer(t, srv)
+	refuse := func(err error) http.Handler {
+		return srv.Handler(HandlerFunc(func(*http.Request) (Session, error) { return nil, err }))
+	}
+	for _, tc := range []struct {
+		err    error
+		status int
+		reason string
+	}{
+		{&HTTPError{Status: http.StatusUnauthorized, Reason: "token expired"}, 401, "token expired"},
+		{errors.New("no entry"), 403, "no entry"},
+	} {
+		hs := httptest.NewServer(refuse(tc.err))
+		_, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(hs.URL, "http"), nil)
+		hs.Close()
+		if err == nil || resp == nil || resp.StatusCode != tc.status {
+			t.Fatalf("%v: dial gave %v, %v; want HTTP %d", tc.err, resp, err, tc.status)
+		}
+		var body struct{ Error string }
+		if json.NewDecoder(resp.Body).Decode(&body); body.Error != tc.reason {
+			t.Errorf("%v: body %+v, want the reason %q", tc.err, body, tc.reason)
+		}
+		resp.Body.Close()
+	}
+}
+
+// pulse.v1 is negotiated only with a handler that speaks it: a client
+// asking an echo endpoint for it gets no subprotocol and frame heartbeats.
+func TestSubprotocolOnlyWhenSpoken(t *testing.T) {
+	srv := newTestServer(t, nil)
+	runServer(t, srv)
+	d := websocket.Dialer{Subprotocols: []string{Subprotocol}}
+	for _, tc := range []struct {
+		h           Handler
+		subprotocol string
+		kind        string
+	}{
+		{Funcs{}, "", "kind=frame"},
+		{speaker{}, Subprotocol, "kind=app"},
+	} {
+		hs := httptest.NewServer(srv.Handler(tc.h))
+		ws, resp, err := d.Dial("ws"+strings.TrimPrefix(hs.URL, "http"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ws.Subprotocol() != tc.subprotocol || !strings.HasPrefix(resp.Header.Get("Pulse-Heartbeat"), tc.kind) {
+			t.Errorf("%T: subprotocol %q, %s; want %q, %s", tc.h, ws.Subprotocol(), resp.Header.Get("Pulse-Heartbeat"), tc.subprotocol, tc.kind)
+		}
+		ws.Close()
+		hs.Close()
+	}
+}
+
+// What a session sends in Open is the first frame on the wire, even when
+// the connection's first heartbeat falls on the very first tick.
+func TestOpenSendsFirst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := newTestServer(t, &Options{Interval: time.Second, Timeout: time.Second})
+		runServer(t, srv)
+		for range 50 { // the first heartbeat's tick is random: try it often
+			ft := newFakeTransport(nil)
+			c, err := srv.open(ft, HeartbeatApp, "", &funcSession{f: Funcs{Open: func(c *Conn) {
+				time.Sleep(2 * srv.Tick()) // a slow Open: heartbeats are due meanwhile
+				c.Send(Message{Type: MessageText, Data: []byte("first")})
+			}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(2 * time.Second)
+			synctest.Wait()
+			if sent := ft.sent(); len(sent) == 0 || sent[0].data != "first" {
+				t.Fatalf("frames %+v: Open's message did not come first", sent)
+			}
+			c.Close(CloseNormal, "")
+			ft.end()
+			c.readEnded(errors.New("done"))
+		}
+	})
+}
