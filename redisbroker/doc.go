@@ -4,8 +4,10 @@
 // it, shared by them.
 //
 // Use New with a Redis URL (redis://, rediss:// for TLS, a password in the
-// URL) and hand the Broker to hub.Options; Close it last. It passes
-// hubtest.TestBroker, presence included, against a real redis-server.
+// URL) and hand the Broker to hub.Options; Close it last. NewShards spreads
+// channels over several Redis servers by a stable hash of their names.
+// Both pass hubtest.TestBroker, presence included, against real
+// redis-server processes.
 //
 // # Design
 //

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,21 +45,24 @@ func (b serveBroker) register(reg prometheus.Registerer) {
 	)
 }
 
-// checkBrokerURL accepts "" (the in-memory broker) and redis:// or
-// rediss:// URLs.
+// checkBrokerURL accepts "" (the in-memory broker) and a comma-separated
+// list of redis:// or rediss:// URLs.
 func checkBrokerURL(s string) error {
 	if s == "" {
 		return nil
 	}
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-		return fmt.Errorf("--broker %q: want redis://[:PASSWORD@]HOST:PORT[/DB] or rediss://... for TLS", redactURL(s))
+	for _, one := range strings.Split(s, ",") {
+		u, err := url.Parse(one)
+		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+			return fmt.Errorf("--broker %q: want redis://[:PASSWORD@]HOST:PORT[/DB], or rediss://... for TLS, comma-separated for shards", redactURL(one))
+		}
 	}
 	return nil
 }
 
 // newServeBroker returns the broker cfg names: the in-memory one without
-// --broker, else Redis, which must answer within brokerConnectTimeout. A
+// --broker, else Redis (several, as shards, for a comma-separated list),
+// which must answer within brokerConnectTimeout. A
 // Redis node's members leave the other nodes' presence within half of
 // the liveness bound after it dies, well within the bound plus 1 s.
 func newServeBroker(cfg *serveConfig, logger *slog.Logger) (serveBroker, error) {
@@ -76,7 +80,7 @@ func newServeBroker(cfg *serveConfig, logger *slog.Logger) (serveBroker, error) 
 	defer cancel()
 	var why error // of the last attempt that ended on its own
 	for {
-		b, err := redisbroker.New(ctx, cfg.broker, opts)
+		b, err := redisbroker.NewShards(ctx, strings.Split(cfg.broker, ","), opts)
 		if err == nil {
 			return serveBroker{Broker: b, up: b.Up, errors: b.Errors}, nil
 		}
@@ -102,11 +106,17 @@ func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
 	l.log.DebugContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }
 
-// redactURL hides the password of a broker URL, for errors and logs.
+// redactURL hides the passwords of broker URLs, for errors and logs.
 func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparsable URL)"
+	var urls []string
+	for _, one := range strings.Split(s, ",") {
+		u, err := url.Parse(one)
+		if err != nil {
+			one = "(unparsable URL)"
+		} else {
+			one = u.Redacted()
+		}
+		urls = append(urls, one)
 	}
-	return u.Redacted()
+	return strings.Join(urls, ",")
 }

@@ -64,7 +64,7 @@ func parseServeFlags(args []string, stdout io.Writer) (*serveConfig, error) {
 	fs.DurationVar(&c.history.HistoryTTL, "history-ttl", hub.DefaultHistoryTTL,
 		"how long a publication stays in a channel's history")
 	fs.StringVar(&c.broker, "broker", os.Getenv("PULSE_BROKER"),
-		"Redis `URL` shared by several nodes: redis://[:PASSWORD@]HOST:PORT/DB, rediss:// for TLS\n(default $PULSE_BROKER); empty keeps channels in this process's memory")
+		"Redis `URL` shared by several nodes: redis://[:PASSWORD@]HOST:PORT/DB, rediss:// for TLS,\nseveral comma-separated to spread channels over them (default $PULSE_BROKER);\nempty keeps channels in this process's memory")
 	fs.Var(&c.origins, "allow-origin",
 		"browser `origin` allowed to connect besides the server's own, such as https://app.example.com;\nrepeat the flag or separate with commas; * allows any (default: same origin only)")
 	if err := parseFlags(fs, args, stdout); err != nil {

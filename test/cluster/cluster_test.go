@@ -148,3 +148,28 @@ func countPresence(r *recorder, ids []string, joined bool) int {
 	}
 	return n
 }
+
+// TestShardedNodes: two nodes spreading channels over two redis-servers
+// (--broker URL1,URL2) deliver every channel across nodes, in order.
+func TestShardedNodes(t *testing.T) {
+	urls := redistest.Start(t).URL() + "," + redistest.Start(t).URL()
+	a, b := startNode(t, "a", urls), startNode(t, "b", urls)
+	channels := []string{"s1", "s2", "s3", "s4"}
+	const n = 20
+	recs := make(map[string]*recorder)
+	for _, channel := range channels {
+		recs[channel] = newRecorder()
+		sub, _ := runClient(t, a.url(), recs[channel].options("sub"))
+		subscribe(t, sub, channel, nil)
+	}
+	pub, _ := runClient(t, b.url(), nil)
+	for i := range n {
+		for _, channel := range channels {
+			publish(t, pub, channel, i, "")
+		}
+	}
+	for _, channel := range channels {
+		recs[channel].waitFor(t, fmt.Sprintf("%d messages of %s", n, channel), func(r *recorder) bool { return len(r.msgs) >= n })
+		checkSequence(t, recs[channel].messages(), n)
+	}
+}
