@@ -74,6 +74,25 @@ func (r *recorder) waitFor(t *testing.T, what string, ok func(r *recorder) bool)
 	}
 }
 
+// within reports whether ok holds of r within d.
+func (r *recorder) within(d time.Duration, ok func(r *recorder) bool) bool {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for {
+		r.mu.Lock()
+		done := ok(r)
+		r.mu.Unlock()
+		if done {
+			return true
+		}
+		select {
+		case <-r.changed:
+		case <-deadline.C:
+			return false
+		}
+	}
+}
+
 func (r *recorder) messages() []client.Message {
 	r.mu.Lock()
 	defer r.mu.Unlock()

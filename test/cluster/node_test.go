@@ -63,11 +63,12 @@ type node struct {
 }
 
 // startNode starts `pulse serve` on a free port with the Redis broker at
-// redisURL, and kills it when t ends.
-func startNode(t *testing.T, name, redisURL string) *node {
+// redisURL and the further flags, and kills it when t ends.
+func startNode(t *testing.T, name, redisURL string, flags ...string) *node {
 	t.Helper()
-	cmd := exec.Command(pulseBinary(t), "serve", "--addr", "127.0.0.1:0", "--broker", redisURL,
-		"--ping-interval", interval.String(), "--pong-timeout", timeout.String(), "--drain-window", "100ms")
+	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--broker", redisURL,
+		"--ping-interval", interval.String(), "--pong-timeout", timeout.String(), "--drain-window", "100ms"}, flags...)
+	cmd := exec.Command(pulseBinary(t), args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
