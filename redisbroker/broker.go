@@ -191,13 +191,13 @@ func (b *Broker) check(channel string) error {
 }
 
 // fail wraps err of operation op, and notes that Redis is down when the
-// error is not one of Redis's answers.
+// error is neither one of Redis's answers nor a caller's cancel.
 func (b *Broker) fail(op string, err error) error {
 	if b.closed.Load() {
 		return hub.ErrClosed
 	}
 	var answer redis.Error
-	if !errors.As(err, &answer) {
+	if !errors.As(err, &answer) && !errors.Is(err, context.Canceled) { // a caller that gave up says nothing of Redis
 		b.up.Store(false)
 		b.errors.Add(1)
 	}

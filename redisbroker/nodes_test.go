@@ -274,3 +274,30 @@ func retry(t *testing.T, what string, f func() error) {
 		}
 	}
 }
+
+// TestLeaveRetried: a Leave that Redis never received (its call ended
+// before it was sent) is made again by the node's next keepalive, so the
+// member does not stay present for as long as its node lives.
+func TestLeaveRetried(t *testing.T) {
+	server := redistest.Start(t)
+	b1, b2 := twoNodes(t, server, Options{NodeTimeout: 600 * time.Millisecond})
+	alice := hub.Member{ID: "s1", Client: "alice", Owner: "conn-1"}
+	if err := b1.Join(t.Context(), "p", alice); err != nil {
+		t.Fatal(err)
+	}
+	ended, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := b1.Leave(ended, "p", alice); err == nil {
+		t.Fatal("Leave with an ended context succeeded")
+	}
+	if members, err := b2.Members(t.Context(), "p"); err != nil || len(members) != 1 {
+		t.Fatalf("Members right after the failed Leave = %v, %v; want alice still there (the test needs a Leave Redis did not get)", members, err)
+	}
+	retry(t, "alice gone from the other node's presence", func() error {
+		members, err := b2.Members(t.Context(), "p")
+		if err == nil && len(members) != 0 {
+			err = fmt.Errorf("members %v", members)
+		}
+		return err
+	})
+}

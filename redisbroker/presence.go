@@ -12,51 +12,110 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// localPresence is what this node has joined and not left: the node
-// joins it again when Redis forgot the node (restarted empty, or paused
-// long enough for the others to sweep it).
+// localPresence is what this node has joined and not left, which it
+// joins again when Redis forgot the node (restarted empty, or paused long
+// enough for the others to sweep it) or failed, and the leaves Redis
+// failed, which it makes again once Redis answers. Both are bounded by
+// the memberships of the node's connections.
 type localPresence struct {
-	mu   sync.Mutex                         // guards held
-	held map[string]map[ownerKey]hub.Member // by channel
+	// ops is read-locked by each Join and Leave, from its note here to
+	// Redis's answer, and locked by a refresh that makes them again: a
+	// replayed leave never crosses a new join of the same member.
+	ops sync.RWMutex
+
+	mu      sync.Mutex // guards the fields below
+	held    members
+	leaving members
+	dirty   bool // a Join or Leave failed since the last refresh made them again
 }
+
+// members are memberships by channel, then by member id and owner.
+type members map[string]map[ownerKey]hub.Member
 
 type ownerKey struct{ id, owner string }
 
-func (p *localPresence) init() { p.held = make(map[string]map[ownerKey]hub.Member) }
+func (p *localPresence) init() { p.held, p.leaving = make(members), make(members) }
 
+// add notes a Join of m in channel.
 func (p *localPresence) add(channel string, m hub.Member) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.held[channel] == nil {
-		p.held[channel] = make(map[ownerKey]hub.Member)
-	}
-	p.held[channel][ownerKey{m.ID, m.Owner}] = m
+	p.held.put(channel, m)
+	p.leaving.drop(channel, m)
 }
 
-func (p *localPresence) remove(channel string, m hub.Member) {
+// remove notes a Leave of m in channel; failed says Redis did not take it.
+func (p *localPresence) remove(channel string, m hub.Member, failed bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for k := range p.held[channel] {
+	p.held.drop(channel, m)
+	if failed {
+		p.leaving.put(channel, m)
+		p.dirty = true
+	} else {
+		p.leaving.drop(channel, m)
+	}
+}
+
+// retried notes a leave made again: done unless err.
+func (p *localPresence) retried(channel string, m hub.Member, err error) {
+	if err != nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.leaving.drop(channel, m)
+}
+
+// snapshot returns copies of what is held and of the leaves to make again,
+// and whether a Join or Leave failed since the last clean.
+func (p *localPresence) snapshot() (held, leaving members, dirty bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.held.clone(), p.leaving.clone(), p.dirty
+}
+
+func (p *localPresence) setDirty() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.dirty = true
+}
+
+// clean notes that everything was made again. ops is locked: no Join or
+// Leave can have failed since the snapshot.
+func (p *localPresence) clean() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.dirty = false
+}
+
+func (ms members) put(channel string, m hub.Member) {
+	if ms[channel] == nil {
+		ms[channel] = make(map[ownerKey]hub.Member)
+	}
+	ms[channel][ownerKey{m.ID, m.Owner}] = m
+}
+
+// drop removes m.Owner's membership of m.ID, or every one of m.ID if m.Owner is "".
+func (ms members) drop(channel string, m hub.Member) {
+	for k := range ms[channel] {
 		if k.id == m.ID && (m.Owner == "" || k.owner == m.Owner) {
-			delete(p.held[channel], k)
+			delete(ms[channel], k)
 		}
 	}
-	if len(p.held[channel]) == 0 {
-		delete(p.held, channel)
+	if len(ms[channel]) == 0 {
+		delete(ms, channel)
 	}
 }
 
-// all returns a copy of what is held, channel by channel.
-func (p *localPresence) all() map[string][]hub.Member {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	all := make(map[string][]hub.Member, len(p.held))
-	for channel, members := range p.held {
-		for _, m := range members {
-			all[channel] = append(all[channel], m)
+func (ms members) clone() members {
+	c := make(members, len(ms))
+	for channel, byOwner := range ms {
+		for _, m := range byOwner {
+			c.put(channel, m)
 		}
 	}
-	return all
+	return c
 }
 
 // memberDesc is a member as Redis keeps it and PUB/SUB carries it.
@@ -84,8 +143,14 @@ func (b *Broker) Join(ctx context.Context, channel string, m hub.Member) error {
 	if err := b.check(channel); err != nil {
 		return err
 	}
+	b.presences.ops.RLock()
+	defer b.presences.ops.RUnlock()
 	b.presences.add(channel, m) // even if Redis fails: the node joins it again once Redis answers
-	return b.join(ctx, channel, m)
+	err := b.join(ctx, channel, m)
+	if err != nil {
+		b.presences.setDirty()
+	}
+	return err
 }
 
 func (b *Broker) join(ctx context.Context, channel string, m hub.Member) error {
@@ -106,7 +171,14 @@ func (b *Broker) Leave(ctx context.Context, channel string, m hub.Member) error 
 	if err := b.check(channel); err != nil {
 		return err
 	}
-	b.presences.remove(channel, m) // even if Redis fails: the sweep of a dead node, or Close, ends it
+	b.presences.ops.RLock()
+	defer b.presences.ops.RUnlock()
+	err := b.leave(ctx, channel, m)
+	b.presences.remove(channel, m, err != nil) // a failed leave is made again once Redis answers
+	return err
+}
+
+func (b *Broker) leave(ctx context.Context, channel string, m hub.Member) error {
 	keys := []string{b.key(channel, "members"), b.key(channel, "owners:"+m.ID)}
 	if err := scriptLeave.Run(ctx, b.rdb, keys, m.ID, m.Owner, b.key(channel, "events")).Err(); err != nil {
 		return b.fail("leave", err)
@@ -183,25 +255,49 @@ func (b *Broker) keepalive(ctx context.Context) {
 	}
 }
 
-// refresh renews the keepalive key. When Redis had forgotten it, the node
-// registers again and joins again what it holds; after a failure (rejoin),
-// it joins again what it holds, which Joins made meanwhile may lack.
+// refresh renews the keepalive key. When Redis had forgotten it, after a
+// keepalive failure (rejoin), or after a Join or Leave failed, the node
+// registers again if need be, makes again the leaves that failed and joins
+// again what it holds.
 func (b *Broker) refresh(ctx context.Context, rejoin bool) error {
 	err := b.rdb.SetArgs(ctx, b.nodeKey(""), "1", redis.SetArgs{TTL: b.opts.NodeTimeout, Get: true}).Err()
 	forgotten := errors.Is(err, redis.Nil)
-	switch {
-	case err != nil && !forgotten:
+	if err != nil && !forgotten {
 		return err
-	case forgotten:
+	}
+	if forgotten {
 		b.opts.Logger.Warn("redisbroker: this node was forgotten by Redis; joining its members again", "node", b.node)
 		if err := b.register(ctx); err != nil {
 			return err
 		}
-	case !rejoin:
+	}
+	b.presences.ops.Lock()
+	defer b.presences.ops.Unlock()
+	held, leaving, dirty := b.presences.snapshot()
+	if !forgotten && !rejoin && !dirty {
 		return nil
 	}
-	for channel, members := range b.presences.all() {
-		for _, m := range members {
+	if err := b.replay(ctx, held, leaving); err != nil {
+		return err
+	}
+	b.presences.clean()
+	return nil
+}
+
+// replay makes again the leaves that failed, then the joins of what the
+// node holds. presences.ops is locked.
+func (b *Broker) replay(ctx context.Context, held, leaving members) error {
+	for channel, byOwner := range leaving {
+		for _, m := range byOwner {
+			err := b.leave(ctx, channel, m)
+			b.presences.retried(channel, m, err)
+			if err != nil {
+				return err
+			}
+		}
+	}
+	for channel, byOwner := range held {
+		for _, m := range byOwner {
 			if err := b.join(ctx, channel, m); err != nil {
 				return err
 			}
