@@ -3,7 +3,9 @@ package cluster
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -163,5 +165,31 @@ func balancer(nodes ...*node) func(ctx context.Context, _ string) (client.Transp
 			}
 		}
 		return nil, err
+	}
+}
+
+// TestUnreachableAtStart: a node whose Redis does not answer exits with
+// status 1 and an error naming it, after a bounded wait.
+func TestUnreachableAtStart(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	cmd := exec.Command(pulseBinary(t), "serve", "--addr", "127.0.0.1:0", "--broker", "redis://:secret@"+addr+"/0")
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	took := time.Since(start)
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("pulse serve exited with %v, want status 1; output:\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "unreachable") || !strings.Contains(string(out), addr) || strings.Contains(string(out), "secret") {
+		t.Errorf("output does not name the unreachable broker (or shows its password):\n%s", out)
+	}
+	t.Logf("pulse serve gave up after %v: %s", took.Round(100*time.Millisecond), strings.TrimSpace(string(out)))
+	if took > wait {
+		t.Errorf("pulse serve took %v to give up, want a bounded wait", took)
 	}
 }
