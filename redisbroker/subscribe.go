@@ -329,7 +329,10 @@ func (b *Broker) fill(r *remote) {
 		r.last = p.Pos
 		b.send(r, hub.Event{Type: hub.EventPublication, Publication: p})
 	}
-	b.filled.Add(int64(len(pubs)))
+	if len(pubs) > 0 {
+		b.filled.Add(int64(len(pubs)))
+		b.opts.Logger.Info("redisbroker: gap filled from history", "channel", r.channel, "publications", len(pubs))
+	}
 }
 
 func (b *Broker) lost(channel, why string) {

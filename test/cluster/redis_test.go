@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/pulse-go/pulse/client"
 	"github.com/pulse-go/pulse/wire"
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // TestRedisRestartedEmpty: while Redis is down, publishes get
@@ -143,4 +145,46 @@ func get(n *node, path string) string {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return string(body)
+}
+
+// TestPubSubGapFilled: node A's PUB/SUB connection cut (CLIENT KILL) while
+// publications go through node B: A fills the gap from history, and its
+// subscriber receives all of them, in order, on its first connection.
+func TestPubSubGapFilled(t *testing.T) {
+	redis, a, b := twoNodes(t)
+	rec := newRecorder()
+	sub, _ := runClient(t, a.url(), rec.options("sub"))
+	subscribe(t, sub, "stream", nil)
+	pub, _ := runClient(t, b.url(), nil)
+	admin := goredis.NewClient(&goredis.Options{Addr: redis.Addr(), Protocol: 2})
+	defer admin.Close()
+	const each = 40
+	total := 0
+	for round := 0; !strings.Contains(a.logs.String(), "gap filled from history"); round++ {
+		if round == 10 {
+			t.Fatal("10 cuts of node A's PUB/SUB connection left no gap to fill")
+		}
+		if err := admin.ClientKillByFilter(t.Context(), "TYPE", "pubsub").Err(); err != nil {
+			t.Fatalf("CLIENT KILL: %v", err)
+		}
+		acks := make([]*client.Ack, each)
+		for i := range acks {
+			var err error
+			if acks[i], err = pub.Send("stream", fmt.Appendf(nil, `{"i":%d}`, total+i), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, ack := range acks {
+			if _, err := ack.Wait(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		total += each
+		rec.waitFor(t, fmt.Sprintf("%d messages", total), func(r *recorder) bool { return len(r.msgs) >= total })
+	}
+	checkSequence(t, rec.messages(), total)
+	if sub.Generation() != 1 {
+		t.Errorf("the subscriber is on connection %d, want its first: the gaps were node A's to fill", sub.Generation())
+	}
+	t.Logf("%d publications over %d cuts; node A filled %d gaps from history", total, total/each, strings.Count(a.logs.String(), "gap filled from history"))
 }
