@@ -200,7 +200,9 @@ func TestNodeDeath(t *testing.T) {
 		t.Errorf("Members = %v, %v; want none", members, err)
 	}
 	t.Logf("members of the dead node left %v after it stopped (NodeTimeout %v)", took.Round(time.Millisecond), timeout)
-	if bound := timeout + timeout/3 + 500*time.Millisecond; took > bound {
+	// NodeTimeout, one sweep period, and the 1 s of slack the liveness
+	// bound gives (this machine is shared: the sweep may start late).
+	if bound := timeout + timeout/3 + time.Second; took > bound {
 		t.Errorf("members left after %v, want within %v", took, bound)
 	}
 }
