@@ -288,7 +288,7 @@ func (b *Broker) advance(r *remote, p hub.Publication) {
 	switch {
 	case last.IsZero():
 	case p.Pos.Epoch != last.Epoch:
-		b.lost(r.channel, "the channel's epoch changed")
+		b.lost(r, "the channel's epoch changed")
 	case p.Pos.Offset <= last.Offset:
 		return // delivered already, by a gap fill
 	case p.Pos.Offset > last.Offset+1:
@@ -322,7 +322,7 @@ func (b *Broker) fill(r *remote) {
 	defer cancel()
 	pubs, _, err := b.History(ctx, r.channel, r.last)
 	if err != nil {
-		b.lost(r.channel, err.Error())
+		b.lost(r, err.Error())
 		return
 	}
 	for _, p := range pubs {
@@ -335,12 +335,17 @@ func (b *Broker) fill(r *remote) {
 	}
 }
 
-func (b *Broker) lost(channel, why string) {
+// lost tells r's subscriptions that events were lost. r.mu is held.
+func (b *Broker) lost(r *remote, why string) {
+	b.opts.Logger.Warn("redisbroker: live publications lost; subscribers must resume", "channel", r.channel, "why", why)
 	if b.opts.OnLost != nil {
-		b.opts.OnLost(channel)
-		return
+		b.opts.OnLost(r.channel)
 	}
-	b.opts.Logger.Error("redisbroker: live publications lost; subscribers must resubscribe", "channel", channel, "why", why)
+	for _, l := range r.locals {
+		if l.primed {
+			l.deliver(hub.Event{Type: hub.EventLost})
+		}
+	}
 }
 
 // send delivers ev to every local subscription of r; a subscription not
@@ -355,7 +360,7 @@ func (b *Broker) send(r *remote, ev hub.Event) {
 			l.pending = append(l.pending, ev)
 		case !l.overflowed:
 			l.overflowed = true
-			b.lost(r.channel, "a new subscription received too many events before it started")
+			b.lost(r, "a new subscription received too many events before it started")
 		}
 	}
 }

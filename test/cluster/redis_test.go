@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pulse-go/pulse/client"
+	"github.com/pulse-go/pulse/redisbroker/redistest"
 	"github.com/pulse-go/pulse/wire"
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -187,4 +188,38 @@ func TestPubSubGapFilled(t *testing.T) {
 		t.Errorf("the subscriber is on connection %d, want its first: the gaps were node A's to fill", sub.Generation())
 	}
 	t.Logf("%d publications over %d cuts; node A filled %d gaps from history", total, total/each, strings.Count(a.logs.String(), "gap filled from history"))
+}
+
+// TestLostGapResumes: a gap in a node's live publications that history no
+// longer holds (its PUB/SUB connection cut while more than the history
+// size is published) makes its subscribers resume, with recovered:false.
+func TestLostGapResumes(t *testing.T) {
+	redis := redistest.Start(t)
+	a := startNode(t, "a", redis.URL(), "--history-size", "4")
+	b := startNode(t, "b", redis.URL(), "--history-size", "4")
+	rec := newRecorder()
+	sub, _ := runClient(t, a.url(), rec.options("sub"))
+	subscribe(t, sub, "ticker", nil)
+	pub, _ := runClient(t, b.url(), nil)
+	kill := goredis.NewClient(&goredis.Options{Addr: redis.Addr(), Protocol: 2})
+	defer kill.Close()
+	resumedUnrecovered := func(r *recorder) bool {
+		for _, s := range r.subscribed {
+			if s.Resumed && !s.Recovered {
+				return true
+			}
+		}
+		return false
+	}
+	for round := 0; !rec.within(time.Second, resumedUnrecovered); round++ {
+		if round == 5 {
+			t.Fatal("5 cuts of node A's PUB/SUB connection never made the subscriber resume with recovered:false")
+		}
+		if err := kill.ClientKillByFilter(t.Context(), "TYPE", "pubsub").Err(); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 20 {
+			publish(t, pub, "ticker", i, "")
+		}
+	}
 }
