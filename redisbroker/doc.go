@@ -18,7 +18,7 @@
 // unrecoverable, never reused. PUB/SUB loses messages across a reconnect:
 // each node keeps the last position it delivered per channel, and a
 // publication past the next offset, or a resubscription, makes it read the
-// gap from history; a gap history lost goes to Options.OnLost. Presence
+// gap from history; a gap history lost is delivered as hub.EventLost. Presence
 // owners are tagged with their node, whose keepalive key expires after
 // NodeTimeout unless refreshed; the other nodes then sweep its members out
 // (node_sweep.lua), with leave events.

@@ -31,11 +31,11 @@ type Options struct {
 	// is still thought alive; then the other nodes remove its members from
 	// presence. Zero means 15s.
 	NodeTimeout time.Duration
-	// OnLost is called, from the subscription reader, when a gap in a
-	// channel's live publications could not be filled from history (the
-	// history was lost or trimmed meanwhile). Subscribers then missed
-	// publications and should resubscribe with their last position, which
-	// gives them recovered:false. Nil means a log line at Error level.
+	// OnLost, if set, is called from the subscription reader when a gap
+	// in a channel's live publications could not be filled from history
+	// (the history was lost or trimmed meanwhile), besides a log line and
+	// a hub.EventLost to the channel's subscriptions, which must resume
+	// from their last position (and learn recovered:false). Nil means none.
 	OnLost func(channel string)
 	// Logger receives the broker's warnings. Nil means slog.Default().
 	Logger *slog.Logger
