@@ -17,9 +17,9 @@ import (
 )
 
 // TestRedisRestartedEmpty: while Redis is down, publishes get
-// "unavailable" and /healthz says degraded; once it is back empty, a
-// client resuming from a position of the lost history gets
-// recovered:false, and live delivery goes on in a new epoch.
+// "unavailable" and /healthz says degraded; once it is back empty, the
+// connected subscriber and a client resuming from a position of the lost
+// history get recovered:false, and live delivery goes on in a new epoch.
 func TestRedisRestartedEmpty(t *testing.T) {
 	redis, a, b := twoNodes(t)
 	rec := newRecorder()
@@ -62,14 +62,21 @@ func TestRedisRestartedEmpty(t *testing.T) {
 	if res.Pos.Epoch == old.Epoch {
 		t.Errorf("publication after the restart at %v: want a new epoch, the old one was %v", res.Pos, old)
 	}
+	// Node A finds its stream's epoch changed: its subscriber is closed
+	// and resumes, told recovered:false; then live delivery goes on.
+	rec.waitFor(t, "the subscriber told recovered:false", func(r *recorder) bool {
+		last := r.subscribed[len(r.subscribed)-1]
+		return last.Resumed && !last.Recovered && last.Position.Epoch == res.Pos.Epoch
+	})
+	next := publish(t, pub, "news", 4, "")
 	rec.waitFor(t, "live delivery in the new epoch", func(r *recorder) bool {
-		return len(r.msgs) > 3 && r.msgs[len(r.msgs)-1].Pos == res.Pos
+		return len(r.msgs) > 3 && r.msgs[len(r.msgs)-1].Pos == next.Pos
 	})
 
 	late, _ := runClient(t, b.url(), nil)
 	resumed := subscribe(t, late, "news", &client.SubscribeOptions{Since: &old})
-	if !resumed.Resumed || resumed.Recovered || resumed.Position != res.Pos {
-		t.Errorf("resume from %v of the lost history: %+v; want resumed, not recovered, at %v", old, resumed, res.Pos)
+	if !resumed.Resumed || resumed.Recovered || resumed.Position != next.Pos {
+		t.Errorf("resume from %v of the lost history: %+v; want resumed, not recovered, at %v", old, resumed, next.Pos)
 	}
 }
 
