@@ -44,7 +44,12 @@ type Broker struct {
 	ps     *redis.PubSub // the node's one PUB/SUB connection
 	node   string        // this node's id in presence
 	cancel context.CancelFunc
-	done   sync.WaitGroup // the reader and the keepalive
+	done   sync.WaitGroup // the reader, the keepalive and the pipeliner
+
+	publishes chan *publishCall // to the pipeliner (pipeline.go)
+	stopped   <-chan struct{}   // closed by Close
+
+	publishing atomic.Int64 // Publish calls in progress (pipeline.go)
 
 	closed atomic.Bool
 	up     atomic.Bool  // the last exchange with Redis succeeded
@@ -65,7 +70,7 @@ var (
 
 // New connects to the Redis at url (redis://[:password@]host:port/db, or
 // rediss:// for TLS), checks it answers within ctx, and starts the node's
-// subscription reader and keepalive, which Close joins.
+// subscription reader, keepalive and publish pipeliner, which Close joins.
 func New(ctx context.Context, url string, opts *Options) (*Broker, error) {
 	ro, err := redis.ParseURL(url)
 	if err != nil {
@@ -83,7 +88,8 @@ func New(ctx context.Context, url string, opts *Options) (*Broker, error) {
 		rdb.Close()
 		return nil, fmt.Errorf("redisbroker: connect to %s: %w", ro.Addr, err)
 	}
-	b := &Broker{opts: o, rdb: rdb, ps: rdb.Subscribe(context.Background()), node: randomHex(8)}
+	b := &Broker{opts: o, rdb: rdb, ps: rdb.Subscribe(context.Background()), node: randomHex(8),
+		publishes: make(chan *publishCall, maxBatch)}
 	b.up.Store(true)
 	b.subs.init()
 	b.presences.init()
@@ -93,10 +99,11 @@ func New(ctx context.Context, url string, opts *Options) (*Broker, error) {
 		return nil, fmt.Errorf("redisbroker: register node: %w", err)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	b.cancel = cancel
-	b.done.Add(2)
+	b.cancel, b.stopped = cancel, runCtx.Done()
+	b.done.Add(3)
 	go func() { defer b.done.Done(); b.read(runCtx) }()
 	go func() { defer b.done.Done(); b.keepalive(runCtx) }()
+	go func() { defer b.done.Done(); b.pipeline(runCtx) }()
 	return b, nil
 }
 
@@ -134,9 +141,9 @@ func (b *Broker) Publish(ctx context.Context, channel string, data []byte, opts 
 	}
 	o := &b.opts
 	keys := []string{b.key(channel, "meta"), b.key(channel, "history"), b.key(channel, "keys"), b.key(channel, "keytimes")}
-	reply, err := scriptPublish.Run(ctx, b.rdb, keys, b.key(channel, "events"), data, opts.From, b.nowMs(),
+	reply, err := b.runPublish(ctx, &publishCall{keys: keys, args: []any{b.key(channel, "events"), data, opts.From, b.nowMs(),
 		opts.IdempotencyKey, o.HistorySize, o.HistoryTTL.Milliseconds(), o.DedupWindow.Milliseconds(),
-		randomHex(8), o.IdleTTL.Milliseconds(), o.MaxKeysPerChannel).Slice()
+		randomHex(8), o.IdleTTL.Milliseconds(), o.MaxKeysPerChannel}})
 	if err != nil {
 		return res, b.fail("publish", err)
 	}

@@ -31,6 +31,8 @@
 //
 // # Concurrency
 //
-// All methods may be called concurrently. New starts two goroutines (the
-// subscription reader and the node keepalive); Close stops and joins them.
+// All methods may be called concurrently. New starts three goroutines (the
+// subscription reader, the node keepalive and the publish pipeliner, which
+// sends the Publish calls waiting at once in one pipeline); Close stops
+// and joins them.
 package redisbroker
