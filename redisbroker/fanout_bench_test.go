@@ -5,6 +5,7 @@ package redisbroker
 import (
 	"context"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -40,7 +41,12 @@ import (
 // counted by a go-redis hook; PUB/SUB pushes are not round trips).
 //
 // The run is paced on its own clock: b.N is ignored; use -benchtime 1x.
+// It logs the machine's load average first: on a machine that other
+// work keeps busy, latencies say more of the scheduler than of pulse.
 func BenchmarkFanout(b *testing.B) {
+	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
+		b.Logf("load average: %s", strings.TrimSpace(string(load)))
+	}
 	for _, sc := range fanoutScenarios {
 		b.Run(sc.name, func(b *testing.B) {
 			for _, side := range fanoutSides {
