@@ -41,7 +41,7 @@ import (
 // counted by a go-redis hook; PUB/SUB pushes are not round trips).
 //
 // The run is paced on its own clock: b.N is ignored; use -benchtime 1x.
-// It logs the machine's load average first: on a machine that other
+// With -v it logs the machine's load average first: on a machine that other
 // work keeps busy, latencies say more of the scheduler than of pulse.
 func BenchmarkFanout(b *testing.B) {
 	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
