@@ -36,15 +36,26 @@ type Peer struct {
 	Member string          // its member id, as presence shows it
 	Client string          // the name from its hello, or ""
 	Info   json.RawMessage // the info from its hello, or nil
+	// User and Claims come from the client's verified token, on a hub
+	// with a Verifier; "" and nil otherwise.
+	User   string
+	Claims map[string]any
 }
 
 // Options configures a Hub. Nil means defaults.
 type Options struct {
 	// Broker stores the channels. Nil means NewMemory(nil).
 	Broker Broker
-	// Authorize decides whether p may take action in channel; a non-nil
-	// error refuses it with a "forbidden" error message carrying the
-	// error's text. Nil allows everything.
+	// Verifier, if set, makes every client present a signed token that
+	// names its user (see Identity, and package auth for JWTs): at the
+	// upgrade, or in its hello for a pulse.v1 client. The token's
+	// patterns then decide what the client may subscribe and publish to.
+	// Nil means anonymous clients, allowed everything.
+	Verifier Verifier
+	// Authorize decides whether p may take action in channel, after the
+	// token's patterns allowed it; a non-nil error refuses it with a
+	// "forbidden" error message carrying the error's text. Nil allows
+	// everything.
 	Authorize func(p Peer, action Action, channel string) error
 	// MaxSubscriptions is how many channels one connection may subscribe.
 	// Zero means 100.
@@ -89,9 +100,19 @@ func New(opts *Options) *Hub {
 	return &Hub{opts: o, channels: make(map[string]*fanout)}
 }
 
-// Accept makes the session of a connection upgraded from r.
+// Accept makes the session of a connection upgraded from r. On a hub
+// with a Verifier, it refuses with 401 a bad token presented as ?token=
+// or Authorization: Bearer, and a plain WebSocket client (no pulse.v1)
+// that presents none.
 func (h *Hub) Accept(r *http.Request) (pulse.Session, error) {
-	return newSession(h), nil
+	var id *Identity
+	if h.opts.Verifier != nil {
+		var err error
+		if id, err = h.authenticate(r); err != nil {
+			return nil, err
+		}
+	}
+	return newSession(h, id), nil
 }
 
 // Subprotocol is pulse.v1: the hub speaks it, with the app heartbeat.

@@ -74,6 +74,8 @@ func requestID(m wire.Msg) uint64 {
 	switch m := m.(type) {
 	case wire.Hello:
 		return m.ID
+	case wire.Refresh:
+		return m.ID
 	case wire.Subscribe:
 		return m.ID
 	case wire.Unsubscribe:

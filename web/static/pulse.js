@@ -53,6 +53,8 @@ export const CLOSE_CODES = Object.freeze({
   1013: { name: 'try again later', retry: true },
   4000: { name: 'heartbeat timeout', retry: true },
   4001: { name: 'slow consumer', retry: true },
+  4002: { name: 'token expired', retry: true },
+  4100: { name: 'unauthorized', retry: false },
 });
 
 /**
