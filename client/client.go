@@ -148,12 +148,16 @@ func (c *Client) loop(ctx context.Context) error {
 // connection was open (zero if never welcomed) and why it ended.
 func (c *Client) connect(ctx context.Context) (time.Duration, error) {
 	dialCtx, cancel := context.WithTimeout(ctx, c.opts.HandshakeTimeout)
-	t, err := c.opts.Dial(dialCtx, c.url)
+	token, err := c.fetchToken(dialCtx)
+	var t Transport
+	if err == nil {
+		t, err = c.opts.Dial(dialCtx, c.url)
+	}
 	cancel()
 	if err != nil {
 		return 0, err
 	}
-	cn := newConnection(c, t)
+	cn := newConnection(c, t, token)
 	err = cn.run(ctx)
 	if cn.opened.IsZero() {
 		return 0, err

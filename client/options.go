@@ -79,6 +79,14 @@ type Options struct {
 	// presence. Empty means no hello.
 	Name string
 	Info json.RawMessage
+	// Token returns the signed token that identifies the client, on a
+	// server that requires one. It is called before every dial (so a
+	// connection closed with 4002, token expired, comes back with a new
+	// one), and again while connected ahead of the token's "exp", whose
+	// result goes to the server in a refresh. The token goes in the
+	// hello, not the URL. An error counts as a failed dial. Nil means no
+	// token.
+	Token func(ctx context.Context) (string, error)
 
 	// OnState is called on every state change. Nil means none.
 	OnState func(StateChange)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -26,6 +27,8 @@ type serveConfig struct {
 	opts pulse.Options
 	// history holds the channels' history bounds.
 	history hub.MemoryOptions
+	// auth says how tokens are verified (serve_auth.go).
+	auth authConfig
 }
 
 // defaultAddr is where "pulse serve" listens by default: loopback only,
@@ -63,10 +66,11 @@ func parseServeFlags(args []string, stdout io.Writer) (*serveConfig, error) {
 		"how long a publication stays in a channel's history")
 	fs.Var(&c.origins, "allow-origin",
 		"browser `origin` allowed to connect besides the server's own, such as https://app.example.com;\nrepeat the flag or separate with commas; * allows any (default: same origin only)")
+	c.auth.addFlags(fs)
 	if err := parseFlags(fs, args, stdout); err != nil {
 		return nil, err
 	}
-	if err := c.validate(); err != nil {
+	if err := errors.Join(c.validate(), c.auth.validate()); err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
 	return c, nil

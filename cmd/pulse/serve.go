@@ -117,8 +117,13 @@ func newDaemon(cfg *serveConfig, logger *slog.Logger) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	verifier, err := cfg.auth.verifier(logger)
+	if err != nil {
+		return nil, err
+	}
 	h := hub.New(&hub.Options{
 		Broker:    hub.NewMemory(&cfg.history),
+		Verifier:  verifier,
 		Authorize: serverOnlyChannels,
 		Logger:    logger,
 	})
