@@ -65,6 +65,9 @@ func (s *session) expire(gen uint64, code pulse.CloseCode, reason string) {
 	current := gen == s.auth.gen
 	s.authMu.Unlock()
 	if current {
+		if code == pulse.CloseUnauthorized {
+			s.refuse(ReasonUnauthorized, reason)
+		}
 		s.conn.Close(code, reason)
 	}
 }
@@ -91,13 +94,15 @@ func (s *session) takeToken(token string) *protocolError {
 			code := pulse.CloseUnauthorized
 			if errors.Is(err, ErrTokenExpired) {
 				code = pulse.CloseTokenExpired
+			} else {
+				s.refuse(ReasonUnauthorized, err.Error())
 			}
 			s.conn.Close(code, "unauthorized: "+err.Error())
 		}
-		return &protocolError{wire.CodeUnauthorized, err.Error()}
+		return &protocolError{code: wire.CodeUnauthorized, message: err.Error()}
 	}
 	if s.identity != nil && id.User != s.identity.User {
-		return &protocolError{wire.CodeForbidden, "the token names another user"}
+		return &protocolError{code: wire.CodeForbidden, message: "the token names another user"}
 	}
 	s.identity = id
 	s.armExpiry()
@@ -139,10 +144,10 @@ func (s *session) permitted(a Action, channel string) *protocolError {
 		return nil
 	}
 	if s.identity == nil {
-		return &protocolError{wire.CodeUnauthorized, "present a token first"}
+		return &protocolError{code: wire.CodeUnauthorized, message: "present a token first"}
 	}
 	if !s.identity.allows(a, channel) {
-		return &protocolError{wire.CodeForbidden, "the token does not allow " + a.String() + " in " + channel}
+		return &protocolError{code: wire.CodeForbidden, message: "the token does not allow " + a.String() + " in " + channel}
 	}
 	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"sync"
 
+	"golang.org/x/time/rate"
+
 	"github.com/pulse-go/pulse"
 )
 
@@ -60,6 +62,17 @@ type Options struct {
 	// MaxSubscriptions is how many channels one connection may subscribe.
 	// Zero means 100.
 	MaxSubscriptions int
+	// PublishRate is how many publishes per second one connection may
+	// make, beyond a burst of PublishBurst; a publish over it is answered
+	// "rate_limited", and a connection publishing past twice the rate is
+	// closed with 1008 (see limits.go). Zero means 50.
+	PublishRate float64
+	// PublishBurst is how many publishes one connection may make at once.
+	// Zero means 100.
+	PublishBurst int
+	// Refused is called with the reason of each refusal (Reasons lists
+	// them), to count it; it must not block. Nil means none.
+	Refused func(reason string)
 	// Logger receives broker failures. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -75,6 +88,8 @@ const DefaultMaxSubscriptions = 100
 type Hub struct {
 	// Set by New, never changes.
 	opts Options
+
+	refusalLog rate.Sometimes // bounds the log lines of refusals; safe for concurrent use
 
 	mu       sync.Mutex // guards channels
 	channels map[string]*fanout
@@ -97,7 +112,16 @@ func New(opts *Options) *Hub {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Hub{opts: o, channels: make(map[string]*fanout)}
+	if o.PublishRate == 0 {
+		o.PublishRate = DefaultPublishRate
+	}
+	if o.PublishBurst == 0 {
+		o.PublishBurst = DefaultPublishBurst
+	}
+	if o.Refused == nil {
+		o.Refused = func(string) {}
+	}
+	return &Hub{opts: o, channels: make(map[string]*fanout), refusalLog: rate.Sometimes{First: refusalLogBurst, Interval: refusalLogWindow}}
 }
 
 // Accept makes the session of a connection upgraded from r. On a hub
@@ -109,6 +133,7 @@ func (h *Hub) Accept(r *http.Request) (pulse.Session, error) {
 	if h.opts.Verifier != nil {
 		var err error
 		if id, err = h.authenticate(r); err != nil {
+			h.opts.Refused(ReasonUnauthorized)
 			return nil, err
 		}
 	}

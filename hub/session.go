@@ -52,6 +52,7 @@ type session struct {
 	client string
 	info   json.RawMessage
 	subs   map[string]*subscription
+	limit  *publishLimit // made at the first publish (limits.go)
 
 	// Set by Accept, then owned by the worker (auth_session.go): who the
 	// client is, on a hub with a Verifier; nil when anonymous, or until a
@@ -114,7 +115,7 @@ func (s *session) peer() Peer {
 
 func (s *session) dispatch(ctx context.Context, req wire.Msg) *protocolError {
 	if _, hello := req.(wire.Hello); !hello && s.authRequired() {
-		return &protocolError{wire.CodeUnauthorized, "send a hello with a token first"}
+		return &protocolError{code: wire.CodeUnauthorized, message: "send a hello with a token first"}
 	}
 	switch req := req.(type) {
 	case wire.Hello:
@@ -130,7 +131,7 @@ func (s *session) dispatch(ctx context.Context, req wire.Msg) *protocolError {
 	case wire.PresenceQuery:
 		return s.presence(ctx, req)
 	}
-	return &protocolError{wire.CodeUnknownType, "unexpected message type " + req.MsgType()}
+	return &protocolError{code: wire.CodeUnknownType, message: "unexpected message type " + req.MsgType()}
 }
 
 func (s *session) hello(ctx context.Context, req wire.Hello) *protocolError {
@@ -163,7 +164,7 @@ func (s *session) helloToken(token string) *protocolError {
 	case token != "":
 		return s.takeToken(token)
 	case s.identity == nil:
-		return &protocolError{wire.CodeUnauthorized, "this server needs a token in the hello"}
+		return &protocolError{code: wire.CodeUnauthorized, message: "this server needs a token in the hello"}
 	}
 	return nil
 }
@@ -178,7 +179,7 @@ func (s *session) authorize(a Action, channel string) *protocolError {
 		return nil
 	}
 	if err := s.hub.opts.Authorize(s.peer(), a, channel); err != nil {
-		return &protocolError{wire.CodeForbidden, err.Error()}
+		return &protocolError{code: wire.CodeForbidden, message: err.Error()}
 	}
 	return nil
 }
@@ -186,7 +187,7 @@ func (s *session) authorize(a Action, channel string) *protocolError {
 // unavailable reports a broker failure to the log and the client.
 func (s *session) unavailable(op string, err error) *protocolError {
 	s.hub.opts.Logger.Warn("hub: broker failed", "op", op, "err", err)
-	return &protocolError{wire.CodeUnavailable, op + " failed; try again"}
+	return &protocolError{code: wire.CodeUnavailable, message: op + " failed; try again"}
 }
 
 func (s *session) subscribe(ctx context.Context, req wire.Subscribe) *protocolError {
@@ -194,7 +195,7 @@ func (s *session) subscribe(ctx context.Context, req wire.Subscribe) *protocolEr
 		return badRequest("already subscribed to %q", req.Channel)
 	}
 	if len(s.subs) >= s.hub.opts.MaxSubscriptions {
-		return &protocolError{wire.CodeTooMany, "subscription limit reached"}
+		return &protocolError{code: wire.CodeTooMany, message: "subscription limit reached"}
 	}
 	if err := s.authorize(ActionSubscribe, req.Channel); err != nil {
 		return err
@@ -269,7 +270,7 @@ func (s *session) drop(ctx context.Context, sub *subscription) {
 func (s *session) unsubscribe(ctx context.Context, req wire.Unsubscribe) *protocolError {
 	sub := s.subs[req.Channel]
 	if sub == nil {
-		return &protocolError{wire.CodeNotSubscribed, "not subscribed to " + req.Channel}
+		return &protocolError{code: wire.CodeNotSubscribed, message: "not subscribed to " + req.Channel}
 	}
 	s.drop(ctx, sub)
 	s.reply(ctx, wire.Ack{ID: req.ID})
@@ -278,6 +279,9 @@ func (s *session) unsubscribe(ctx context.Context, req wire.Unsubscribe) *protoc
 
 func (s *session) publish(ctx context.Context, req wire.Publish) *protocolError {
 	if err := s.authorize(ActionPublish, req.Channel); err != nil {
+		return err
+	}
+	if err := s.limitPublish(); err != nil {
 		return err
 	}
 	res, err := s.hub.opts.Broker.Publish(ctx, req.Channel, req.Data, PublishOptions{IdempotencyKey: req.Key, From: s.member})

@@ -103,10 +103,12 @@ type Ack struct {
 }
 
 // Error answers a request that failed, with one of the Code constants.
+// RetryAfterMS, for CodeRateLimited, says when the request may succeed.
 type Error struct {
-	ID      uint64 `json:"id,omitempty"`
-	Code    string `json:"code"`
-	Message string `json:"message"`
+	ID           uint64 `json:"id,omitempty"`
+	Code         string `json:"code"`
+	Message      string `json:"message"`
+	RetryAfterMS int64  `json:"retry_after_ms,omitempty"`
 }
 
 // Error codes.
@@ -117,6 +119,7 @@ const (
 	CodeUnauthorized  = "unauthorized"   // no valid token yet, or a token refused
 	CodeNotSubscribed = "not_subscribed" // unsubscribe of a channel not subscribed
 	CodeTooMany       = "too_many"       // over a limit: subscriptions, requests in flight
+	CodeRateLimited   = "rate_limited"   // publishing faster than allowed; retry after retry_after_ms
 	CodeUnavailable   = "unavailable"    // the broker failed or is too slow; retry later
 )
 

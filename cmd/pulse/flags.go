@@ -29,6 +29,8 @@ type serveConfig struct {
 	history hub.MemoryOptions
 	// auth says how tokens are verified (serve_auth.go).
 	auth authConfig
+	// limits bound connections and publishes (serve_limits.go).
+	limits limitsConfig
 }
 
 // defaultAddr is where "pulse serve" listens by default: loopback only,
@@ -67,10 +69,11 @@ func parseServeFlags(args []string, stdout io.Writer) (*serveConfig, error) {
 	fs.Var(&c.origins, "allow-origin",
 		"browser `origin` allowed to connect besides the server's own, such as https://app.example.com;\nrepeat the flag or separate with commas; * allows any (default: same origin only)")
 	c.auth.addFlags(fs)
+	c.limits.addFlags(fs)
 	if err := parseFlags(fs, args, stdout); err != nil {
 		return nil, err
 	}
-	if err := errors.Join(c.validate(), c.auth.validate()); err != nil {
+	if err := errors.Join(c.validate(), c.auth.validate(), c.limits.validate()); err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
 	return c, nil

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/pulse-go/pulse"
 	"github.com/pulse-go/pulse/hub"
+	"github.com/pulse-go/pulse/limit"
 	"github.com/pulse-go/pulse/prom"
 	"github.com/pulse-go/pulse/web"
 )
@@ -26,7 +27,8 @@ const (
 	// way, may take to finish once every WebSocket has been closed.
 	shutdownGrace = 5 * time.Second
 	// readHeaderTimeout bounds a request's headers, so a client that
-	// never finishes its handshake cannot hold a goroutine.
+	// never finishes its handshake cannot hold a goroutine; the default of
+	// --handshake-timeout.
 	readHeaderTimeout = 10 * time.Second
 	// readTimeout and writeTimeout bound a plain request's body and its
 	// response. A WebSocket outlives them: its upgrade clears the
@@ -95,6 +97,7 @@ type daemon struct {
 	log         *slog.Logger
 	pulse       *pulse.Server
 	hub         *hub.Hub
+	limiter     *limit.Limiter // bounds the WebSocket connections of /ws and /echo
 	apiKey      string
 	checkOrigin func(*http.Request) bool // --allow-origin's rule
 	http        *http.Server
@@ -121,17 +124,21 @@ func newDaemon(cfg *serveConfig, logger *slog.Logger) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	refused := prom.Refusals(reg, append(limit.Reasons(), hub.Reasons()...)...)
 	h := hub.New(&hub.Options{
-		Broker:    hub.NewMemory(&cfg.history),
-		Verifier:  verifier,
-		Authorize: serverOnlyChannels,
-		Logger:    logger,
+		Broker:       hub.NewMemory(&cfg.history),
+		Verifier:     verifier,
+		Authorize:    serverOnlyChannels,
+		PublishRate:  cfg.limits.publishRate,
+		PublishBurst: cfg.limits.publishBurst,
+		Refused:      refused,
+		Logger:       logger,
 	})
-	d := &daemon{log: logger, pulse: srv, hub: h, apiKey: cfg.apiKey, checkOrigin: opts.CheckOrigin, drainWindow: opts.DrainWindow}
+	d := &daemon{log: logger, pulse: srv, hub: h, limiter: cfg.limits.limiter(refused), apiKey: cfg.apiKey, checkOrigin: opts.CheckOrigin, drainWindow: opts.DrainWindow}
 	d.refusals.log = logger
 	d.http = &http.Server{
 		Handler:           d.handlers.track(d.routes(reg)),
-		ReadHeaderTimeout: readHeaderTimeout,
+		ReadHeaderTimeout: cfg.limits.handshakeTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       idleTimeout,

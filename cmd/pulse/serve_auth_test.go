@@ -97,3 +97,21 @@ func TestServeAuthFlagErrors(t *testing.T) {
 		}
 	}
 }
+
+// A limit refuses with 503 and Retry-After, counted in the metrics.
+func TestServeConnectionLimit(t *testing.T) {
+	s := startServe(t, "--max-conns-per-addr", "1")
+	dial(t, s.url("ws", "/echo"))
+	_, resp, err := websocket.DefaultDialer.Dial(s.url("ws", "/echo"), nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("second connection of one address: %v %v, want 503 with Retry-After", err, status(resp))
+	}
+	resp.Body.Close()
+	s.logs.await(t, "request refused", "status=503", "too many connections from your address")
+	_, body := get(t, s.url("http", "/metrics"))
+	for _, want := range []string{`pulse_refusals_total{reason="address_connections"} 1`, `pulse_refusals_total{reason="publish_rate"} 0`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}

@@ -1,0 +1,81 @@
+package hub
+
+import (
+	"encoding/json"
+	"sync"
+	"testing"
+
+	"github.com/pulse-go/pulse"
+	"github.com/pulse-go/pulse/wire"
+)
+
+// counter counts Options.Refused calls by reason.
+type counter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *counter) refused(reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[string]int{}
+	}
+	c.n[reason]++
+}
+
+func (c *counter) get(reason string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[reason]
+}
+
+// Past the burst, a publish is answered rate_limited with the time until
+// it would pass, and the connection stays usable; past twice the rate,
+// the connection is closed with 1008. Both are counted.
+func TestPublishRateLimit(t *testing.T) {
+	var count counter
+	// A rate low enough that no token comes back while the test runs.
+	env := startHub(t, nil, nil, &Options{PublishRate: 0.01, PublishBurst: 3, Refused: count.refused})
+	c := dial(t, env.addr())
+	for id := uint64(1); id <= 3; id++ {
+		c.send(t, wire.Publish{ID: id, Channel: "room", Data: json.RawMessage(`1`)})
+		if a := expect[wire.Ack](t, c); a.ID != id {
+			t.Fatalf("publish %d within the burst: %+v", id, a)
+		}
+	}
+	for id := uint64(4); id <= 6; id++ {
+		c.send(t, wire.Publish{ID: id, Channel: "room", Data: json.RawMessage(`1`)})
+		e := expect[wire.Error](t, c)
+		if e.Code != wire.CodeRateLimited || e.ID != id || e.RetryAfterMS < 90_000 {
+			t.Fatalf("publish %d past the burst: %+v, want rate_limited with retry_after_ms about 100 s", id, e)
+		}
+	}
+	c.send(t, wire.PresenceQuery{ID: 7, Channel: "room"})
+	expect[wire.Presence](t, c) // still usable
+	if n := count.get(ReasonPublishRate); n != 3 {
+		t.Errorf("%d rate-limited publishes counted, want 3", n)
+	}
+	c.send(t, wire.Publish{ID: 8, Channel: "room", Data: json.RawMessage(`1`)})
+	if code := c.closeCode(t); code != int(pulse.ClosePolicyViolation) {
+		t.Errorf("publishing on past both buckets: closed with %d, want 1008", code)
+	}
+	if n := count.get(ReasonPublishAbuse); n != 1 {
+		t.Errorf("%d abusers counted, want 1", n)
+	}
+}
+
+// A connection closed for want of a token is counted.
+func TestUnauthorizedCounted(t *testing.T) {
+	var count counter
+	env := startAuthHub(t, nil, &Options{Refused: count.refused})
+	c := dial(t, env.addr())
+	c.send(t, wire.Hello{ID: 1, Token: "forged"})
+	c.closeCode(t)
+	if _, resp := env.upgrade(t, nil, "", nil); resp.StatusCode != 401 {
+		t.Fatalf("plain client without a token: %d", resp.StatusCode)
+	}
+	if n := count.get(ReasonUnauthorized); n != 2 {
+		t.Errorf("%d unauthorized counted, want 2", n)
+	}
+}
