@@ -166,10 +166,16 @@ func (c *Client) connect(ctx context.Context) (time.Duration, error) {
 }
 
 // delay is the wait before the next dial: a random part of the server's
-// retry window if it sent one (at most MaxRetryWindow), else the backoff.
+// retry window if it sent one (at most MaxRetryWindow); the Retry-After of
+// a refused upgrade and a random part of the second after it (the server
+// drew it at random already, in whole seconds); else the backoff.
 func (c *Client) delay(attempt int, err error) time.Duration {
 	if window := retryWindow(err); window > 0 {
 		return jitter(window, rand.Float64)
+	}
+	var he *HandshakeError
+	if errors.As(err, &he) && he.RetryAfter > 0 {
+		return he.RetryAfter + jitter(time.Second, rand.Float64)
 	}
 	return c.opts.Backoff(attempt)
 }

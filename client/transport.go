@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -28,9 +29,14 @@ type Transport interface {
 }
 
 // HandshakeError is a dial the server answered with an HTTP status other
-// than 101. Run treats 4xx (except 408 and 429) as terminal.
+// than 101. Run treats 4xx (except 408 and 429) as terminal, and waits
+// RetryAfter before the next dial when the server sent one.
 type HandshakeError struct {
 	Status int
+	// RetryAfter is the answer's Retry-After in seconds (the server's
+	// admission control sets it on a 503), at most MaxRetryWindow; zero
+	// if none.
+	RetryAfter time.Duration
 }
 
 func (e *HandshakeError) Error() string {
@@ -54,7 +60,7 @@ func DialWebSocket(ctx context.Context, url string, timeout time.Duration) (Tran
 	}
 	if err != nil {
 		if errors.Is(err, websocket.ErrBadHandshake) && resp != nil {
-			return nil, &HandshakeError{Status: resp.StatusCode}
+			return nil, &HandshakeError{Status: resp.StatusCode, RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"))}
 		}
 		return nil, fmt.Errorf("dial %s: %w", url, err)
 	}
@@ -63,6 +69,16 @@ func DialWebSocket(ctx context.Context, url string, timeout time.Duration) (Tran
 		return nil, ErrNotPulse
 	}
 	return &wsTransport{ws: ws}, nil
+}
+
+// parseRetryAfter reads a Retry-After of whole seconds (an HTTP date is
+// not used by pulse servers, and reads as none), at most MaxRetryWindow.
+func parseRetryAfter(v string) time.Duration {
+	n, err := strconv.ParseUint(v, 10, 32)
+	if err != nil {
+		return 0
+	}
+	return min(time.Duration(n)*time.Second, MaxRetryWindow)
 }
 
 type wsTransport struct{ ws *websocket.Conn }
