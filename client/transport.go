@@ -2,9 +2,12 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -53,7 +56,14 @@ const writeTimeout = 10 * time.Second
 // DialWebSocket opens a WebSocket to url offering the subprotocol pulse.v1,
 // within timeout. The resulting Transport answers ping frames itself.
 func DialWebSocket(ctx context.Context, url string, timeout time.Duration) (Transport, error) {
-	d := websocket.Dialer{Subprotocols: []string{pulse.Subprotocol}, HandshakeTimeout: timeout}
+	return DialWebSocketTLS(ctx, url, timeout, nil)
+}
+
+// DialWebSocketTLS is DialWebSocket with the TLS configuration of a wss://
+// URL, such as one trusting a private CA (see LoadCA). Nil means the
+// system's roots.
+func DialWebSocketTLS(ctx context.Context, url string, timeout time.Duration, config *tls.Config) (Transport, error) {
+	d := websocket.Dialer{Subprotocols: []string{pulse.Subprotocol}, HandshakeTimeout: timeout, TLSClientConfig: config}
 	ws, resp, err := d.DialContext(ctx, url, nil)
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()
@@ -69,6 +79,21 @@ func DialWebSocket(ctx context.Context, url string, timeout time.Duration) (Tran
 		return nil, ErrNotPulse
 	}
 	return &wsTransport{ws: ws}, nil
+}
+
+// LoadCA returns a TLS configuration that trusts the certificates of the
+// PEM file (a private CA, or a server's self-signed certificate) instead
+// of the system's roots.
+func LoadCA(file string) (*tls.Config, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("client: CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("client: CA file %s holds no PEM certificate", file)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
 // parseRetryAfter reads a Retry-After of whole seconds (an HTTP date is

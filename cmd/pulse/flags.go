@@ -31,6 +31,8 @@ type serveConfig struct {
 	auth authConfig
 	// limits bound connections and publishes (serve_limits.go).
 	limits limitsConfig
+	// tls holds the certificate of https:// and wss:// (serve_tls.go).
+	tls tlsConfig
 }
 
 // defaultAddr is where "pulse serve" listens by default: loopback only,
@@ -70,10 +72,11 @@ func parseServeFlags(args []string, stdout io.Writer) (*serveConfig, error) {
 		"browser `origin` allowed to connect besides the server's own, such as https://app.example.com;\nrepeat the flag or separate with commas; * allows any (default: same origin only)")
 	c.auth.addFlags(fs)
 	c.limits.addFlags(fs)
+	c.tls.addFlags(fs)
 	if err := parseFlags(fs, args, stdout); err != nil {
 		return nil, err
 	}
-	if err := errors.Join(c.validate(), c.auth.validate(), c.limits.validate()); err != nil {
+	if err := errors.Join(c.validate(), c.auth.validate(), c.limits.validate(), c.tls.validate()); err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
 	return c, nil

@@ -56,16 +56,22 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	printWelcome(stdout, ln.Addr())
+	tln, err := cfg.tls.listener(ln)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("serve: %w", err)
+	}
+	ln = tln
+	printWelcome(stdout, ln.Addr(), d.webScheme, d.wsScheme)
 	return d.run(ctx, ln)
 }
 
 // printWelcome tells the operator where to point a browser and clients,
 // and who can reach the server.
-func printWelcome(w io.Writer, addr net.Addr) {
+func printWelcome(w io.Writer, addr net.Addr, web, ws string) {
 	base := baseURL(addr)
-	fmt.Fprintf(w, "pulse serve: open http://%s/ in a browser; demos at /chat/, /dashboard/, /game/\n", base)
-	fmt.Fprintf(w, "  pulse.v1 ws://%[1]s/ws   echo ws://%[1]s/echo   metrics http://%[1]s/metrics\n", base)
+	fmt.Fprintf(w, "pulse serve: open %s://%s/ in a browser; demos at /chat/, /dashboard/, /game/\n", web, base)
+	fmt.Fprintf(w, "  pulse.v1 %[2]s://%[1]s/ws   echo %[2]s://%[1]s/echo   metrics %[3]s://%[1]s/metrics\n", base, ws, web)
 	tcp, _ := addr.(*net.TCPAddr)
 	switch {
 	case tcp != nil && tcp.IP.IsLoopback():
@@ -102,6 +108,8 @@ type daemon struct {
 	checkOrigin func(*http.Request) bool // --allow-origin's rule
 	http        *http.Server
 	drainWindow time.Duration // for the log
+	webScheme   string        // https with --tls-cert, else http
+	wsScheme    string        // wss with --tls-cert, else ws
 
 	draining atomic.Bool // set once run's context has ended; read by /healthz
 	handlers inflight    // every HTTP handler, hijacked ones included
@@ -135,6 +143,7 @@ func newDaemon(cfg *serveConfig, logger *slog.Logger) (*daemon, error) {
 		Logger:       logger,
 	})
 	d := &daemon{log: logger, pulse: srv, hub: h, limiter: cfg.limits.limiter(refused), apiKey: cfg.apiKey, checkOrigin: opts.CheckOrigin, drainWindow: opts.DrainWindow}
+	d.webScheme, d.wsScheme = cfg.tls.schemes()
 	d.refusals.log = logger
 	d.http = &http.Server{
 		Handler:           d.handlers.track(d.routes(reg)),
@@ -168,7 +177,7 @@ func (d *daemon) run(ctx context.Context, ln net.Listener) error {
 		defer cancel() // a listener that fails shuts the server down too
 		return d.http.Serve(ln)
 	})
-	d.log.Info("listening", "addr", ln.Addr().String(), "url", "http://"+baseURL(ln.Addr())+"/")
+	d.log.Info("listening", "addr", ln.Addr().String(), "url", d.webScheme+"://"+baseURL(ln.Addr())+"/")
 	<-ctx.Done()
 	if err := errors.Join(d.shutdown(pulseDone, serveDone), <-demosDone); err != nil {
 		return fmt.Errorf("serve: %w", err)
