@@ -51,6 +51,10 @@ func check(m wire.Msg) *protocolError {
 		return checkChannel(m.Channel)
 	case wire.PresenceQuery:
 		return checkChannel(m.Channel)
+	case wire.Refresh:
+		if m.Token == "" {
+			return badRequest("refresh needs a token")
+		}
 	case wire.Publish:
 		if err := checkChannel(m.Channel); err != nil {
 			return err
