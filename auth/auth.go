@@ -3,6 +3,8 @@ package auth
 import (
 	"errors"
 	"fmt"
+	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -18,6 +20,11 @@ type Options struct {
 	Issuer string
 	// Audience, if set, must be among the token's "aud". Empty means any.
 	Audience string
+	// Refresh is how often a NewJWKS Verifier's Run fetches the key set
+	// again. Zero means 5m.
+	Refresh time.Duration
+	// HTTPClient fetches a JWKS. Nil means a client with a 10s timeout.
+	HTTPClient *http.Client
 }
 
 // DefaultLeeway is the default of Options.Leeway.
@@ -33,8 +40,12 @@ const MinSecretLength = 32
 type Verifier struct {
 	// Set by the constructor, never changes.
 	parser *jwt.Parser
-	keys   keySet
 	leeway time.Duration
+	jwks   *jwksSource // nil unless made by NewJWKS
+
+	// The keys in force: fixed for NewHMAC and NewKeys, replaced whole by
+	// each fetch of a JWKS.
+	keys atomic.Pointer[keySet]
 }
 
 var _ hub.Verifier = (*Verifier)(nil)
@@ -45,7 +56,7 @@ func NewHMAC(secret []byte, opts *Options) (*Verifier, error) {
 	if len(secret) < MinSecretLength {
 		return nil, fmt.Errorf("auth: an HS256 secret needs at least %d bytes, got %d", MinSecretLength, len(secret))
 	}
-	return newVerifier(keySet{"": {alg: jwt.SigningMethodHS256.Alg(), key: secret}}, opts), nil
+	return newVerifier(keySet{"": {alg: jwt.SigningMethodHS256.Alg(), key: secret}}, nil, opts), nil
 }
 
 // NewKeys returns a Verifier of tokens signed with the private halves of
@@ -68,10 +79,12 @@ func NewKeys(pemData []byte, opts *Options) (*Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newVerifier(keys, opts), nil
+	return newVerifier(keys, nil, opts), nil
 }
 
-func newVerifier(keys keySet, opts *Options) *Verifier {
+// newVerifier makes a Verifier of keys, held to the algorithms algs (nil
+// means those of keys).
+func newVerifier(keys keySet, algs []string, opts *Options) *Verifier {
 	var o Options
 	if opts != nil {
 		o = *opts
@@ -79,8 +92,11 @@ func newVerifier(keys keySet, opts *Options) *Verifier {
 	if o.Leeway == 0 {
 		o.Leeway = DefaultLeeway
 	}
+	if algs == nil {
+		algs = keys.algorithms()
+	}
 	popts := []jwt.ParserOption{
-		jwt.WithValidMethods(keys.algorithms()),
+		jwt.WithValidMethods(algs),
 		jwt.WithExpirationRequired(),
 		jwt.WithLeeway(o.Leeway),
 		jwt.WithIssuedAt(),
@@ -91,7 +107,9 @@ func newVerifier(keys keySet, opts *Options) *Verifier {
 	if o.Audience != "" {
 		popts = append(popts, jwt.WithAudience(o.Audience))
 	}
-	return &Verifier{parser: jwt.NewParser(popts...), keys: keys, leeway: o.Leeway}
+	v := &Verifier{parser: jwt.NewParser(popts...), leeway: o.Leeway}
+	v.keys.Store(&keys)
+	return v
 }
 
 // Verify checks token's signature, algorithm and time claims, and returns
@@ -99,7 +117,7 @@ func newVerifier(keys keySet, opts *Options) *Verifier {
 // hub.ErrTokenExpired.
 func (v *Verifier) Verify(token string) (hub.Identity, error) {
 	claims := jwt.MapClaims{}
-	if _, err := v.parser.ParseWithClaims(token, claims, v.keys.lookup); err != nil {
+	if _, err := v.parser.ParseWithClaims(token, claims, v.lookup); err != nil {
 		if errors.Is(err, jwt.ErrTokenExpired) {
 			return hub.Identity{}, hub.ErrTokenExpired
 		}

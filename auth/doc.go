@@ -4,7 +4,8 @@
 //
 // NewHMAC verifies HS256 tokens with a shared secret; NewKeys verifies
 // RS256, ES256 and EdDSA tokens with the public keys of a PEM file,
-// chosen by the token's "kid". Every token goes through golang-jwt's
+// chosen by the token's "kid"; NewJWKS does the same with the keys an
+// identity provider publishes at a URL, kept fresh by Run. Every token goes through golang-jwt's
 // parser, held to the algorithms its keys allow (never "none"), with an
 // expiry required and a small leeway for clock skew; claims are read only
 // from a token that passed.

@@ -43,14 +43,22 @@ func parseKeys(pemData []byte) (keySet, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("auth: no PEM public key found")
 	}
-	if len(keys) == 1 {
-		for _, k := range keys {
-			keys[""] = k
+	return keys, keys.settle()
+}
+
+// settle lets a lone key verify tokens without a kid, and refuses a set
+// of several keys in which one has no id.
+func (s keySet) settle() error {
+	if len(s) == 1 {
+		for _, k := range s {
+			s[""] = k
 		}
-	} else if _, ok := keys[""]; ok {
-		return nil, errors.New(`auth: a file of several keys needs a "kid" header on each`)
+		return nil
 	}
-	return keys, nil
+	if _, ok := s[""]; ok {
+		return errors.New(`auth: a set of several keys needs a key id ("kid") on each`)
+	}
+	return nil
 }
 
 // add parses one PEM block into the set.
@@ -66,6 +74,11 @@ func (s keySet) add(block *pem.Block) error {
 	if err != nil {
 		return fmt.Errorf("auth: key %q: %w", kid, err)
 	}
+	return s.put(kid, pub)
+}
+
+// put adds a public key under kid, with the one algorithm it verifies.
+func (s keySet) put(kid string, pub any) error {
 	alg, err := algorithm(pub)
 	if err != nil {
 		return fmt.Errorf("auth: key %q: %w", kid, err)
@@ -106,10 +119,17 @@ func (s keySet) algorithms() []string {
 }
 
 // lookup is the parser's key function: the key the token's kid names,
-// which must allow the token's algorithm.
-func (s keySet) lookup(t *jwt.Token) (any, error) {
+// which must allow the token's algorithm. A kid a JWKS does not hold
+// makes it fetched again first (at most every jwksMinRefetch).
+func (v *Verifier) lookup(t *jwt.Token) (any, error) {
 	kid, _ := t.Header["kid"].(string)
+	s := *v.keys.Load()
 	k, ok := s[kid]
+	if !ok && kid != "" && v.jwks != nil {
+		v.jwks.refetch(v)
+		s = *v.keys.Load()
+		k, ok = s[kid]
+	}
 	if !ok && len(s) == 1 {
 		k, ok = s[""] // a lone key without an id (an HMAC secret) takes any kid
 	}

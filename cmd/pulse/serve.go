@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/pulse-go/pulse"
+	"github.com/pulse-go/pulse/auth"
 	"github.com/pulse-go/pulse/hub"
 	"github.com/pulse-go/pulse/limit"
 	"github.com/pulse-go/pulse/prom"
@@ -104,6 +105,7 @@ type daemon struct {
 	pulse       *pulse.Server
 	hub         *hub.Hub
 	limiter     *limit.Limiter // bounds the WebSocket connections of /ws and /echo
+	verifier    *auth.Verifier // of tokens; nil when anonymous
 	apiKey      string
 	checkOrigin func(*http.Request) bool // --allow-origin's rule
 	http        *http.Server
@@ -128,21 +130,21 @@ func newDaemon(cfg *serveConfig, logger *slog.Logger) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	verifier, err := cfg.auth.verifier(logger)
+	verifier, err := cfg.auth.verifier(context.Background(), logger) // the first JWKS fetch is bounded by its client's timeout
 	if err != nil {
 		return nil, err
 	}
 	refused := prom.Refusals(reg, append(limit.Reasons(), hub.Reasons()...)...)
 	h := hub.New(&hub.Options{
 		Broker:       hub.NewMemory(&cfg.history),
-		Verifier:     verifier,
+		Verifier:     hubVerifier(verifier),
 		Authorize:    serverOnlyChannels,
 		PublishRate:  cfg.limits.publishRate,
 		PublishBurst: cfg.limits.publishBurst,
 		Refused:      refused,
 		Logger:       logger,
 	})
-	d := &daemon{log: logger, pulse: srv, hub: h, limiter: cfg.limits.limiter(refused), apiKey: cfg.apiKey, checkOrigin: opts.CheckOrigin, drainWindow: opts.DrainWindow}
+	d := &daemon{log: logger, pulse: srv, hub: h, verifier: verifier, limiter: cfg.limits.limiter(refused), apiKey: cfg.apiKey, checkOrigin: opts.CheckOrigin, drainWindow: opts.DrainWindow}
 	d.webScheme, d.wsScheme = cfg.tls.schemes()
 	d.refusals.log = logger
 	d.http = &http.Server{
@@ -173,13 +175,14 @@ func (d *daemon) run(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	pulseDone := goResult(func() error { return d.pulse.Run(ctx) })
 	demosDone := goResult(func() error { return web.Run(ctx, d.hub) })
+	keysDone := goResult(func() error { return refreshKeys(ctx, d.verifier, d.log) })
 	serveDone := goResult(func() error {
 		defer cancel() // a listener that fails shuts the server down too
 		return d.http.Serve(ln)
 	})
 	d.log.Info("listening", "addr", ln.Addr().String(), "url", d.webScheme+"://"+baseURL(ln.Addr())+"/")
 	<-ctx.Done()
-	if err := errors.Join(d.shutdown(pulseDone, serveDone), <-demosDone); err != nil {
+	if err := errors.Join(d.shutdown(pulseDone, serveDone), <-demosDone, <-keysDone); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	d.log.Info("stopped")

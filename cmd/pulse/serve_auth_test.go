@@ -5,8 +5,11 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -114,4 +117,23 @@ func TestServeConnectionLimit(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+}
+
+// --jwt-keys with a URL: the keys of the JWKS there.
+func TestServeJWKS(t *testing.T) {
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","x":%q}]}`, base64.RawURLEncoding.EncodeToString(pub))
+	}))
+	defer jwks.Close()
+	s := startServe(t, "--jwt-keys", jwks.URL)
+	s.logs.await(t, "tokens required", "JWKS")
+	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{"sub": "cy", "exp": time.Now().Add(time.Hour).Unix()})
+	tok.Header["kid"] = "k1"
+	signed, err := tok.SignedString(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := dial(t, s.url("ws", "/ws?token="+signed))
+	readUntil(t, ws, `"user":"cy"`)
 }
