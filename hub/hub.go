@@ -70,6 +70,10 @@ type Options struct {
 	// PublishBurst is how many publishes one connection may make at once.
 	// Zero means 100.
 	PublishBurst int
+	// MaxReplay is the most publications one subscribe replays, whatever
+	// the broker's history holds; a client further behind gets
+	// "recovered": false and starts from now. Zero means 10,000.
+	MaxReplay int
 	// Refused is called with the reason of each refusal (Reasons lists
 	// them), to count it; it must not block. Nil means none.
 	Refused func(reason string)
@@ -77,8 +81,11 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// DefaultMaxSubscriptions is the default of Options.MaxSubscriptions.
-const DefaultMaxSubscriptions = 100
+// Defaults of Options.
+const (
+	DefaultMaxSubscriptions = 100
+	DefaultMaxReplay        = 10_000
+)
 
 // Hub speaks the pulse.v1 protocol to clients: channels with history,
 // positions and resume, presence, acknowledged idempotent publishes. It is
@@ -117,6 +124,9 @@ func New(opts *Options) *Hub {
 	}
 	if o.PublishBurst == 0 {
 		o.PublishBurst = DefaultPublishBurst
+	}
+	if o.MaxReplay == 0 {
+		o.MaxReplay = DefaultMaxReplay
 	}
 	if o.Refused == nil {
 		o.Refused = func(string) {}

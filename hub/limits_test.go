@@ -79,3 +79,27 @@ func TestUnauthorizedCounted(t *testing.T) {
 		t.Errorf("%d unauthorized counted, want 2", n)
 	}
 }
+
+// A subscribe further behind than MaxReplay is told it cannot recover,
+// and goes on live from the top: nothing is replayed.
+func TestMaxReplay(t *testing.T) {
+	env := startHub(t, nil, nil, &Options{MaxReplay: 5})
+	c := dial(t, env.addr())
+	start := c.subscribe(t, "room", nil, false).Position
+	publishN(t, env.hub, "room", 0, 5)
+	back := dial(t, env.addr())
+	if a := back.subscribe(t, "room", &start, false); a.Recovered == nil || !*a.Recovered {
+		t.Fatalf("5 behind with MaxReplay 5: %+v, want recovered", a)
+	}
+	expect[wire.Batch](t, back)
+	publishN(t, env.hub, "room", 5, 1)
+	far := dial(t, env.addr())
+	a := far.subscribe(t, "room", &start, false)
+	if a.Recovered == nil || *a.Recovered || a.Position.Offset != 6 {
+		t.Fatalf("6 behind with MaxReplay 5: %+v, want recovered false at the top", a)
+	}
+	publishN(t, env.hub, "room", 6, 1)
+	if m := expect[wire.Message](t, far); m.Pos.Offset != 7 {
+		t.Fatalf("after an unrecovered subscribe: %+v, want the live offset 7", m)
+	}
+}

@@ -214,6 +214,9 @@ func (s *session) subscribe(ctx context.Context, req wire.Subscribe) *protocolEr
 		s.hub.leave(sub)
 		return s.unavailable("history", err)
 	}
+	if len(pubs) > s.hub.opts.MaxReplay {
+		pubs, err = nil, ErrUnrecoverable // too far behind: the client refetches
+	}
 	s.subs[req.Channel] = sub
 	reply := wire.Subscribed{ID: req.ID, Channel: req.Channel, Position: top}
 	if req.Since != nil {
