@@ -55,9 +55,12 @@ type Options struct {
 	// UpgradeRate is how many upgrades per second are admitted, with a
 	// burst of a tenth of a second's worth (at least 1). Zero means 1000.
 	UpgradeRate float64
-	// RetryWindow is the Retry-After a refusal sends: a whole number of
-	// seconds drawn at random in [1s, RetryWindow] for admission control,
-	// and RetryWindow for the connection limits. Zero means 10s.
+	// RetryWindow bounds the Retry-After a refusal sends. Admission
+	// control draws it at random between 1s and the time the upgrade rate
+	// needs to admit the upgrades refused over the last second or so, at
+	// most RetryWindow: refused clients come back spread over the time
+	// the server needs to take them. The connection limits send
+	// RetryWindow. Zero means 10s.
 	RetryWindow time.Duration
 	// Refused is called with the reason of each refusal, to count it; it
 	// must not block. Nil means none.
@@ -71,9 +74,29 @@ type Limiter struct {
 	opts     Options
 	upgrades *rate.Limiter // safe for concurrent use
 
-	mu     sync.Mutex     // guards counts and total
+	mu     sync.Mutex     // guards the fields below
 	counts map[string]int // open connections by source address, absent when none
 	total  int
+	demand refusalWindow // upgrades refused for the rate, lately
+}
+
+// refusalWindow counts refusals in the current second and the one before.
+type refusalWindow struct {
+	since         time.Time // start of the current second
+	now, previous int
+}
+
+// add counts a refusal at t and returns the refusals of the last second
+// or two.
+func (w *refusalWindow) add(t time.Time) int {
+	switch d := t.Sub(w.since); {
+	case d >= 2*time.Second:
+		w.since, w.previous, w.now = t, 0, 0
+	case d >= time.Second:
+		w.since, w.previous, w.now = t, w.now, 0
+	}
+	w.now++
+	return w.now + w.previous
 }
 
 // New returns a Limiter configured by opts.
@@ -127,12 +150,11 @@ func (l *Limiter) refuse(reason, text string, retry time.Duration) *pulse.HTTPEr
 // admit checks the upgrade rate, then takes a place for a connection from
 // addr, or refuses.
 func (l *Limiter) admit(addr string) *pulse.HTTPError {
-	if !l.upgrades.Allow() {
-		retry := time.Second + rand.N(max(l.opts.RetryWindow-time.Second, 0)+1)
-		return l.refuse(ReasonUpgradeRate, "too many connections arriving; try again later", retry)
-	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if !l.upgrades.Allow() {
+		return l.refuse(ReasonUpgradeRate, "too many connections arriving; try again later", l.retryAfterLocked())
+	}
 	if l.total >= l.opts.Total {
 		return l.refuse(ReasonTotal, "the server holds all the connections it takes; try again later", l.opts.RetryWindow)
 	}
@@ -142,6 +164,15 @@ func (l *Limiter) admit(addr string) *pulse.HTTPError {
 	l.total++
 	l.counts[addr]++
 	return nil
+}
+
+// retryAfterLocked draws the Retry-After of an upgrade refused for the
+// rate (see Options.RetryWindow).
+func (l *Limiter) retryAfterLocked() time.Duration {
+	demand := l.demand.add(time.Now())
+	spread := time.Duration(float64(demand) / l.opts.UpgradeRate * float64(time.Second))
+	spread = min(max(spread, time.Second), max(l.opts.RetryWindow, time.Second))
+	return time.Second + rand.N(spread-time.Second+1)
 }
 
 // release gives back the place of a connection from addr.

@@ -156,3 +156,23 @@ func TestFailedUpgradeReleases(t *testing.T) {
 		t.Errorf("second connection of one address: %d, want 503", status)
 	}
 }
+
+// Few refusals ask for a short wait: Retry-After spreads the refused over
+// the time the rate needs to take them, not over the whole window.
+func TestRetryAfterFollowsDemand(t *testing.T) {
+	e := start(t, Options{UpgradeRate: 100, PerAddress: 1000})
+	refused := 0
+	for range 30 { // the burst is 10: some 20 are refused, 0.2 s of the rate
+		ws, status, retry, _ := e.dial(t)
+		if ws != nil {
+			continue
+		}
+		refused++
+		if status != 503 || retry != "1" {
+			t.Fatalf("refused with %d, Retry-After %q; want 503 after 1 s", status, retry)
+		}
+	}
+	if refused == 0 {
+		t.Fatal("nothing refused past the burst")
+	}
+}
