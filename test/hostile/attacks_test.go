@@ -9,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mathrand "math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,6 +41,7 @@ var cases = []attackCase{
 	{"subscribe churn", nil, subscribeChurn, 0},
 	{"one address past its limit", []string{"--max-conns-per-addr", "20"}, pastAddressLimit, 0},
 	{"upgrade storm past the admission cap", []string{"--upgrade-rate", "100"}, upgradeStorm, 0},
+	{"restart storm honouring Retry-After", []string{"--upgrade-rate", strconv.Itoa(stormRate()), "--max-conns-per-addr", "30000"}, restartStorm, 0},
 }
 
 // parallel runs f(0..n-1), at most conc at once, and returns the first
@@ -494,4 +497,67 @@ func upgradeStorm(t *testing.T, s *server) {
 		t.Errorf("%d upgrades admitted within one second, over the cap of %d and its burst of %d", worst, cap, burst)
 	}
 	t.Logf("upgrade storm: %d admitted and %d refused in %v, at most %d admitted in any second", len(admitted), refused.Load(), storm, worst)
+}
+
+// The restart storm's size: PULSE_STORM_CLIENTS clients (default 600)
+// against an admission rate of PULSE_STORM_RATE (default 200/s), so that
+// CI runs it in seconds and a person can run it at full size.
+func stormClients() int { return envInt("PULSE_STORM_CLIENTS", 600) }
+func stormRate() int    { return envInt("PULSE_STORM_RATE", 200) }
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
+
+// Every client of a server that restarted comes back at once and honours
+// Retry-After (plus a random part of a second, as the Go client does): no
+// second admits more than the rate and its burst, and all are back.
+func restartStorm(t *testing.T, s *server) {
+	n, rate := stormClients(), stormRate()
+	var mu sync.Mutex
+	var admitted []time.Time
+	var conns []*websocket.Conn
+	defer func() {
+		for _, ws := range conns {
+			ws.Close()
+		}
+	}()
+	start := time.Now()
+	err := parallel(n, n, func(int) error {
+		for time.Since(start) < time.Minute {
+			ws, resp, err := websocket.DefaultDialer.Dial("ws://"+s.addr+"/echo", nil)
+			if err == nil {
+				mu.Lock()
+				admitted = append(admitted, time.Now())
+				conns = append(conns, ws)
+				mu.Unlock()
+				return nil
+			}
+			if resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+				return fmt.Errorf("storm: %v, want 503", err)
+			}
+			after, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+			time.Sleep(time.Duration(after)*time.Second + mathrand.N(time.Second)) // the client's own wait
+		}
+		return errors.New("a client was not back within a minute")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(admitted, time.Time.Compare)
+	worst := 0
+	for i, first := range admitted {
+		k, _ := slices.BinarySearchFunc(admitted[i:], first.Add(time.Second), time.Time.Compare)
+		worst = max(worst, k)
+	}
+	burst := max(1, rate/10)
+	if worst > rate+burst+rate/20 { // the rate, its burst, and admissions this side timed late
+		t.Errorf("%d upgrades admitted within one second, over the rate of %d and its burst of %d", worst, rate, burst)
+	}
+	p99 := admitted[(len(admitted)*99+99)/100-1].Sub(start)
+	t.Logf("restart storm: %d clients, rate %d/s: 99%% back after %v, all after %v; at most %d admitted in any second",
+		n, rate, p99.Round(time.Millisecond), admitted[len(admitted)-1].Sub(start).Round(time.Millisecond), worst)
 }
