@@ -12,9 +12,8 @@
 //
 // Server code publishes with Hub.Publish, or over HTTP with PublishHandler.
 // Options.Verifier (package auth for JWTs) makes clients present signed
-// tokens whose patterns say where they may subscribe and publish;
-// Options.Authorize adds the application's own rules. Options bound each
-// connection's publishes, subscriptions and replays.
+// tokens whose patterns say where they may subscribe and publish, and
+// Options.Authorize adds the application's own rules.
 //
 // # Positions and resume
 //
