@@ -27,6 +27,8 @@ import (
 
 var cases = []attackCase{
 	{"slow handshakes", []string{"--handshake-timeout", "1s"}, slowHandshakes, 0},
+	{"silent TCP connections", []string{"--handshake-timeout", "1s"}, silentTCP, 0},
+	{"upgraded, then silent", []string{"--ping-interval", "500ms", "--pong-timeout", "500ms", "--max-conns-per-addr", "1000", "--upgrade-rate", "10000"}, silentUpgraded, 0},
 	{"handshake junk", nil, handshakeJunk, 0},
 	{"1 GiB frame header", nil, hugeFrameHeader, 0},
 	{"fragment flood", nil, fragmentFlood, 0},
@@ -565,4 +567,52 @@ func restartStorm(t *testing.T, s *server) {
 	p99 := admitted[(len(admitted)*99+99)/100-1].Sub(start)
 	t.Logf("restart storm: %d clients, rate %d/s: 99%% back after %v, all after %v; at most %d admitted in any second",
 		n, rate, p99.Round(time.Millisecond), admitted[len(admitted)-1].Sub(start).Round(time.Millisecond), worst)
+}
+
+// 300 TCP connections that never send a byte: each is closed once
+// --handshake-timeout (1 s) has passed.
+func silentTCP(t *testing.T, s *server) {
+	err := parallel(300, 300, func(int) error {
+		conn, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		start := time.Now()
+		conn.SetReadDeadline(start.Add(wait))
+		if _, err := conn.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+			return fmt.Errorf("a silent connection got %v, want it closed", err)
+		}
+		if took := time.Since(start); took < 900*time.Millisecond || took > 5*time.Second {
+			return fmt.Errorf("a silent connection closed after %v, want about 1 s", took)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// 200 connections upgrade, then neither read nor write: each is closed
+// as dead within interval + timeout (1 s) and a tick, its resources freed.
+func silentUpgraded(t *testing.T, s *server) {
+	err := parallel(200, 200, func(int) error {
+		ws, _, err := websocket.DefaultDialer.Dial("ws://"+s.addr+"/echo", nil)
+		if err != nil {
+			return err
+		}
+		defer ws.Close()
+		start := time.Now()
+		ws.SetPingHandler(func(string) error { return nil }) // silent: no pong
+		if code := closeCode(ws); code != 4000 {
+			return fmt.Errorf("a silent connection closed with %d, want 4000", code)
+		}
+		if took := time.Since(start); took > 3*time.Second {
+			return fmt.Errorf("a silent connection closed after %v, want about 1 s", took)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
