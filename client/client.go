@@ -46,6 +46,7 @@ type Client struct {
 	subs       map[string]*subscription // channels wanted, with their last position
 	unsubs     []string                 // unsubscribes to send on the open connection
 	queue      []*outgoing              // publishes not yet acknowledged, oldest first
+	paced      time.Time                // when the last publish refused as rate_limited is due again
 	pings      []*pingWait              // Ping calls not yet sent
 	keys       uint64                   // made-up idempotency keys so far
 }

@@ -176,10 +176,10 @@ func TestBadHelloTokenCloses(t *testing.T) {
 func TestExpiryAndRefresh(t *testing.T) {
 	env := startAuthHub(t, nil, nil)
 	refreshed := dial(t, env.addr())
-	refreshed.send(t, wire.Hello{ID: 1, Token: "ann:300ms"})
+	refreshed.send(t, wire.Hello{ID: 1, Token: "ann:1s"})
 	expect[wire.Ack](t, refreshed)
 	witness := dial(t, env.addr()) // its token expires after refreshed's first one
-	witness.send(t, wire.Hello{ID: 1, Token: "ann:300ms"})
+	witness.send(t, wire.Hello{ID: 1, Token: "ann:1s"})
 	expect[wire.Ack](t, witness)
 
 	refreshed.send(t, wire.Refresh{ID: 2, Token: "bob:1h"})

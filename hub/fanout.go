@@ -71,6 +71,8 @@ func (fan *fanout) deliver(ev Event) {
 	defer fan.mu.Unlock()
 	for sub := range fan.subs {
 		switch {
+		case ev.Type == EventLost:
+			sub.s.conn.Close(pulse.CloseSlowConsumer, "the broker lost events of "+fan.name+": resume")
 		case ev.Type != EventPublication && !sub.presence:
 		case sub.recovering && len(sub.buffer) >= maxRecoveryBuffer:
 			sub.s.conn.Close(pulse.CloseSlowConsumer, "too many messages during recovery")

@@ -64,7 +64,7 @@ type Options struct {
 	MaxSubscriptions int
 	// PublishRate is how many publishes per second one connection may
 	// make, beyond a burst of PublishBurst; a publish over it is answered
-	// "rate_limited", and a connection publishing past twice the rate is
+	// "rate_limited", and a connection that goes on publishing when refused is
 	// closed with 1008 (see limits.go). Zero means 50.
 	PublishRate float64
 	// PublishBurst is how many publishes one connection may make at once.

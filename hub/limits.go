@@ -11,9 +11,12 @@ import (
 
 // Publishes per connection: a token bucket of Options.PublishRate and
 // PublishBurst. A publish beyond it is answered "rate_limited" with the
-// time until it would pass. A client that goes on past a second bucket of
-// the same size (so publishing at more than twice the rate, sustained) is
-// closed with 1008: it is not a client slowing down when told.
+// time until it would pass. Refusals drain a second bucket, of the same
+// rate and abuseBursts times the burst: a client that empties it (1,000
+// refused publishes beyond the rate, by default) is closed with 1008, for
+// it is not slowing down when told. The second bucket is deep so that a
+// client flushing its offline queue (256 publishes) at once, and then
+// pacing them as told, is never cut.
 
 // Defaults of the publish limit.
 const (
@@ -24,7 +27,7 @@ const (
 // Reasons of the hub's refusals, as Options.Refused receives them.
 const (
 	ReasonPublishRate  = "publish_rate"  // a publish answered rate_limited
-	ReasonPublishAbuse = "publish_abuse" // a connection closed for publishing past twice the rate
+	ReasonPublishAbuse = "publish_abuse" // a connection closed for going on publishing when refused
 	ReasonUnauthorized = "unauthorized"  // a connection closed for lack of a valid token
 )
 
@@ -45,7 +48,7 @@ func (s *session) limitPublish() *protocolError {
 	if s.limit == nil {
 		s.limit = &publishLimit{
 			allowed: rate.NewLimiter(rate.Limit(o.PublishRate), o.PublishBurst),
-			refused: rate.NewLimiter(rate.Limit(o.PublishRate), o.PublishBurst),
+			refused: rate.NewLimiter(rate.Limit(o.PublishRate), abuseBursts*o.PublishBurst),
 		}
 	}
 	now := time.Now()
@@ -56,7 +59,7 @@ func (s *session) limitPublish() *protocolError {
 	}
 	r.CancelAt(now)
 	if !s.limit.refused.AllowN(now, 1) {
-		s.refuse(ReasonPublishAbuse, "publishing past twice the rate limit")
+		s.refuse(ReasonPublishAbuse, "went on publishing when refused")
 		s.conn.Close(pulse.ClosePolicyViolation, "publish rate limit exceeded")
 	} else {
 		s.refuse(ReasonPublishRate, "publish rate limited")
@@ -72,6 +75,9 @@ func (s *session) refuse(reason, text string) {
 		s.hub.opts.Logger.Warn("hub: refused", "reason", reason, "detail", text, "remote", s.conn.RemoteAddr(), "user", s.user())
 	})
 }
+
+// abuseBursts is the depth of the refusals bucket, in bursts.
+const abuseBursts = 10
 
 // Bounds of the hub's refusal log.
 const (

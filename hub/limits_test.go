@@ -31,8 +31,8 @@ func (c *counter) get(reason string) int {
 }
 
 // Past the burst, a publish is answered rate_limited with the time until
-// it would pass, and the connection stays usable; past twice the rate,
-// the connection is closed with 1008. Both are counted.
+// it would pass, and the connection stays usable; past ten bursts of
+// refusals, the connection is closed with 1008. Both are counted.
 func TestPublishRateLimit(t *testing.T) {
 	var count counter
 	// A rate low enough that no token comes back while the test runs.
@@ -56,7 +56,14 @@ func TestPublishRateLimit(t *testing.T) {
 	if n := count.get(ReasonPublishRate); n != 3 {
 		t.Errorf("%d rate-limited publishes counted, want 3", n)
 	}
-	c.send(t, wire.Publish{ID: 8, Channel: "room", Data: json.RawMessage(`1`)})
+	// The refusals bucket holds abuseBursts bursts: 30, 3 of them taken.
+	for id := uint64(8); id < 8+abuseBursts*3-3; id++ {
+		c.send(t, wire.Publish{ID: id, Channel: "room", Data: json.RawMessage(`1`)})
+		if e := expect[wire.Error](t, c); e.Code != wire.CodeRateLimited {
+			t.Fatalf("refused publish %d: %+v, want rate_limited", id, e)
+		}
+	}
+	c.send(t, wire.Publish{ID: 100, Channel: "room", Data: json.RawMessage(`1`)})
 	if code := c.closeCode(t); code != int(pulse.ClosePolicyViolation) {
 		t.Errorf("publishing on past both buckets: closed with %d, want 1008", code)
 	}

@@ -33,6 +33,8 @@ type serveConfig struct {
 	limits limitsConfig
 	// tls holds the certificate of https:// and wss:// (serve_tls.go).
 	tls tlsConfig
+	// broker is the Redis URL of --broker; "" is the in-memory broker.
+	broker string
 }
 
 // defaultAddr is where "pulse serve" listens by default: loopback only,
@@ -68,6 +70,8 @@ func parseServeFlags(args []string, stdout io.Writer) (*serveConfig, error) {
 		"publications kept per channel for clients that resume")
 	fs.DurationVar(&c.history.HistoryTTL, "history-ttl", hub.DefaultHistoryTTL,
 		"how long a publication stays in a channel's history")
+	fs.StringVar(&c.broker, "broker", os.Getenv("PULSE_BROKER"),
+		"Redis `URL` shared by several nodes: redis://[:PASSWORD@]HOST:PORT/DB, rediss:// for TLS,\nseveral comma-separated to spread channels over them (default $PULSE_BROKER);\nempty keeps channels in this process's memory")
 	fs.Var(&c.origins, "allow-origin",
 		"browser `origin` allowed to connect besides the server's own, such as https://app.example.com;\nrepeat the flag or separate with commas; * allows any (default: same origin only)")
 	c.auth.addFlags(fs)
@@ -104,7 +108,7 @@ func (c *serveConfig) validate() error {
 		slices.Sort(bad)
 		return fmt.Errorf("%s must be positive", strings.Join(bad, ", "))
 	}
-	return nil
+	return checkBrokerURL(c.broker)
 }
 
 // options returns the pulse.Options the flags describe.

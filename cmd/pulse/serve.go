@@ -55,6 +55,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
+		d.broker.Close()
 		return fmt.Errorf("serve: %w", err)
 	}
 	tln, err := cfg.tls.listener(ln)
@@ -106,6 +107,7 @@ type daemon struct {
 	hub         *hub.Hub
 	limiter     *limit.Limiter // bounds the WebSocket connections of /ws and /echo
 	verifier    *auth.Verifier // of tokens; nil when anonymous
+	broker      serveBroker    // closed by run, after the drain
 	apiKey      string
 	checkOrigin func(*http.Request) bool // --allow-origin's rule
 	http        *http.Server
@@ -130,13 +132,19 @@ func newDaemon(cfg *serveConfig, logger *slog.Logger) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	broker, err := newServeBroker(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	broker.register(reg)
 	verifier, err := cfg.auth.verifier(context.Background(), logger) // the first JWKS fetch is bounded by its client's timeout
 	if err != nil {
+		broker.Close()
 		return nil, err
 	}
 	refused := prom.Refusals(reg, append(limit.Reasons(), hub.Reasons()...)...)
 	h := hub.New(&hub.Options{
-		Broker:       hub.NewMemory(&cfg.history),
+		Broker:       broker.Broker, // not the wrapper: the hub finds hub.PresenceBroker by type assertion
 		Verifier:     hubVerifier(verifier),
 		Authorize:    serverOnlyChannels,
 		PublishRate:  cfg.limits.publishRate,
@@ -144,7 +152,8 @@ func newDaemon(cfg *serveConfig, logger *slog.Logger) (*daemon, error) {
 		Refused:      refused,
 		Logger:       logger,
 	})
-	d := &daemon{log: logger, pulse: srv, hub: h, verifier: verifier, limiter: cfg.limits.limiter(refused), apiKey: cfg.apiKey, checkOrigin: opts.CheckOrigin, drainWindow: opts.DrainWindow}
+	d := &daemon{log: logger, pulse: srv, hub: h, broker: broker, verifier: verifier, limiter: cfg.limits.limiter(refused),
+		apiKey: cfg.apiKey, checkOrigin: opts.CheckOrigin, drainWindow: opts.DrainWindow}
 	d.webScheme, d.wsScheme = cfg.tls.schemes()
 	d.refusals.log = logger
 	d.http = &http.Server{
@@ -182,7 +191,7 @@ func (d *daemon) run(ctx context.Context, ln net.Listener) error {
 	})
 	d.log.Info("listening", "addr", ln.Addr().String(), "url", d.webScheme+"://"+baseURL(ln.Addr())+"/")
 	<-ctx.Done()
-	if err := errors.Join(d.shutdown(pulseDone, serveDone), <-demosDone, <-keysDone); err != nil {
+	if err := errors.Join(d.shutdown(pulseDone, serveDone), <-demosDone, <-keysDone, d.broker.Close()); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	d.log.Info("stopped")

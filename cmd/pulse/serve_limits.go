@@ -29,7 +29,7 @@ func (c *limitsConfig) addFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.upgradeRate, "upgrade-rate", limit.DefaultUpgradeRate,
 		"upgrades admitted per second (admission control, so a restart's clients return at a pace the server takes);\nbeyond, HTTP 503 with a Retry-After drawn at random, 1-10 s, spread over what the rate needs")
 	fs.Float64Var(&c.publishRate, "publish-rate", hub.DefaultPublishRate,
-		"publishes per second one connection may make beyond its burst; beyond, error rate_limited,\nand past twice the rate, close 1008")
+		"publishes per second one connection may make beyond its burst; beyond, error rate_limited,\nand one that goes on when refused (10 bursts' worth beyond the rate), close 1008")
 	fs.IntVar(&c.publishBurst, "publish-burst", hub.DefaultPublishBurst,
 		"publishes one connection may make at once")
 	fs.DurationVar(&c.handshakeTimeout, "handshake-timeout", readHeaderTimeout,

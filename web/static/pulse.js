@@ -246,6 +246,7 @@ export class PulseError extends Error {
  * @property {string} [queueKey]
  * @property {number} at  when it was made
  * @property {boolean} sent  written on the current connection
+ * @property {number} notBefore  refused as rate_limited: not written again before this (ms, the clock of now)
  * @property {(a: Ack) => void} resolve
  * @property {(e: Error) => void} reject
  */
@@ -291,6 +292,7 @@ export class PulseSocket extends EventTarget {
   #attempt = 0;
   /** @type {WebSocket|null} */ #ws = null;
   #timers = { dial: 0, check: 0, save: 0, refresh: 0 };
+  #paced = 0; // when the last publish refused as rate_limited is due again (the clock of now)
   #lastRecv = 0;
   #openedAt = 0;
   #pingSentAt = 0;
@@ -954,9 +956,12 @@ export class PulseSocket extends EventTarget {
     }
     const key = o.key || `${this.#keyPrefix}-${++this.#keySeq}`;
     /** @type {Pending} */
-    const p = { id: this.#nextId++, channel, data, key, queueKey: o.queueKey, at: this.#now(), sent: false, resolve, reject };
+    const p = {
+      id: this.#nextId++, channel, data, key, queueKey: o.queueKey, at: this.#now(), sent: false, notBefore: 0, resolve, reject,
+    };
+    const waiting = this.#pending.some((q) => !q.sent && q.notBefore > this.#now()); // none overtakes it
     this.#pending.push(p);
-    return this.#session && this.#writePublish(p) ? 'sent' : 'queued';
+    return this.#session && !waiting && this.#writePublish(p) ? 'sent' : 'queued';
   }
 
   /** Drops the unsent publishes of queueKey: latest per key. @param {string} queueKey */
@@ -986,18 +991,37 @@ export class PulseSocket extends EventTarget {
     return p.sent;
   }
 
-  /** @param {Pending} p @param {Inbound} m */
+  /**
+   * Settles p with the server's answer. A publish refused as rate_limited
+   * stays queued and is written again, with its key, after retry_after_ms
+   * (after the one refused before it is due, when several were).
+   * @param {Pending} p @param {Inbound} m
+   */
   #acked(p, m) {
     if (m.type === 'error' && m.code === 'disconnected') return; // resent after the reconnect
+    if (m.type === 'error' && m.code === 'rate_limited') {
+      // Paced: several refused at once come back retry_after_ms apart.
+      const now = this.#now();
+      this.#paced = Math.max(this.#paced, now) + Math.max(1, Number(m.retry_after_ms) || 1000);
+      p.sent = false;
+      p.notBefore = this.#paced;
+      setTimeout(() => { if (this.#session) this.#flush(); }, this.#paced - now);
+      return;
+    }
     this.#pending = this.#pending.filter((q) => q !== p);
     if (m.type === 'error') p.reject(new PulseError(/** @type {any} */ (m)));
     else p.resolve({ pos: m.pos, duplicate: !!m.duplicate });
   }
 
-  /** Drops expired publishes and writes the others, oldest first. */
+  /** Drops expired publishes and writes the others, oldest first, up to one told to wait. */
   #flush() {
     this.#expire();
-    for (const p of this.#pending) if (!p.sent) this.#writePublish(p);
+    const now = this.#now() + 1; // a timer may fire a fraction of a ms early on this clock
+    for (const p of this.#pending) {
+      if (p.sent) continue;
+      if (p.notBefore > now) break;
+      this.#writePublish(p);
+    }
   }
 
   /** @param {State} state @param {object} [detail] */
