@@ -123,9 +123,9 @@ func setDefault[T comparable](v *T, def T) {
 	}
 }
 
-// Open returns how many connections the limiter counts, in all and from
+// Count returns how many connections the limiter counts, in all and from
 // addr (an IP address).
-func (l *Limiter) Open(addr string) (total, fromAddr int) {
+func (l *Limiter) Count(addr string) (total, fromAddr int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.total, l.counts[addr]

@@ -80,11 +80,11 @@ func (e *env) awaitOpen(t *testing.T, total int) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if got, _ := e.lim.Open("127.0.0.1"); got == total {
+		if got, _ := e.lim.Count("127.0.0.1"); got == total {
 			return
 		}
 		if time.Now().After(deadline) {
-			got, _ := e.lim.Open("127.0.0.1")
+			got, _ := e.lim.Count("127.0.0.1")
 			t.Fatalf("limiter counts %d connections, want %d", got, total)
 		}
 		time.Sleep(time.Millisecond) // the count is given back by the request's end, on its own goroutine
