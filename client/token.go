@@ -2,10 +2,12 @@ package client
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/pulse-go/pulse/wire"
 )
 
@@ -21,16 +23,32 @@ import (
 // left, but no earlier than this before expiry.
 const maxRefreshMargin = time.Minute
 
-// refreshDelay is how long after now the token expiring at exp should be
-// refreshed; false if the token states no expiry.
+// refreshDelay is how long after now the token should be refreshed; false
+// if the token states no expiry.
 func refreshDelay(token string, now time.Time) (time.Duration, bool) {
-	// The client only schedules by exp; the server verifies the token.
-	claims := jwt.RegisteredClaims{}
-	if _, _, err := jwt.NewParser().ParseUnverified(token, &claims); err != nil || claims.ExpiresAt == nil {
+	exp, ok := tokenExpiry(token)
+	if !ok {
 		return 0, false
 	}
-	left := claims.ExpiresAt.Sub(now)
+	left := exp.Sub(now)
 	return max(left-min(left/5, maxRefreshMargin), 0), true
+}
+
+// tokenExpiry reads the "exp" of a JWT's payload. The client only
+// schedules by it; the server verifies the token.
+func tokenExpiry(token string) (time.Time, bool) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return time.Time{}, false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	var claims struct {
+		Exp *float64 `json:"exp"`
+	}
+	if err != nil || json.Unmarshal(payload, &claims) != nil || claims.Exp == nil {
+		return time.Time{}, false
+	}
+	return time.Unix(0, int64(*claims.Exp*float64(time.Second))), true
 }
 
 // fetchToken calls Options.Token, if any.

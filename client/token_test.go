@@ -123,3 +123,17 @@ func TestUnauthorizedIsTerminal(t *testing.T) {
 		}
 	})
 }
+
+func TestTokenExpiry(t *testing.T) {
+	exp := time.Unix(1_800_000_000, 0)
+	good, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"exp": exp.Unix()}).SignedString([]byte("k"))
+	if got, ok := tokenExpiry(good); !ok || !got.Equal(exp) {
+		t.Errorf("tokenExpiry = %v, %v; want %v", got, ok, exp)
+	}
+	noExp, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "a"}).SignedString([]byte("k"))
+	for _, token := range []string{"", "junk", "a.b.c", "a.!!.c", noExp} {
+		if _, ok := tokenExpiry(token); ok {
+			t.Errorf("tokenExpiry(%q) found an exp", token)
+		}
+	}
+}
