@@ -27,12 +27,14 @@ func TestAcceptRefuses(t *testing.T) {
 		return srv.Handler(HandlerFunc(func(*http.Request) (Session, error) { return nil, err }))
 	}
 	for _, tc := range []struct {
-		err    error
-		status int
-		reason string
+		err        error
+		status     int
+		reason     string
+		retryAfter string
 	}{
-		{&HTTPError{Status: http.StatusUnauthorized, Reason: "token expired"}, 401, "token expired"},
-		{errors.New("no entry"), 403, "no entry"},
+		{&HTTPError{Status: http.StatusUnauthorized, Reason: "token expired"}, 401, "token expired", ""},
+		{errors.New("no entry"), 403, "no entry", ""},
+		{&HTTPError{Status: http.StatusServiceUnavailable, Reason: "busy", RetryAfter: 1500 * time.Millisecond}, 503, "busy", "2"},
 	} {
 		hs := httptest.NewServer(refuse(tc.err))
 		_, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(hs.URL, "http"), nil)
@@ -43,6 +45,9 @@ func TestAcceptRefuses(t *testing.T) {
 		var body struct{ Error string }
 		if json.NewDecoder(resp.Body).Decode(&body); body.Error != tc.reason {
 			t.Errorf("%v: body %+v, want the reason %q", tc.err, body, tc.reason)
+		}
+		if got := resp.Header.Get("Retry-After"); got != tc.retryAfter {
+			t.Errorf("%v: Retry-After %q, want %q", tc.err, got, tc.retryAfter)
 		}
 		resp.Body.Close()
 	}

@@ -121,12 +121,13 @@ func (ms members) clone() members {
 // memberDesc is a member as Redis keeps it and PUB/SUB carries it.
 type memberDesc struct {
 	ID     string          `json:"id"`
+	User   string          `json:"user,omitempty"`
 	Client string          `json:"client,omitempty"`
 	Info   json.RawMessage `json:"info,omitempty"`
 }
 
 func encodeMember(m hub.Member) (string, error) {
-	b, err := json.Marshal(memberDesc{ID: m.ID, Client: m.Client, Info: m.Info})
+	b, err := json.Marshal(memberDesc{ID: m.ID, User: m.User, Client: m.Client, Info: m.Info})
 	return string(b), err
 }
 
@@ -135,7 +136,7 @@ func decodeMember(s string) (hub.Member, error) {
 	if err := json.Unmarshal([]byte(s), &d); err != nil {
 		return hub.Member{}, fmt.Errorf("bad member %q: %w", s, err)
 	}
-	return hub.Member{ID: d.ID, Client: d.Client, Info: d.Info}, nil
+	return hub.Member{ID: d.ID, User: d.User, Client: d.Client, Info: d.Info}, nil
 }
 
 // Join implements hub.PresenceBroker.

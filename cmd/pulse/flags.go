@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -26,6 +27,12 @@ type serveConfig struct {
 	opts pulse.Options
 	// history holds the channels' history bounds.
 	history hub.MemoryOptions
+	// auth says how tokens are verified (serve_auth.go).
+	auth authConfig
+	// limits bound connections and publishes (serve_limits.go).
+	limits limitsConfig
+	// tls holds the certificate of https:// and wss:// (serve_tls.go).
+	tls tlsConfig
 	// broker is the Redis URL of --broker; "" is the in-memory broker.
 	broker string
 }
@@ -67,10 +74,13 @@ func parseServeFlags(args []string, stdout io.Writer) (*serveConfig, error) {
 		"Redis `URL` shared by several nodes: redis://[:PASSWORD@]HOST:PORT/DB, rediss:// for TLS,\nseveral comma-separated to spread channels over them (default $PULSE_BROKER);\nempty keeps channels in this process's memory")
 	fs.Var(&c.origins, "allow-origin",
 		"browser `origin` allowed to connect besides the server's own, such as https://app.example.com;\nrepeat the flag or separate with commas; * allows any (default: same origin only)")
+	c.auth.addFlags(fs)
+	c.limits.addFlags(fs)
+	c.tls.addFlags(fs)
 	if err := parseFlags(fs, args, stdout); err != nil {
 		return nil, err
 	}
-	if err := c.validate(); err != nil {
+	if err := errors.Join(c.validate(), c.auth.validate(), c.limits.validate(), c.tls.validate()); err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
 	return c, nil

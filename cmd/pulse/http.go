@@ -24,8 +24,8 @@ import (
 // one set of metrics cover both.
 func (d *daemon) routes(reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /ws", d.originGate(d.checkOrigin, d.pulse.Handler(d.hub)))
-	mux.Handle("GET /echo", d.originGate(d.checkOrigin, d.pulse.Handler(echo)))
+	mux.Handle("GET /ws", d.originGate(d.checkOrigin, d.pulse.Handler(d.limiter.Handler(d.hub))))
+	mux.Handle("GET /echo", d.originGate(d.checkOrigin, d.pulse.Handler(d.limiter.Handler(echo))))
 	mux.Handle("/api/publish", d.logAPIRefusals(d.hub.PublishHandler(d.apiKey)))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog: httpErrorLog{d},
