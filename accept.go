@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -101,19 +102,37 @@ func (s *Server) serveWS(ws *websocket.Conn, kind HeartbeatKind, session Session
 	go t.readLoop(c, s.opts.MaxMessageSize)
 }
 
-// wsTransport is a transport on a gorilla/websocket connection.
+// wsTransport is a transport on a gorilla/websocket connection. gorilla
+// reads; the Conn's writer encodes its batches itself and writes each in
+// one call on the socket (writev for large payloads), so several queued
+// frames cost one syscall. gorilla writes only on its own error paths,
+// a close frame for an oversized or malformed frame, in one call of its
+// own: a socket write is whole with respect to another on TCP, so the two
+// never interleave (over TLS each batch is one record for the same reason).
 type wsTransport struct {
-	ws *websocket.Conn
+	ws        *websocket.Conn
+	closeSent atomic.Bool // gorilla has written a close frame itself
 }
 
-func (t *wsTransport) write(op opcode, data []byte, deadline time.Time) error {
-	if op == opText || op == opBinary {
-		if err := t.ws.SetWriteDeadline(deadline); err != nil {
-			return err
-		}
-		return t.ws.WriteMessage(int(op), data)
+func (t *wsTransport) writeFrames(fs []frame, deadline time.Time) error {
+	if t.closeSent.Load() && fs[len(fs)-1].op == opClose {
+		fs = fs[:len(fs)-1] // the peer has its close frame already
 	}
-	return t.ws.WriteControl(int(op), data, deadline)
+	if len(fs) == 0 {
+		return nil
+	}
+	conn := t.ws.NetConn()
+	if err := conn.SetWriteDeadline(deadline); err != nil {
+		return err
+	}
+	f := encodeFrames(fs)
+	defer f.release()
+	if _, tcp := conn.(*net.TCPConn); tcp && len(f.vec) > 1 {
+		_, err := f.vec.WriteTo(conn)
+		return err
+	}
+	_, err := conn.Write(f.bytes())
+	return err
 }
 
 func (t *wsTransport) endReads(d time.Duration) { t.ws.SetReadDeadline(time.Now().Add(d)) }
@@ -156,6 +175,7 @@ func (t *wsTransport) readLoop(c *Conn, limit int64) {
 			data, err = io.ReadAll(r)
 		}
 		if errors.Is(err, websocket.ErrReadLimit) {
+			t.closeSent.Store(true)
 			c.onTooBig()
 		}
 		if err != nil {

@@ -38,8 +38,9 @@ type Message struct {
 // writer is the only caller of write. The net/http path implements it on
 // gorilla/websocket; an event-driven engine can implement it too.
 type transport interface {
-	// write sends one data message or control frame before deadline.
-	write(op opcode, data []byte, deadline time.Time) error
+	// writeFrames sends a batch of data messages and control frames, in
+	// order, before deadline: in one write where the socket allows.
+	writeFrames(fs []frame, deadline time.Time) error
 	// endReads makes the reader's pending and future reads fail after d.
 	endReads(d time.Duration)
 	// close closes the socket; a blocked read or write returns an error.
@@ -280,7 +281,7 @@ func (c *Conn) touch() { c.lastRecv.Store(int64(c.srv.wheel.since())) }
 // onPing answers a ping frame from the peer with a pong frame.
 func (c *Conn) onPing(payload []byte) {
 	c.touch()
-	c.queue(func(o *outbox) { o.pongFrame, o.pongFramePending = payload, true })
+	c.queue(func(o *outbox) { o.owePong(payload) })
 }
 
 // onPong handles a pong frame.

@@ -102,7 +102,8 @@ type Options struct {
 	// finish in time closes the connection. Zero means 10s.
 	WriteTimeout time.Duration
 	// QueueSize is how many outbound messages a connection may hold
-	// before it is closed with CloseSlowConsumer. Zero means 256.
+	// before it is closed with CloseSlowConsumer; the batch being written
+	// (at most 64 messages or 256 KiB) is out of the queue. Zero means 256.
 	QueueSize int
 	// MaxMessageSize is the largest inbound message in bytes; a larger one
 	// closes the connection with CloseMessageTooBig. Zero means 64 KiB.
