@@ -16,8 +16,9 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// The net/http path: gorilla/websocket does the framing, one goroutine per
-// connection reads, and the Conn core does everything else.
+// The net/http path: gorilla/websocket does the upgrade on both engines;
+// on EngineStd it reads the frames too, one goroutine per connection, and
+// the Conn core does everything else (the epoll engine: engine_epoll.go).
 
 // writeBuffers is shared by every connection: an idle connection holds no
 // write buffer.
@@ -88,6 +89,9 @@ func (s *Server) heartbeatFor(r *http.Request, pulse bool) (HeartbeatKind, error
 }
 
 func (s *Server) serveWS(ws *websocket.Conn, kind HeartbeatKind, session Session) {
+	if s.opts.Engine == EngineEpoll && s.serveEpoll(ws.NetConn(), kind, ws.Subprotocol(), session) {
+		return
+	}
 	t := &wsTransport{ws: ws}
 	c, err := s.open(t, kind, ws.Subprotocol(), session)
 	if err != nil {

@@ -18,7 +18,7 @@ type fakeTransport struct {
 	mu     sync.Mutex
 	conn   *Conn
 	frames []sentFrame
-	writes []int // the number of frames of each write
+	writes []int         // the number of frames of each write
 	ended  chan struct{} // closed when reads must fail
 	once   sync.Once
 }
