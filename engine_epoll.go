@@ -302,9 +302,13 @@ func (t *pollConn) fault(err error) {
 	case CloseInvalidPayload:
 		label = DisconnectInvalidPayload
 	}
-	t.c.mu.Lock()
-	t.c.closeLocked(&closeRequest{err: newCloseError(fe.code, fe.reason), label: label}, true)
-	t.c.mu.Unlock()
+	req := &closeRequest{err: newCloseError(fe.code, fe.reason), label: label}
+	go func() { // the parser is done, so no delivery starts after this one's Wait
+		t.deliveries.Wait() // the session answers what came before the fault
+		t.c.mu.Lock()
+		t.c.closeLocked(req, true)
+		t.c.mu.Unlock()
+	}()
 }
 
 // The frameSink methods, called by the loop.
@@ -330,9 +334,14 @@ func (t *pollConn) message(op opcode, data []byte) {
 func (t *pollConn) ping(payload []byte) { t.c.onPing(append([]byte(nil), payload...)) }
 func (t *pollConn) pong()               { t.c.onPong() }
 
+// peerClose answers the peer's close frame once the session has had the
+// messages that came before it, so that its answers go out first.
 func (t *pollConn) peerClose(code CloseCode, reason string) {
-	t.c.onPeerClose(code, reason)
-	t.endRead(errReadsEnded)
+	go func() { // the parser is done, so no delivery starts after this one's Wait
+		t.deliveries.Wait()
+		t.c.onPeerClose(code, reason)
+		t.endRead(errReadsEnded)
+	}()
 }
 
 // deliver hands the inbox to the session, one message at a time, until it

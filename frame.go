@@ -193,6 +193,9 @@ func (r *frameReader) readHeader(data []byte) (int, error) {
 		return n, nil
 	}
 	if need == 2 {
+		if r.hdr[1]&0x80 == 0 {
+			return n, protocolError("client frame not masked") // no mask key will come
+		}
 		m, err := r.readHeader(data[n:]) // now the length's size is known
 		return n + m, err
 	}
@@ -217,9 +220,6 @@ func (r *frameReader) begin() error {
 	r.fin, r.op = h[0]&0x80 != 0, opcode(h[0]&0x0f)
 	if h[0]&0x70 != 0 {
 		return protocolError("reserved bits set without an extension")
-	}
-	if h[1]&0x80 == 0 {
-		return protocolError("client frame not masked")
 	}
 	switch n := h[1] & 0x7f; n {
 	case 126:
