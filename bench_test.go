@@ -20,8 +20,8 @@ import (
 	"github.com/pulse-go/pulse/internal/fleet"
 )
 
-// Benchmarks of two of the brief's targets, each measured for pulse's
-// net/http path and, in the same run, for the baseline: the gorilla chat
+// Benchmarks of two of the brief's targets, each measured for pulse on
+// each engine (std and epoll) and, in the same run, for the baseline: the gorilla chat
 // pattern (internal/baseline) with the same Interval and Timeout.
 //
 //	go test -run '^$' -bench 'IdleMemory|HeartbeatCPU' -benchtime 1x .
@@ -154,19 +154,28 @@ type benchServer struct {
 // benchStart starts a side's server, which runs until the test ends.
 type benchStart func(tb testing.TB, interval, timeout time.Duration) *benchServer
 
-var benchSides = []struct {
+// benchSides are pulse on each engine and the baseline, measured in the
+// same run.
+var benchSides = func() []benchSide {
+	var sides []benchSide
+	for _, e := range engines {
+		sides = append(sides, benchSide{"pulse-" + e.String(), func(tb testing.TB, interval, timeout time.Duration) *benchServer {
+			return startPulseBench(tb, e, interval, timeout)
+		}})
+	}
+	return append(sides, benchSide{"baseline", startBaselineBench})
+}()
+
+type benchSide struct {
 	name  string
 	start benchStart
-}{
-	{"pulse", startPulseBench},
-	{"baseline", startBaselineBench},
 }
 
-// startPulseBench runs a pulse Server, with an Observer counting as a
-// production one does, until the test ends.
-func startPulseBench(tb testing.TB, interval, timeout time.Duration) *benchServer {
+// startPulseBench runs a pulse Server on engine e, with an Observer
+// counting as a production one does, until the test ends.
+func startPulseBench(tb testing.TB, e Engine, interval, timeout time.Duration) *benchServer {
 	o := &countingObserver{}
-	s := newTestServer(tb, &Options{Interval: interval, Timeout: timeout, Observer: o})
+	s := newTestServer(tb, &Options{Interval: interval, Timeout: timeout, Observer: o, Engine: e})
 	runServer(tb, s)
 	url := baseline.Serve(tb, s.Handler(Funcs{}))
 	return &benchServer{url: url, conns: s.Len, pongs: o.allPongs}
