@@ -231,7 +231,7 @@ func (c *Conn) heartbeat(k int64, now time.Duration) int64 {
 		return -1
 	}
 	if k >= c.pingTick {
-		if !c.queue(func(o *outbox) { o.ping = true }) {
+		if !c.beat() {
 			return -1
 		}
 		for c.pingTick <= k {

@@ -419,7 +419,39 @@ func (t *pollConn) writable() {
 func (t *pollConn) writeFrames(fs []frame, deadline time.Time) error {
 	f := encodeFrames(fs)
 	defer f.release()
-	vec := f.vec
+	return t.writeAll(f.vec, deadline)
+}
+
+// tryWriteFrames writes what the socket takes of fs now, without waiting.
+func (t *pollConn) tryWriteFrames(fs []frame) (func(time.Time) error, error) {
+	f := encodeFrames(fs)
+	n, wait, err := t.writev(f.vec)
+	if err != nil || (wait == nil && n == int64(totalLen(f.vec))) {
+		f.release()
+		return nil, err
+	}
+	vec := consume(f.vec, n)
+	return func(deadline time.Time) error {
+		defer f.release()
+		if wait != nil {
+			if err := waitWritable(wait, deadline); err != nil {
+				return err
+			}
+		}
+		return t.writeAll(vec, deadline)
+	}, nil
+}
+
+func totalLen(vec net.Buffers) int {
+	n := 0
+	for _, b := range vec {
+		n += len(b)
+	}
+	return n
+}
+
+// writeAll writes vec, waiting for the socket when it is full, until deadline.
+func (t *pollConn) writeAll(vec net.Buffers, deadline time.Time) error {
 	for len(vec) > 0 {
 		n, wait, err := t.writev(vec)
 		if err != nil {

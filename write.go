@@ -198,9 +198,19 @@ func (c *Conn) pongMessageFrame() frame {
 // writeBatch writes fs in one go, within WriteTimeout, or closeGrace when
 // it ends with the close frame.
 func (c *Conn) writeBatch(fs []frame) error {
+	deadline, heartbeat := c.beforeWrite(fs)
+	if err := c.t.writeFrames(fs, deadline); err != nil {
+		return err
+	}
+	c.afterWrite(fs[len(fs)-1], heartbeat)
+	return nil
+}
+
+// beforeWrite returns the deadline of a batch and whether it carries the
+// heartbeat, whose sending time it notes for the RTT.
+func (c *Conn) beforeWrite(fs []frame) (time.Time, bool) {
 	timeout := c.srv.opts.WriteTimeout
-	last := fs[len(fs)-1]
-	if last.op == opClose {
+	if fs[len(fs)-1].op == opClose {
 		timeout = min(timeout, closeGrace)
 	}
 	heartbeat := false
@@ -210,16 +220,105 @@ func (c *Conn) writeBatch(fs []frame) error {
 	if heartbeat {
 		c.pingSent.Store(int64(c.srv.wheel.since()))
 	}
-	if err := c.t.writeFrames(fs, time.Now().Add(timeout)); err != nil {
-		return err
-	}
+	return time.Now().Add(timeout), heartbeat
+}
+
+// afterWrite counts the heartbeat and, after the close frame, lets reads
+// go on only for its linger.
+func (c *Conn) afterWrite(last frame, heartbeat bool) {
 	if heartbeat {
 		c.srv.opts.Observer.PingSent(c.kind)
 	}
 	if last.op == opClose {
 		c.t.endReads(last.linger)
 	}
-	return nil
+}
+
+// inlineWriter is a transport whose writes can be tried without blocking:
+// tryWriteFrames writes what the socket takes now and returns a function
+// that writes the rest, or nil when nothing is left.
+type inlineWriter interface {
+	tryWriteFrames(fs []frame) (rest func(deadline time.Time) error, err error)
+}
+
+// beat queues the heartbeat, from the wheel's goroutine. On a transport
+// that can try a write without blocking, when no writer runs, the wheel
+// writes it there and then: no goroutine starts for a heartbeat the socket
+// takes at once. It reports false once the connection is closing.
+func (c *Conn) beat() bool {
+	c.mu.Lock()
+	if c.closing != nil {
+		c.mu.Unlock()
+		return false
+	}
+	c.out.ping = true
+	iw, ok := c.t.(inlineWriter)
+	if !ok || c.writing || c.stopped || c.out.closeSent {
+		c.kickLocked()
+		c.mu.Unlock()
+		return true
+	}
+	c.writing = true
+	c.writers.Add(1)
+	c.mu.Unlock()
+	c.writeInline(iw)
+	return true
+}
+
+// writeInline writes one batch as the writer, without blocking; what the
+// socket does not take, and whatever queued meanwhile, a writer goroutine
+// finishes.
+func (c *Conn) writeInline(iw inlineWriter) {
+	arr := batches.Get().(*[maxBatchFrames]frame)
+	fs := c.nextBatch(arr[:0])
+	if len(fs) == 0 {
+		batches.Put(arr)
+		c.writers.Done()
+		return
+	}
+	deadline, heartbeat := c.beforeWrite(fs)
+	last := fs[len(fs)-1]
+	rest, err := iw.tryWriteFrames(fs)
+	clear(fs)
+	batches.Put(arr)
+	switch {
+	case err != nil:
+		c.writeFailed(err)
+		c.writers.Done()
+	case rest != nil:
+		go c.finishWrite(rest, deadline, last, heartbeat)
+	default:
+		c.afterWrite(last, heartbeat)
+		c.writeOnIfPending()
+	}
+}
+
+// finishWrite writes the rest of a batch, then goes on as the writer.
+func (c *Conn) finishWrite(rest func(time.Time) error, deadline time.Time, last frame, heartbeat bool) {
+	if err := rest(deadline); err != nil {
+		c.writeFailed(err)
+		c.writers.Done()
+		return
+	}
+	c.afterWrite(last, heartbeat)
+	c.writeLoop()
+}
+
+// writeOnIfPending ends the writer's turn, or hands it to a writer
+// goroutine when more is waiting.
+func (c *Conn) writeOnIfPending() {
+	c.mu.Lock()
+	o := &c.out
+	more := !o.closeSent && (len(o.pongs) > 0 || o.ping || o.pongMessage || o.len() > 0 || c.closing != nil)
+	if !more {
+		c.writing = false
+	}
+	c.mu.Unlock()
+	if more {
+		go c.writeLoop()
+		return
+	}
+	c.writers.Done()
 }
 
 // writeFailed ends a connection whose socket cannot be written: a missed

@@ -1,7 +1,6 @@
 package pulse
 
 import (
-	"errors"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -61,33 +60,5 @@ func TestPendingPongsBounded(t *testing.T) {
 	}
 	if len(o.pongs) != maxPendingPongs || o.pongs[0][0] != 3 || o.pongs[maxPendingPongs-1][0] != maxPendingPongs+2 {
 		t.Fatalf("pongs %v, want the last %d in order", o.pongs, maxPendingPongs)
-	}
-}
-
-// discardTransport takes every write at once.
-type discardTransport struct{ fakeTransport }
-
-func (*discardTransport) writeFrames([]frame, time.Time) error { return nil }
-
-// A heartbeat costs no allocation on the writer's path: taking the batch,
-// encoding it and handing it to the socket.
-func TestHeartbeatAllocatesNothing(t *testing.T) {
-	s := newTestServer(t, nil)
-	c := &Conn{srv: s, t: &discardTransport{}, kind: HeartbeatFrame}
-	arr := new([maxBatchFrames]frame)
-	allocs := testing.AllocsPerRun(100, func() {
-		c.out.ping = true
-		fs := c.nextBatch(arr[:0])
-		if err := c.writeBatch(fs); err != nil {
-			t.Fatal(err)
-		}
-		f := encodeFrames(fs)
-		if len(f.bytes()) != 2 {
-			t.Fatal(errors.New("a ping frame is two bytes"))
-		}
-		f.release()
-	})
-	if allocs != 0 {
-		t.Fatalf("%v allocations per heartbeat, want 0", allocs)
 	}
 }
