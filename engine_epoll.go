@@ -29,8 +29,10 @@ const epollEngine = true
 // pollReadBuffer is the size of the loop's one read buffer.
 const pollReadBuffer = 64 << 10
 
-// maxInbox is how many received messages may wait for the session; beyond
-// it the connection's socket is not read until the session has taken half.
+// maxInbox is how many received messages may wait for the session before
+// the connection's socket is no longer read, until the session has taken
+// half. The read that reaches it is parsed whole, so at most one read
+// buffer's worth of messages (pollReadBuffer bytes) comes on top.
 const maxInbox = 64
 
 // wakeKey is the epoll key of the loop's own eventfd; connections have
@@ -215,11 +217,15 @@ func takeSocket(tcp *net.TCPConn) (int, error) {
 	return fd, nil
 }
 
-// poller returns the server's epoll loop, started at the first handover;
-// Run stops it once every connection has ended.
+// poller returns the server's epoll loop, started at the first handover
+// and never once the server drains; Run stops it once every connection
+// has ended.
 func (s *Server) poller() (*poller, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.accepting() { // drain has begun (under s.mu): Run will not stop a loop started now
+		return nil, errNotAccepting
+	}
 	if s.poll == nil {
 		p, err := newPoller()
 		if err != nil {
@@ -565,3 +571,11 @@ var (
 	_ transport = (*pollConn)(nil)
 	_ frameSink = (*pollConn)(nil)
 )
+
+// inboxLen reports how many received messages wait for the session, and
+// whether reading is paused for them; for tests.
+func (t *pollConn) inboxLen() (int, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.inbox), t.paused
+}
