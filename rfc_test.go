@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -246,56 +244,6 @@ func writeChunks(p *rawPeer, b []byte, chunk int) {
 			return
 		}
 		b = b[n:]
-	}
-}
-
-// On the epoll engine a session that does not keep up stops its socket
-// being read: received messages wait for it up to maxInbox, plus those
-// of the one read that filled it; the rest stay in the kernel, and none
-// is lost once the session catches up.
-func TestSlowSessionBoundsInbox(t *testing.T) {
-	for _, engine := range engines {
-		if engine != EngineEpoll {
-			continue
-		}
-		const sent = 20000 // some 300 KB: several reads
-		release := make(chan struct{})
-		var once sync.Once
-		t.Cleanup(func() { once.Do(func() { close(release) }) })
-		received := make(chan struct{}, sent)
-		srv := newTestServer(t, &Options{Interval: time.Hour, Engine: engine})
-		runServer(t, srv)
-		hs := httptest.NewServer(srv.Handler(Funcs{Receive: func(*Conn, Message) {
-			<-release
-			received <- struct{}{}
-		}}))
-		t.Cleanup(hs.Close)
-		p := dialRaw(t, &liveServer{srv: srv, http: hs}, 0)
-		var burst []byte
-		for i := range sent {
-			burst = append(burst, text(fmt.Sprintf("%010d", i))...)
-		}
-		go p.conn.Write(burst)
-		pc := awaitConn(t, srv).t.(interface{ inboxLen() (int, bool) })
-		deadline := time.Now().Add(10 * time.Second)
-		for n, paused := pc.inboxLen(); !paused; n, paused = pc.inboxLen() {
-			if time.Now().After(deadline) {
-				t.Fatalf("inbox holds %d and reading goes on", n)
-			}
-			time.Sleep(time.Millisecond)
-		}
-		const bound = maxInbox + pollReadBuffer/16 // a read holds at most this many 16-byte frames
-		if n, _ := pc.inboxLen(); n > bound || n >= sent-1 {
-			t.Fatalf("inbox holds %d of %d messages, want at most %d", n, sent, bound)
-		}
-		once.Do(func() { close(release) })
-		for i := range sent {
-			select {
-			case <-received:
-			case <-time.After(10 * time.Second):
-				t.Fatalf("%d of %d messages received after the session caught up", i, sent)
-			}
-		}
 	}
 }
 
