@@ -85,7 +85,7 @@ func (s *Server) heartbeatFor(r *http.Request, pulse bool) (HeartbeatKind, error
 	if param == "" {
 		return s.opts.Heartbeat, nil
 	}
-	return ParseHeartbeatKind(param)
+	return parseHeartbeatKind(param)
 }
 
 func (s *Server) serveWS(ws *websocket.Conn, kind HeartbeatKind, session Session) {

@@ -35,8 +35,9 @@ type Message struct {
 
 // transport is the framing layer under a Conn. Its reader feeds the Conn
 // (touch, onPing, onPong, onMessage, onPeerClose, readEnded); the Conn's
-// writer is the only caller of write. The net/http path implements it on
-// gorilla/websocket; an event-driven engine can implement it too.
+// writer is the only caller of writeFrames. EngineStd implements it on
+// gorilla/websocket (wsTransport), EngineEpoll on its own epoll loop
+// (pollConn).
 type transport interface {
 	// writeFrames sends a batch of data messages and control frames, in
 	// order, before deadline: in one write where the socket allows.

@@ -69,7 +69,7 @@ func (k HeartbeatKind) MarshalText() ([]byte, error) {
 // UnmarshalText sets k from a name: "frame", "app" or "text". It lets a
 // flag.TextVar or an encoding/json field hold a HeartbeatKind.
 func (k *HeartbeatKind) UnmarshalText(text []byte) error {
-	kind, err := ParseHeartbeatKind(string(text))
+	kind, err := parseHeartbeatKind(string(text))
 	if err != nil {
 		return err
 	}
@@ -77,9 +77,9 @@ func (k *HeartbeatKind) UnmarshalText(text []byte) error {
 	return nil
 }
 
-// ParseHeartbeatKind parses a kind's name: "frame", "app" or "text", as in
+// parseHeartbeatKind parses a kind's name: "frame", "app" or "text", as in
 // the query parameter heartbeat=.
-func ParseHeartbeatKind(s string) (HeartbeatKind, error) {
+func parseHeartbeatKind(s string) (HeartbeatKind, error) {
 	for k, name := range heartbeatNames {
 		if name != "" && name == s {
 			return HeartbeatKind(k), nil

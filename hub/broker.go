@@ -53,6 +53,10 @@ const (
 	EventPublication EventType = iota + 1 // Publication is set
 	EventJoin                             // Member joined the channel
 	EventLeave                            // Member left the channel
+	// EventLost says the broker lost events of the channel that its
+	// history no longer holds: every subscriber must resume from its last
+	// position, and learns recovered:false.
+	EventLost
 )
 
 // Event is what a subscription receives: a publication, or presence news.

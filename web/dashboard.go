@@ -11,8 +11,8 @@ import (
 	"github.com/pulse-go/pulse/hub"
 )
 
-// DashboardRate is how often the dashboard's series get a new sample.
-const DashboardRate = 100 * time.Millisecond
+// DashboardPeriod is the time between two samples of the dashboard's series.
+const DashboardPeriod = 100 * time.Millisecond
 
 // series describes one simulated metric of the dashboard: a sine of the
 // given period around base, plus a random walk, clamped to [min, max].
@@ -61,12 +61,12 @@ func (w *walker) next(now time.Time) sample {
 	return s
 }
 
-// runDashboard publishes a sample to DashboardChannel every DashboardRate
+// runDashboard publishes a sample to DashboardChannel every DashboardPeriod
 // until ctx ends. A failed publish skips that sample; a closed broker ends
 // the run.
 func runDashboard(ctx context.Context, h *hub.Hub) error {
 	w := newWalker(uint64(time.Now().UnixNano()))
-	t := time.NewTicker(DashboardRate)
+	t := time.NewTicker(DashboardPeriod)
 	defer t.Stop()
 	for {
 		select {

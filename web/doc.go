@@ -7,7 +7,7 @@
 // origin, which must serve a hub.Hub.
 //
 // Use Run to drive the demos' server side on that hub: it publishes the
-// dashboard's simulated series to DashboardChannel at DashboardRate, and
+// dashboard's simulated series to DashboardChannel every DashboardPeriod, and
 // runs the game's server-authoritative tick: players publish their inputs
 // to GameInputChannel, whose presence says who plays, and every GameTick
 // the state of the arena is published to GameStateChannel. A player whose

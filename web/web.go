@@ -19,7 +19,7 @@ var static embed.FS
 // Channels of the demos. Those starting with $ are published by the server
 // only.
 const (
-	DashboardChannel = "$dashboard" // the simulated series, DashboardRate per second
+	DashboardChannel = "$dashboard" // the simulated series, a sample every DashboardPeriod
 	GameStateChannel = "$game"      // the arena, once per GameTick
 	GameInputChannel = "game:input" // players' inputs; its presence lists the players
 )

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pulse-go/pulse/client"
+	"golang.org/x/term"
 )
 
 // commandStdin is where "pulse connect" and "pulse chaos" read lines from.
@@ -154,14 +155,13 @@ func (p *printer) status(format string, args ...any) {
 	fmt.Fprintf(p.err, "%s %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
 }
 
-// isTerminal reports whether r is a character device, such as a terminal.
+// isTerminal reports whether r is a terminal.
 func isTerminal(r io.Reader) bool {
 	f, ok := r.(*os.File)
 	if !ok {
 		return false
 	}
-	info, err := f.Stat()
-	return err == nil && info.Mode()&os.ModeCharDevice != 0
+	return term.IsTerminal(int(f.Fd())) // not /dev/null, which is a character device too
 }
 
 // lines reads r one line at a time on its own goroutine.

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -288,5 +289,18 @@ func TestConnectPipedNoServer(t *testing.T) {
 	err = c.exit(t)
 	if err == nil || !strings.Contains(err.Error(), "no connection within 200ms (--handshake-timeout + --wait): 2 lines not sent") {
 		t.Fatalf("run: %v", err)
+	}
+}
+
+// /dev/null is a character device but no terminal: a command reading it
+// is piped, not interactive.
+func TestDevNullIsNoTerminal(t *testing.T) {
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if isTerminal(f) {
+		t.Fatal("/dev/null taken for a terminal")
 	}
 }

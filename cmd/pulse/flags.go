@@ -27,6 +27,8 @@ type serveConfig struct {
 	opts pulse.Options
 	// history holds the channels' history bounds.
 	history hub.MemoryOptions
+	// broker is the Redis URL of --broker; "" is the in-memory broker.
+	broker string
 }
 
 // defaultAddr is where "pulse serve" listens by default: loopback only,
@@ -64,6 +66,8 @@ func parseServeFlags(args []string, stdout io.Writer) (*serveConfig, error) {
 		"publications kept per channel for clients that resume")
 	fs.DurationVar(&c.history.HistoryTTL, "history-ttl", hub.DefaultHistoryTTL,
 		"how long a publication stays in a channel's history")
+	fs.StringVar(&c.broker, "broker", os.Getenv("PULSE_BROKER"),
+		"Redis `URL` shared by several nodes: redis://[:PASSWORD@]HOST:PORT/DB, rediss:// for TLS,\nseveral comma-separated to spread channels over them (default $PULSE_BROKER);\nempty keeps channels in this process's memory")
 	fs.Var(&c.origins, "allow-origin",
 		"browser `origin` allowed to connect besides the server's own, such as https://app.example.com;\nrepeat the flag or separate with commas; * allows any (default: same origin only)")
 	if err := parseFlags(fs, args, stdout); err != nil {
@@ -97,7 +101,7 @@ func (c *serveConfig) validate() error {
 		slices.Sort(bad)
 		return fmt.Errorf("%s must be positive", strings.Join(bad, ", "))
 	}
-	return nil
+	return checkBrokerURL(c.broker)
 }
 
 // defaultEngine is epoll where it exists: every test of the root package

@@ -52,6 +52,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
+		d.broker.Close()
 		return fmt.Errorf("serve: %w", err)
 	}
 	printWelcome(stdout, ln.Addr())
@@ -95,6 +96,7 @@ type daemon struct {
 	log         *slog.Logger
 	pulse       *pulse.Server
 	hub         *hub.Hub
+	broker      serveBroker // closed by run, after the drain
 	apiKey      string
 	checkOrigin func(*http.Request) bool // --allow-origin's rule
 	http        *http.Server
@@ -117,12 +119,17 @@ func newDaemon(cfg *serveConfig, logger *slog.Logger) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	broker, err := newServeBroker(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	broker.register(reg)
 	h := hub.New(&hub.Options{
-		Broker:    hub.NewMemory(&cfg.history),
+		Broker:    broker.Broker, // not the wrapper: the hub finds hub.PresenceBroker by type assertion
 		Authorize: serverOnlyChannels,
 		Logger:    logger,
 	})
-	d := &daemon{log: logger, pulse: srv, hub: h, apiKey: cfg.apiKey, checkOrigin: opts.CheckOrigin, drainWindow: opts.DrainWindow}
+	d := &daemon{log: logger, pulse: srv, hub: h, broker: broker, apiKey: cfg.apiKey, checkOrigin: opts.CheckOrigin, drainWindow: opts.DrainWindow}
 	d.refusals.log = logger
 	d.http = &http.Server{
 		Handler:           d.handlers.track(d.routes(reg)),
@@ -158,7 +165,7 @@ func (d *daemon) run(ctx context.Context, ln net.Listener) error {
 	})
 	d.log.Info("listening", "addr", ln.Addr().String(), "url", "http://"+baseURL(ln.Addr())+"/")
 	<-ctx.Done()
-	if err := errors.Join(d.shutdown(pulseDone, serveDone), <-demosDone); err != nil {
+	if err := errors.Join(d.shutdown(pulseDone, serveDone), <-demosDone, d.broker.Close()); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	d.log.Info("stopped")
