@@ -176,17 +176,51 @@ func (t *wsTransport) readLoop(c *Conn, limit int64) {
 		var data []byte
 		if err == nil {
 			c.touch()
-			data, err = io.ReadAll(r)
+			data, err = readMessage(op, r)
 		}
 		if errors.Is(err, websocket.ErrReadLimit) {
 			t.closeSent.Store(true)
 			c.onTooBig()
+		}
+		if err == errInvalidUTF8 {
+			c.closeFor(CloseInvalidPayload, err.(*frameError).reason, DisconnectInvalidPayload)
+			continue // reads end once the close frame is out
 		}
 		if err != nil {
 			c.readEnded(err)
 			return
 		}
 		c.onMessage(Message{Type: MessageType(op), Data: data})
+	}
+}
+
+// readMessage reads a message as gorilla hands it over, piece by piece. A
+// text message is checked for UTF-8 as it comes, so that invalid bytes
+// fail it at once with errInvalidUTF8, not once its last frame is in.
+func readMessage(op int, r io.Reader) ([]byte, error) {
+	data := make([]byte, 0, 512)
+	checked := 0
+	for {
+		if len(data) == cap(data) {
+			data = append(data, 0)[:len(data)]
+		}
+		n, err := r.Read(data[len(data):cap(data)])
+		data = data[:len(data)+n]
+		if op == websocket.TextMessage {
+			k, ok := validPrefix(data[checked:])
+			if !ok {
+				return nil, errInvalidUTF8
+			}
+			checked += k
+		}
+		switch {
+		case err == io.EOF && op == websocket.TextMessage && checked != len(data):
+			return nil, errInvalidUTF8 // it ends inside a character
+		case err == io.EOF:
+			return data, nil
+		case err != nil:
+			return nil, err
+		}
 	}
 }
 
