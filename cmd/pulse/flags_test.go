@@ -51,6 +51,7 @@ func TestBadFlags(t *testing.T) {
 		wantErr string
 	}{
 		{[]string{"--heartbeat", "bogus"}, `invalid value "bogus" for flag -heartbeat`},
+		{[]string{"--engine", "kqueue"}, `invalid value "kqueue" for flag -engine`},
 		{[]string{"--log-level", "loud"}, `invalid value "loud" for flag -log-level`},
 		{[]string{"--ping-interval", "soon"}, `invalid value "soon" for flag -ping-interval`},
 		{[]string{"--ping-interval", "0s"}, "--ping-interval must be positive"},
