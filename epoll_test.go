@@ -6,11 +6,15 @@ package pulse
 
 import (
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // idleConns is how many connections TestIdleConnectionsHoldNoGoroutine
@@ -81,5 +85,31 @@ func TestSlowSessionBoundsInbox(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("%d of %d messages received after the session caught up", i, sent)
 		}
+	}
+}
+
+// A connection over TLS, which the epoll engine cannot read itself, stays
+// on the std engine and works.
+func TestEpollLeavesTLSToStd(t *testing.T) {
+	srv := newTestServer(t, &Options{Interval: time.Hour, Engine: EngineEpoll})
+	runServer(t, srv)
+	opened := make(chan *Conn, 1)
+	hs := httptest.NewTLSServer(srv.Handler(Funcs{
+		Open:    func(c *Conn) { opened <- c },
+		Receive: func(c *Conn, m Message) { c.Send(m) },
+	}))
+	t.Cleanup(hs.Close)
+	d := websocket.Dialer{TLSClientConfig: hs.Client().Transport.(*http.Transport).TLSClientConfig}
+	ws, _, err := d.Dial("wss"+strings.TrimPrefix(hs.URL, "https"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	if c := <-opened; engineOf(c) != EngineStd {
+		t.Fatalf("a TLS connection on %v, want %v", engineOf(c), EngineStd)
+	}
+	ws.WriteMessage(websocket.TextMessage, []byte("over TLS"))
+	if _, data, err := ws.ReadMessage(); err != nil || string(data) != "over TLS" {
+		t.Fatalf("echo %q, %v", data, err)
 	}
 }
