@@ -8,7 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 )
 
 // Errors returned by Conn.Send and Conn.Close.
@@ -310,14 +309,11 @@ func (c *Conn) answered() {
 }
 
 // onMessage handles a data message: heartbeats of the connection's kind are
-// answered here, anything else goes to the session.
+// answered here, anything else goes to the session. A text message's
+// UTF-8 has been checked by the transport, as its bytes came.
 func (c *Conn) onMessage(m Message) {
 	c.touch()
 	if c.isClosing() {
-		return
-	}
-	if m.Type == MessageText && !utf8.Valid(m.Data) {
-		c.closeFor(CloseInvalidPayload, "invalid UTF-8 in text message", DisconnectInvalidPayload)
 		return
 	}
 	if m.Type == MessageText && c.heartbeatMessage(m.Data) {
