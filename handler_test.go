@@ -20,8 +20,10 @@ func (speaker) Subprotocol() string { return Subprotocol }
 
 // A handler refuses an upgrade request before the upgrade, with the
 // status it chose, or 403 for a plain error; the body says why in JSON.
-func TestAcceptRefuses(t *testing.T) {
-	srv := newTestServer(t, nil)
+func TestAcceptRefuses(t *testing.T) { onEngines(t, testAcceptRefuses) }
+
+func testAcceptRefuses(t *testing.T, engine Engine) {
+	srv := newTestServer(t, &Options{Engine: engine})
 	runServer(t, srv)
 	refuse := func(err error) http.Handler {
 		return srv.Handler(HandlerFunc(func(*http.Request) (Session, error) { return nil, err }))
@@ -55,8 +57,10 @@ func TestAcceptRefuses(t *testing.T) {
 
 // pulse.v1 is negotiated only with a handler that speaks it: a client
 // asking an echo endpoint for it gets no subprotocol and frame heartbeats.
-func TestSubprotocolOnlyWhenSpoken(t *testing.T) {
-	srv := newTestServer(t, nil)
+func TestSubprotocolOnlyWhenSpoken(t *testing.T) { onEngines(t, testSubprotocolOnlyWhenSpoken) }
+
+func testSubprotocolOnlyWhenSpoken(t *testing.T, engine Engine) {
+	srv := newTestServer(t, &Options{Engine: engine})
 	runServer(t, srv)
 	d := websocket.Dialer{Subprotocols: []string{Subprotocol}}
 	for _, tc := range []struct {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -54,6 +55,8 @@ func parseServeFlags(args []string, stdout io.Writer) (*serveConfig, error) {
 		"how long past the ping interval a silent client is still alive;\nnothing inbound for ping-interval + pong-timeout closes it with code 4000")
 	fs.TextVar(&c.heartbeat, "heartbeat", pulse.HeartbeatFrame,
 		"heartbeat `kind` for clients that choose none (subprotocol pulse.v1 or ?heartbeat=):\nframe (RFC 6455 ping), text (\"ping\"/\"pong\" messages) or app (pulse.v1 JSON)")
+	fs.TextVar(&c.opts.Engine, "engine", defaultEngine(),
+		"what drives connections once upgraded: epoll (Linux: one event loop, no goroutine or buffer\nper idle connection) or std (a goroutine per connection, gorilla/websocket)")
 	fs.DurationVar(&c.opts.WriteTimeout, "write-timeout", pulse.DefaultWriteTimeout,
 		"bound on every write; a client that cannot take a write in time is closed with code 4001")
 	fs.IntVar(&c.opts.QueueSize, "queue-size", pulse.DefaultQueueSize,
@@ -109,6 +112,15 @@ func (c *serveConfig) validate() error {
 		return fmt.Errorf("%s must be positive", strings.Join(bad, ", "))
 	}
 	return checkBrokerURL(c.broker)
+}
+
+// defaultEngine is epoll where it exists: every test of the root package
+// runs on both engines.
+func defaultEngine() pulse.Engine {
+	if runtime.GOOS == "linux" {
+		return pulse.EngineEpoll
+	}
+	return pulse.EngineStd
 }
 
 // options returns the pulse.Options the flags describe.
