@@ -10,13 +10,15 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
 )
 
-// The net/http path: gorilla/websocket does the framing, one goroutine per
-// connection reads, and the Conn core does everything else.
+// The net/http path: gorilla/websocket does the upgrade on both engines;
+// on EngineStd it reads the frames too, one goroutine per connection, and
+// the Conn core does everything else (the epoll engine: engine_epoll.go).
 
 // writeBuffers is shared by every connection: an idle connection holds no
 // write buffer.
@@ -87,6 +89,9 @@ func (s *Server) heartbeatFor(r *http.Request, pulse bool) (HeartbeatKind, error
 }
 
 func (s *Server) serveWS(ws *websocket.Conn, kind HeartbeatKind, session Session) {
+	if s.opts.Engine == EngineEpoll && s.serveEpoll(ws.NetConn(), kind, ws.Subprotocol(), session) {
+		return
+	}
 	t := &wsTransport{ws: ws}
 	c, err := s.open(t, kind, ws.Subprotocol(), session)
 	if err != nil {
@@ -101,19 +106,37 @@ func (s *Server) serveWS(ws *websocket.Conn, kind HeartbeatKind, session Session
 	go t.readLoop(c, s.opts.MaxMessageSize)
 }
 
-// wsTransport is a transport on a gorilla/websocket connection.
+// wsTransport is a transport on a gorilla/websocket connection. gorilla
+// reads; the Conn's writer encodes its batches itself and writes each in
+// one call on the socket (writev for large payloads), so several queued
+// frames cost one syscall. gorilla writes only on its own error paths,
+// a close frame for an oversized or malformed frame, in one call of its
+// own: a socket write is whole with respect to another on TCP, so the two
+// never interleave (over TLS each batch is one record for the same reason).
 type wsTransport struct {
-	ws *websocket.Conn
+	ws        *websocket.Conn
+	closeSent atomic.Bool // gorilla has written a close frame itself
 }
 
-func (t *wsTransport) write(op opcode, data []byte, deadline time.Time) error {
-	if op == opText || op == opBinary {
-		if err := t.ws.SetWriteDeadline(deadline); err != nil {
-			return err
-		}
-		return t.ws.WriteMessage(int(op), data)
+func (t *wsTransport) writeFrames(fs []frame, deadline time.Time) error {
+	if t.closeSent.Load() && fs[len(fs)-1].op == opClose {
+		fs = fs[:len(fs)-1] // the peer has its close frame already
 	}
-	return t.ws.WriteControl(int(op), data, deadline)
+	if len(fs) == 0 {
+		return nil
+	}
+	conn := t.ws.NetConn()
+	if err := conn.SetWriteDeadline(deadline); err != nil {
+		return err
+	}
+	f := encodeFrames(fs)
+	defer f.release()
+	if _, tcp := conn.(*net.TCPConn); tcp && len(f.vec) > 1 {
+		_, err := f.vec.WriteTo(conn)
+		return err
+	}
+	_, err := conn.Write(f.bytes())
+	return err
 }
 
 func (t *wsTransport) endReads(d time.Duration) { t.ws.SetReadDeadline(time.Now().Add(d)) }
@@ -153,16 +176,51 @@ func (t *wsTransport) readLoop(c *Conn, limit int64) {
 		var data []byte
 		if err == nil {
 			c.touch()
-			data, err = io.ReadAll(r)
+			data, err = readMessage(op, r)
 		}
 		if errors.Is(err, websocket.ErrReadLimit) {
+			t.closeSent.Store(true)
 			c.onTooBig()
+		}
+		if err == errInvalidUTF8 {
+			c.closeFor(CloseInvalidPayload, err.(*frameError).reason, DisconnectInvalidPayload)
+			continue // reads end once the close frame is out
 		}
 		if err != nil {
 			c.readEnded(err)
 			return
 		}
 		c.onMessage(Message{Type: MessageType(op), Data: data})
+	}
+}
+
+// readMessage reads a message as gorilla hands it over, piece by piece. A
+// text message is checked for UTF-8 as it comes, so that invalid bytes
+// fail it at once with errInvalidUTF8, not once its last frame is in.
+func readMessage(op int, r io.Reader) ([]byte, error) {
+	data := make([]byte, 0, 512)
+	checked := 0
+	for {
+		if len(data) == cap(data) {
+			data = append(data, 0)[:len(data)]
+		}
+		n, err := r.Read(data[len(data):cap(data)])
+		data = data[:len(data)+n]
+		if op == websocket.TextMessage {
+			k, ok := validPrefix(data[checked:])
+			if !ok {
+				return nil, errInvalidUTF8
+			}
+			checked += k
+		}
+		switch {
+		case err == io.EOF && op == websocket.TextMessage && checked != len(data):
+			return nil, errInvalidUTF8 // it ends inside a character
+		case err == io.EOF:
+			return data, nil
+		case err != nil:
+			return nil, err
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,8 +21,8 @@ import (
 	"github.com/pulse-go/pulse/internal/fleet"
 )
 
-// Benchmarks of two of the brief's targets, each measured for pulse's
-// net/http path and, in the same run, for the baseline: the gorilla chat
+// Benchmarks of two of the brief's targets, each measured for pulse on
+// each engine (std and epoll) and, in the same run, for the baseline: the gorilla chat
 // pattern (internal/baseline) with the same Interval and Timeout.
 //
 //	go test -run '^$' -bench 'IdleMemory|HeartbeatCPU' -benchtime 1x .
@@ -64,7 +65,10 @@ var cpuRuns = []struct{ interval, window time.Duration }{
 // data; their heartbeats come every second rather than every 25, so the
 // memory of the writes in flight is counted, though it is tiny. Kernel
 // socket buffers are not counted. B/conn is the target's figure;
-// heapB/conn, stackB/conn and goroutines/conn split it.
+// heapB/conn, stackB/conn and goroutines/conn split it; rssB/conn is the
+// growth of the process's resident set after returning freed memory to
+// the OS, which also counts runtime overhead (and, since the sides run one
+// after another in one process, what the runtime kept from a side before).
 func BenchmarkIdleMemory(b *testing.B) {
 	for _, side := range benchSides {
 		b.Run(side.name, func(b *testing.B) {
@@ -84,6 +88,9 @@ func BenchmarkIdleMemory(b *testing.B) {
 			b.ReportMetric(perConn(after.heap, before.heap), "heapB/conn")
 			b.ReportMetric(perConn(after.stack, before.stack), "stackB/conn")
 			b.ReportMetric(perConn(after.goroutines, before.goroutines), "goroutines/conn")
+			if before.rss > 0 {
+				b.ReportMetric(perConn(after.rss, before.rss), "rssB/conn")
+			}
 		})
 	}
 }
@@ -154,19 +161,28 @@ type benchServer struct {
 // benchStart starts a side's server, which runs until the test ends.
 type benchStart func(tb testing.TB, interval, timeout time.Duration) *benchServer
 
-var benchSides = []struct {
+// benchSides are pulse on each engine and the baseline, measured in the
+// same run.
+var benchSides = func() []benchSide {
+	var sides []benchSide
+	for _, e := range engines {
+		sides = append(sides, benchSide{"pulse-" + e.String(), func(tb testing.TB, interval, timeout time.Duration) *benchServer {
+			return startPulseBench(tb, e, interval, timeout)
+		}})
+	}
+	return append(sides, benchSide{"baseline", startBaselineBench})
+}()
+
+type benchSide struct {
 	name  string
 	start benchStart
-}{
-	{"pulse", startPulseBench},
-	{"baseline", startBaselineBench},
 }
 
-// startPulseBench runs a pulse Server, with an Observer counting as a
-// production one does, until the test ends.
-func startPulseBench(tb testing.TB, interval, timeout time.Duration) *benchServer {
+// startPulseBench runs a pulse Server on engine e, with an Observer
+// counting as a production one does, until the test ends.
+func startPulseBench(tb testing.TB, e Engine, interval, timeout time.Duration) *benchServer {
 	o := &countingObserver{}
-	s := newTestServer(tb, &Options{Interval: interval, Timeout: timeout, Observer: o})
+	s := newTestServer(tb, &Options{Interval: interval, Timeout: timeout, Observer: o, Engine: e})
 	runServer(tb, s)
 	url := baseline.Serve(tb, s.Handler(Funcs{}))
 	return &benchServer{url: url, conns: s.Len, pongs: o.allPongs}
@@ -208,15 +224,30 @@ func awaitBench(tb testing.TB, what string, cond func() bool) {
 
 // memory is the part of the Go runtime's memory that grows with connections.
 type memory struct {
-	heap, stack, goroutines uint64
+	heap, stack, goroutines, rss uint64
 }
 
 func serverMemory() memory {
 	runtime.GC()
 	runtime.GC() // the second empties the sync.Pools' victim caches too
+	debug.FreeOSMemory()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return memory{heap: ms.HeapInuse, stack: ms.StackInuse, goroutines: uint64(runtime.NumGoroutine())}
+	return memory{heap: ms.HeapInuse, stack: ms.StackInuse, goroutines: uint64(runtime.NumGoroutine()), rss: residentBytes()}
+}
+
+// residentBytes is this process's resident set (VmRSS), or 0 where
+// /proc/self/statm cannot be read.
+func residentBytes() uint64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	var size, resident uint64
+	if _, err := fmt.Sscan(string(b), &size, &resident); err != nil {
+		return 0
+	}
+	return resident * uint64(os.Getpagesize())
 }
 
 // cpuTime is the user and system CPU time this process has used.

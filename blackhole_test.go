@@ -13,14 +13,16 @@ import (
 // partition (no FIN, no RST, nothing) are detected within the bound, and the
 // peers beside them are untouched. Run with -v to see the detection times.
 func TestBlackholedPeersDetected(t *testing.T) {
-	for _, kind := range allKinds {
-		t.Run(kind.String(), func(t *testing.T) { testBlackhole(t, kind) })
-	}
+	onEngines(t, func(t *testing.T, engine Engine) {
+		for _, kind := range allKinds {
+			t.Run(kind.String(), func(t *testing.T) { testBlackhole(t, engine, kind) })
+		}
+	})
 }
 
-func testBlackhole(t *testing.T, kind HeartbeatKind) {
+func testBlackhole(t *testing.T, engine Engine, kind HeartbeatKind) {
 	const victims, bystanders = 20, 5
-	l := startLive(t, &Options{Interval: testInterval, Timeout: testTimeout, DrainWindow: 10 * time.Millisecond})
+	l := startLive(t, engine, &Options{Interval: testInterval, Timeout: testTimeout, DrainWindow: 10 * time.Millisecond})
 	cutProxy := startProxy(t, l)
 	okProxy := startProxy(t, l)
 	subprotocols := []string(nil)

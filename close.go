@@ -48,6 +48,12 @@ const (
 	// CloseSlowConsumer: the outbound queue overflowed or a write missed
 	// its deadline. Reconnect and resume from the last position.
 	CloseSlowConsumer CloseCode = 4001
+	// CloseTokenExpired: the signed token that identifies the client
+	// expired without a refresh. Get a new token, reconnect and resume.
+	CloseTokenExpired CloseCode = 4002
+	// CloseUnauthorized: no valid token arrived within the liveness
+	// Timeout, or a token was refused. Do not reconnect with it.
+	CloseUnauthorized CloseCode = 4100
 )
 
 // Retryable reports whether a client that sees this code should reconnect.
@@ -81,6 +87,8 @@ var closeCodeNames = map[CloseCode]string{
 	CloseTryAgainLater:    "try again later",
 	CloseHeartbeatTimeout: "heartbeat timeout",
 	CloseSlowConsumer:     "slow consumer",
+	CloseTokenExpired:     "token expired",
+	CloseUnauthorized:     "unauthorized",
 }
 
 func (c CloseCode) String() string {

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 )
 
 // Errors returned by Conn.Send and Conn.Close.
@@ -35,11 +34,13 @@ type Message struct {
 
 // transport is the framing layer under a Conn. Its reader feeds the Conn
 // (touch, onPing, onPong, onMessage, onPeerClose, readEnded); the Conn's
-// writer is the only caller of write. The net/http path implements it on
-// gorilla/websocket; an event-driven engine can implement it too.
+// writer is the only caller of writeFrames. EngineStd implements it on
+// gorilla/websocket (wsTransport), EngineEpoll on its own epoll loop
+// (pollConn).
 type transport interface {
-	// write sends one data message or control frame before deadline.
-	write(op opcode, data []byte, deadline time.Time) error
+	// writeFrames sends a batch of data messages and control frames, in
+	// order, before deadline: in one write where the socket allows.
+	writeFrames(fs []frame, deadline time.Time) error
 	// endReads makes the reader's pending and future reads fail after d.
 	endReads(d time.Duration)
 	// close closes the socket; a blocked read or write returns an error.
@@ -230,7 +231,7 @@ func (c *Conn) heartbeat(k int64, now time.Duration) int64 {
 		return -1
 	}
 	if k >= c.pingTick {
-		if !c.queue(func(o *outbox) { o.ping = true }) {
+		if !c.beat() {
 			return -1
 		}
 		for c.pingTick <= k {
@@ -280,7 +281,7 @@ func (c *Conn) touch() { c.lastRecv.Store(int64(c.srv.wheel.since())) }
 // onPing answers a ping frame from the peer with a pong frame.
 func (c *Conn) onPing(payload []byte) {
 	c.touch()
-	c.queue(func(o *outbox) { o.pongFrame, o.pongFramePending = payload, true })
+	c.queue(func(o *outbox) { o.owePong(payload) })
 }
 
 // onPong handles a pong frame.
@@ -308,14 +309,11 @@ func (c *Conn) answered() {
 }
 
 // onMessage handles a data message: heartbeats of the connection's kind are
-// answered here, anything else goes to the session.
+// answered here, anything else goes to the session. A text message's
+// UTF-8 has been checked by the transport, as its bytes came.
 func (c *Conn) onMessage(m Message) {
 	c.touch()
 	if c.isClosing() {
-		return
-	}
-	if m.Type == MessageText && !utf8.Valid(m.Data) {
-		c.closeFor(CloseInvalidPayload, "invalid UTF-8 in text message", DisconnectInvalidPayload)
 		return
 	}
 	if m.Type == MessageText && c.heartbeatMessage(m.Data) {

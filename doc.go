@@ -18,7 +18,9 @@
 // Interval+Timeout (default 10s) is closed with CloseHeartbeatTimeout,
 // within one tick of the shared timing wheel (Server.Tick). RTT is measured
 // from every answered heartbeat. All connections share one timing wheel: an
-// idle connection has no timer and no writer goroutine.
+// idle connection has no timer and no writer goroutine. With
+// Options.Engine set to EngineEpoll (Linux), it has no reader goroutine
+// and no buffer either: one epoll loop reads every connection.
 //
 // # Concurrency
 //
@@ -26,7 +28,8 @@
 // has exactly one writer; Send never blocks, and a connection whose queue
 // fills (Options.QueueSize) or whose write misses Options.WriteTimeout is
 // closed with CloseSlowConsumer. The Session methods of one connection run
-// one at a time; Receive runs on its reader.
+// one at a time; Receive runs on its reader (on EngineEpoll, a goroutine
+// that exists while received messages wait).
 //
 // The wire protocol and the close codes are documented in PROTOCOL.md.
 package pulse

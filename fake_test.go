@@ -3,6 +3,7 @@ package pulse
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ type fakeTransport struct {
 	mu     sync.Mutex
 	conn   *Conn
 	frames []sentFrame
+	writes []int         // the number of frames of each write
 	ended  chan struct{} // closed when reads must fail
 	once   sync.Once
 }
@@ -31,13 +33,18 @@ func newFakeTransport(answer func(*Conn, opcode, []byte)) *fakeTransport {
 	return &fakeTransport{answer: answer, ended: make(chan struct{})}
 }
 
-func (t *fakeTransport) write(op opcode, data []byte, _ time.Time) error {
+func (t *fakeTransport) writeFrames(fs []frame, _ time.Time) error {
 	t.mu.Lock()
-	t.frames = append(t.frames, sentFrame{op: op, data: string(data), at: time.Now()})
-	c := t.conn
+	t.writes = append(t.writes, len(fs))
 	t.mu.Unlock()
-	if t.answer != nil && c != nil {
-		t.answer(c, op, data)
+	for _, f := range fs {
+		t.mu.Lock()
+		t.frames = append(t.frames, sentFrame{op: f.op, data: string(f.data), at: time.Now()})
+		c := t.conn
+		t.mu.Unlock()
+		if t.answer != nil && c != nil {
+			t.answer(c, f.op, f.data)
+		}
 	}
 	return nil
 }
@@ -47,6 +54,21 @@ func (t *fakeTransport) close() error             { t.end(); return nil }
 func (t *fakeTransport) abort() error             { return t.close() }
 func (t *fakeTransport) remoteAddr() string       { return "fake" }
 func (t *fakeTransport) end()                     { t.once.Do(func() { close(t.ended) }) }
+
+// batches returns the frames sent, write by write.
+func (t *fakeTransport) batches() [][]sentFrame {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var b [][]sentFrame
+	at := 0
+	for _, n := range t.writes {
+		b = append(b, t.frames[at:at+n])
+		at += n
+	}
+	return b
+}
+
+func (f sentFrame) String() string { return fmt.Sprintf("%d:%s", f.op, f.data) }
 
 func (t *fakeTransport) sent() []sentFrame {
 	t.mu.Lock()

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
+	"time"
 )
 
 // A Handler serves the connections of one endpoint, as an http.Handler
@@ -91,6 +93,9 @@ type Session interface {
 type HTTPError struct {
 	Status int // such as http.StatusUnauthorized
 	Reason string
+	// RetryAfter, if positive, is sent as a Retry-After header, in whole
+	// seconds rounded up: when the client may try again.
+	RetryAfter time.Duration
 }
 
 func (e *HTTPError) Error() string {
@@ -110,6 +115,9 @@ func (e *HTTPError) write(w http.ResponseWriter) {
 	body, _ := json.Marshal(map[string]string{"error": e.Reason})
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.FormatInt(int64((e.RetryAfter+time.Second-1)/time.Second), 10))
+	}
 	w.WriteHeader(e.Status)
 	w.Write(append(body, '\n'))
 }

@@ -20,19 +20,23 @@ func (speaker) Subprotocol() string { return Subprotocol }
 
 // A handler refuses an upgrade request before the upgrade, with the
 // status it chose, or 403 for a plain error; the body says why in JSON.
-func TestAcceptRefuses(t *testing.T) {
-	srv := newTestServer(t, nil)
+func TestAcceptRefuses(t *testing.T) { onEngines(t, testAcceptRefuses) }
+
+func testAcceptRefuses(t *testing.T, engine Engine) {
+	srv := newTestServer(t, &Options{Engine: engine})
 	runServer(t, srv)
 	refuse := func(err error) http.Handler {
 		return srv.Handler(HandlerFunc(func(*http.Request) (Session, error) { return nil, err }))
 	}
 	for _, tc := range []struct {
-		err    error
-		status int
-		reason string
+		err        error
+		status     int
+		reason     string
+		retryAfter string
 	}{
-		{&HTTPError{Status: http.StatusUnauthorized, Reason: "token expired"}, 401, "token expired"},
-		{errors.New("no entry"), 403, "no entry"},
+		{&HTTPError{Status: http.StatusUnauthorized, Reason: "token expired"}, 401, "token expired", ""},
+		{errors.New("no entry"), 403, "no entry", ""},
+		{&HTTPError{Status: http.StatusServiceUnavailable, Reason: "busy", RetryAfter: 1500 * time.Millisecond}, 503, "busy", "2"},
 	} {
 		hs := httptest.NewServer(refuse(tc.err))
 		_, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(hs.URL, "http"), nil)
@@ -44,14 +48,19 @@ func TestAcceptRefuses(t *testing.T) {
 		if json.NewDecoder(resp.Body).Decode(&body); body.Error != tc.reason {
 			t.Errorf("%v: body %+v, want the reason %q", tc.err, body, tc.reason)
 		}
+		if got := resp.Header.Get("Retry-After"); got != tc.retryAfter {
+			t.Errorf("%v: Retry-After %q, want %q", tc.err, got, tc.retryAfter)
+		}
 		resp.Body.Close()
 	}
 }
 
 // pulse.v1 is negotiated only with a handler that speaks it: a client
 // asking an echo endpoint for it gets no subprotocol and frame heartbeats.
-func TestSubprotocolOnlyWhenSpoken(t *testing.T) {
-	srv := newTestServer(t, nil)
+func TestSubprotocolOnlyWhenSpoken(t *testing.T) { onEngines(t, testSubprotocolOnlyWhenSpoken) }
+
+func testSubprotocolOnlyWhenSpoken(t *testing.T, engine Engine) {
+	srv := newTestServer(t, &Options{Engine: engine})
 	runServer(t, srv)
 	d := websocket.Dialer{Subprotocols: []string{Subprotocol}}
 	for _, tc := range []struct {

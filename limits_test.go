@@ -84,8 +84,12 @@ func (p *rawPeer) nextFrame() (op byte, payload []byte, err error) {
 // A frame header announcing 1 GiB is refused as soon as it is read, with
 // 1009, not after MaxMessageSize bytes trickle in or the heartbeat bound.
 func TestOversizedFrameHeaderClosedAtOnce(t *testing.T) {
+	onEngines(t, testOversizedFrameHeaderClosedAtOnce)
+}
+
+func testOversizedFrameHeaderClosedAtOnce(t *testing.T, engine Engine) {
 	o := &countingObserver{}
-	l := startLive(t, &Options{Observer: o}) // defaults: 64 KiB limit, a 35 s heartbeat bound
+	l := startLive(t, engine, &Options{Observer: o}) // defaults: 64 KiB limit, a 35 s heartbeat bound
 	bystander := dialPeer(t, l.url("/echo", ""), HeartbeatFrame)
 	l.nextOpen(t)
 	p := dialRaw(t, l, 0)
@@ -124,9 +128,11 @@ func TestOversizedFrameHeaderClosedAtOnce(t *testing.T) {
 // A peer that never reads is let go as soon as its queue overflows: the
 // server does not wait WriteTimeout for writes that peer will not take,
 // and the socket is reset, so the kernel frees its send buffer too.
-func TestNeverReaderReleasedAtOnce(t *testing.T) {
+func TestNeverReaderReleasedAtOnce(t *testing.T) { onEngines(t, testNeverReaderReleasedAtOnce) }
+
+func testNeverReaderReleasedAtOnce(t *testing.T, engine Engine) {
 	const writeTimeout = 30 * time.Second
-	l := startLive(t, &Options{QueueSize: 8, WriteTimeout: writeTimeout})
+	l := startLive(t, engine, &Options{QueueSize: 8, WriteTimeout: writeTimeout})
 	p := dialRaw(t, l, 4096)
 	c := l.nextOpen(t)
 	big := Message{Type: MessageBinary, Data: make([]byte, 64<<10)}
@@ -166,8 +172,10 @@ func TestNeverReaderReleasedAtOnce(t *testing.T) {
 
 // A peer that reads but fell behind a burst still gets the close frame with
 // CloseSlowConsumer, which tells it to reconnect and resume.
-func TestBurstOverflowSendsCloseFrame(t *testing.T) {
-	l := startLive(t, &Options{QueueSize: 4})
+func TestBurstOverflowSendsCloseFrame(t *testing.T) { onEngines(t, testBurstOverflowSendsCloseFrame) }
+
+func testBurstOverflowSendsCloseFrame(t *testing.T, engine Engine) {
+	l := startLive(t, engine, &Options{QueueSize: 4})
 	p := dialPeer(t, l.url("/echo", ""), HeartbeatFrame)
 	c := l.nextOpen(t)
 	var err error

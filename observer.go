@@ -50,6 +50,10 @@ const (
 	// DisconnectMessageTooBig: an inbound message exceeded
 	// Options.MaxMessageSize (1009).
 	DisconnectMessageTooBig DisconnectReason = "message_too_big"
+	// DisconnectProtocolError: the peer broke RFC 6455 (1002); only the
+	// epoll engine, which parses frames itself, tells this apart from a
+	// read error.
+	DisconnectProtocolError DisconnectReason = "protocol_error"
 	// DisconnectInvalidPayload: a text message was not valid UTF-8 (1007).
 	DisconnectInvalidPayload DisconnectReason = "invalid_payload"
 )
@@ -61,7 +65,7 @@ func DisconnectReasons() []DisconnectReason {
 		DisconnectHeartbeatTimeout, DisconnectSlowConsumer, DisconnectWriteTimeout,
 		DisconnectWriteError, DisconnectReadError, DisconnectPeerClose,
 		DisconnectServerClose, DisconnectShutdown, DisconnectMessageTooBig,
-		DisconnectInvalidPayload,
+		DisconnectInvalidPayload, DisconnectProtocolError,
 	}
 }
 

@@ -58,9 +58,11 @@ func (o *countingObserver) allPongs() int64 {
 
 // The Observer follows the connections: opened, heartbeats each way with
 // their RTTs, and the reason each one ended.
-func TestObserverCounts(t *testing.T) {
+func TestObserverCounts(t *testing.T) { onEngines(t, testObserverCounts) }
+
+func testObserverCounts(t *testing.T, engine Engine) {
 	o := &countingObserver{}
-	l := startLive(t, &Options{Interval: 50 * time.Millisecond, Timeout: time.Second, Observer: o})
+	l := startLive(t, engine, &Options{Interval: 50 * time.Millisecond, Timeout: time.Second, Observer: o})
 	p := dialPeer(t, l.url("/echo?heartbeat=text", ""), HeartbeatText)
 	l.nextOpen(t)
 	p.awaitBeats(t, 3)

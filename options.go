@@ -88,6 +88,47 @@ func parseHeartbeatKind(s string) (HeartbeatKind, error) {
 	return 0, fmt.Errorf("pulse: unknown heartbeat kind %q (want frame, app or text)", s)
 }
 
+// Engine is what drives a Server's connections once upgraded. Both
+// engines upgrade through net/http, so Server.Handler mounts in any mux
+// either way.
+type Engine int
+
+const (
+	// EngineStd reads each connection with a goroutine of its own through
+	// gorilla/websocket. It works everywhere, TLS included.
+	EngineStd Engine = iota + 1
+	// EngineEpoll (Linux only) hands each upgraded socket to one epoll
+	// loop that parses frames itself: an idle connection holds no
+	// goroutine and no buffer. A connection it cannot take over, such as
+	// one over TLS, stays on EngineStd.
+	EngineEpoll
+)
+
+var engineNames = [...]string{EngineStd: "std", EngineEpoll: "epoll"}
+
+// String returns the engine's name: "std" or "epoll".
+func (e Engine) String() string {
+	if e >= EngineStd && e <= EngineEpoll {
+		return engineNames[e]
+	}
+	return fmt.Sprintf("Engine(%d)", int(e))
+}
+
+// UnmarshalText sets e from a name, "std" or "epoll", so that a flag.TextVar
+// can hold an Engine.
+func (e *Engine) UnmarshalText(text []byte) error {
+	for k, name := range engineNames {
+		if name != "" && name == string(text) {
+			*e = Engine(k)
+			return nil
+		}
+	}
+	return fmt.Errorf("pulse: unknown engine %q (want std or epoll)", text)
+}
+
+// MarshalText returns the engine's name.
+func (e Engine) MarshalText() ([]byte, error) { return []byte(e.String()), nil }
+
 // Options configures a Server. A nil *Options means all defaults.
 type Options struct {
 	// Interval between heartbeats on each connection. Zero means 25s.
@@ -102,7 +143,8 @@ type Options struct {
 	// finish in time closes the connection. Zero means 10s.
 	WriteTimeout time.Duration
 	// QueueSize is how many outbound messages a connection may hold
-	// before it is closed with CloseSlowConsumer. Zero means 256.
+	// before it is closed with CloseSlowConsumer; the batch being written
+	// (at most 64 messages or 256 KiB) is out of the queue. Zero means 256.
 	QueueSize int
 	// MaxMessageSize is the largest inbound message in bytes; a larger one
 	// closes the connection with CloseMessageTooBig. Zero means 64 KiB.
@@ -113,6 +155,9 @@ type Options struct {
 	// CheckOrigin decides whether a browser's Origin may connect. Nil
 	// means same-origin requests and requests without Origin only.
 	CheckOrigin func(r *http.Request) bool
+	// Engine drives the connections after the upgrade. Zero means
+	// EngineStd; EngineEpoll fails NewServer where epoll is missing.
+	Engine Engine
 	// Observer is told of every open, close and heartbeat, to count them;
 	// package prom exports them to Prometheus. Its methods must not block.
 	// Nil means none.
@@ -136,6 +181,7 @@ func (o *Options) resolved() (Options, error) {
 	setDefault(&r.QueueSize, DefaultQueueSize)
 	setDefault(&r.MaxMessageSize, DefaultMaxMessageSize)
 	setDefault(&r.DrainWindow, DefaultDrainWindow)
+	setDefault(&r.Engine, EngineStd)
 	if r.Logger == nil {
 		r.Logger = slog.Default()
 	}
@@ -148,6 +194,9 @@ func (o *Options) resolved() (Options, error) {
 	if r.WriteTimeout < 0 || r.QueueSize < 0 || r.MaxMessageSize < 0 || r.DrainWindow < 0 {
 		return r, fmt.Errorf("pulse: negative WriteTimeout %v, QueueSize %d, MaxMessageSize %d or DrainWindow %v",
 			r.WriteTimeout, r.QueueSize, r.MaxMessageSize, r.DrainWindow)
+	}
+	if r.Engine != EngineStd && (r.Engine != EngineEpoll || !epollEngine) {
+		return r, fmt.Errorf("pulse: engine %v is not available on this system", r.Engine)
 	}
 	if !r.Heartbeat.valid() {
 		return r, fmt.Errorf("pulse: unknown heartbeat kind %v", r.Heartbeat)

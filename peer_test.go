@@ -31,9 +31,22 @@ type liveServer struct {
 	closes chan closeEvent
 }
 
-func startLive(t *testing.T, o *Options) *liveServer {
+// onEngines runs test on each engine, as a subtest named after it.
+func onEngines(t *testing.T, test func(t *testing.T, e Engine)) {
+	for _, e := range engines {
+		t.Run(e.String(), func(t *testing.T) { test(t, e) })
+	}
+}
+
+// startLive starts a live server on engine e with options o (nil: defaults).
+func startLive(t *testing.T, e Engine, o *Options) *liveServer {
 	t.Helper()
-	l := &liveServer{srv: newTestServer(t, o), opens: make(chan *Conn, 1000), closes: make(chan closeEvent, 1000)}
+	opts := Options{}
+	if o != nil {
+		opts = *o
+	}
+	opts.Engine = e
+	l := &liveServer{srv: newTestServer(t, &opts), opens: make(chan *Conn, 1000), closes: make(chan closeEvent, 1000)}
 	echo := Funcs{
 		Open:    func(c *Conn) { l.opens <- c },
 		Receive: func(c *Conn, m Message) { c.Send(m) },
@@ -189,6 +202,9 @@ func (l *liveServer) nextOpen(t *testing.T) *Conn {
 	t.Helper()
 	select {
 	case c := <-l.opens:
+		if got := engineOf(c); got != l.srv.opts.Engine {
+			t.Fatalf("connection on engine %v, want %v", got, l.srv.opts.Engine)
+		}
 		return c
 	case <-time.After(10 * time.Second):
 		t.Fatal("no connection opened within 10s")

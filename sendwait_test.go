@@ -33,7 +33,7 @@ func TestSendWait(t *testing.T) {
 			}
 			sent <- nil
 		}()
-		synctest.Wait() // one in the writer, two queued (half of 4), the fourth waiting
+		synctest.Wait() // two in the writer's batch, two queued (half of 4), the fifth waiting
 		if n := c.out.len(); n != 2 {
 			t.Fatalf("queue holds %d, want 2 while SendWait waits", n)
 		}
@@ -54,10 +54,11 @@ func TestSendWait(t *testing.T) {
 
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
+		c.SendWait(ctx, msg) // taken by the writer, which waits for the peer
+		synctest.Wait()
 		for range 2 {
-			c.SendWait(ctx, msg) // one to the writer, one queued
+			c.SendWait(ctx, msg) // half the queue
 		}
-		c.SendWait(ctx, msg)
 		if err := c.SendWait(ctx, msg); !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("SendWait on a full queue past its deadline: %v", err)
 		}

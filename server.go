@@ -35,6 +35,7 @@ type Server struct {
 	conns   map[*Conn]struct{}
 	nextID  uint64
 	drained chan struct{} // made by drain, closed when conns empties
+	poll    *poller       // the epoll loop, started at the first handover to it
 }
 
 // NewServer returns a Server configured by opts (nil means defaults). It
@@ -82,6 +83,7 @@ func (s *Server) Run(ctx context.Context) error {
 	err := s.drain()
 	stopWheel()
 	<-wheelDone
+	s.stopPoller()
 	s.state.Store(stateStopped)
 	return err
 }

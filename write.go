@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -12,27 +13,43 @@ import (
 type opcode int
 
 const (
-	opText   opcode = 1
-	opBinary opcode = 2
-	opClose  opcode = 8
-	opPing   opcode = 9
-	opPong   opcode = 10
+	opContinuation opcode = 0
+	opText         opcode = 1
+	opBinary       opcode = 2
+	opClose        opcode = 8
+	opPing         opcode = 9
+	opPong         opcode = 10
 )
 
 // maxCloseReason is the longest reason that fits a close frame (125 - 2).
 const maxCloseReason = 123
 
 // outbox is what a connection has to write; Conn.mu guards it. Data messages
-// wait in a queue bounded by Options.QueueSize; control frames are flags, so
-// a flood of pings cannot grow it.
+// wait in a queue bounded by Options.QueueSize; the heartbeat and the answer
+// to a text or app ping are flags; the answers to ping frames wait in their
+// own queue, bounded by maxPendingPongs, so a flood of pings cannot grow it.
 type outbox struct {
-	data             []Message // queued messages are data[head:]
-	head             int
-	ping             bool   // a heartbeat is due
-	pongFrame        []byte // payload for pongFramePending
-	pongFramePending bool   // answer the peer's ping frame
-	pongMessage      bool   // answer the peer's text or app ping
-	closeSent        bool   // the close frame is out, or can no longer be: write nothing more
+	data        []Message // queued messages are data[head:]
+	head        int
+	pongs       [][]byte // payloads of the peer's ping frames, each owed its own pong, oldest first
+	ping        bool     // a heartbeat is due
+	pongMessage bool     // answer the peer's text or app ping
+	closeSent   bool     // the close frame is out, or can no longer be: write nothing more
+}
+
+// maxPendingPongs is how many of the peer's ping frames may wait for their
+// pong. Beyond it the oldest is dropped: RFC 6455 lets an endpoint answer
+// only the latest of several pings, and a peer that pings faster than it
+// reads gets no more memory for it.
+const maxPendingPongs = 16
+
+// owePong queues the pong for a ping frame with payload p.
+func (o *outbox) owePong(p []byte) {
+	if len(o.pongs) == maxPendingPongs {
+		copy(o.pongs, o.pongs[1:])
+		o.pongs = o.pongs[:maxPendingPongs-1]
+	}
+	o.pongs = append(o.pongs, p)
 }
 
 func (o *outbox) len() int { return len(o.data) - o.head }
@@ -61,13 +78,23 @@ func (o *outbox) pop() Message {
 
 func (o *outbox) drop() { o.data, o.head = nil, 0 }
 
-// frame is one unit of work for the writer.
+// frame is one frame for the writer to send.
 type frame struct {
 	op        opcode
 	data      []byte
 	heartbeat bool          // a heartbeat: note when it left, for the RTT
 	linger    time.Duration // for a close frame: how long reads go on after it
 }
+
+// Bounds of one batch: the frames the writer takes from the outbox and
+// flushes in a single write.
+const (
+	maxBatchFrames = 64
+	maxBatchBytes  = 256 << 10 // of data messages; one larger message goes alone
+)
+
+// batches holds the writers' frame arrays, so a writer allocates nothing.
+var batches = sync.Pool{New: func() any { return new([maxBatchFrames]frame) }}
 
 // kickLocked starts the writer unless it runs. The writer goroutine exists
 // only while there is something to write, so an idle connection has none;
@@ -81,48 +108,74 @@ func (c *Conn) kickLocked() {
 	go c.writeLoop()
 }
 
+// writeLoop flushes batches until the outbox is empty: whatever queued up
+// while a write was under way goes out in the next write, together.
 func (c *Conn) writeLoop() {
 	defer c.writers.Done()
+	arr := batches.Get().(*[maxBatchFrames]frame)
+	defer batches.Put(arr)
 	for {
-		f, ok := c.nextFrame()
-		if !ok {
+		fs := c.nextBatch(arr[:0])
+		if len(fs) == 0 {
 			return
 		}
-		if err := c.writeFrame(f); err != nil {
+		err := c.writeBatch(fs)
+		clear(fs) // the array goes back to the pool without payloads
+		if err != nil {
 			c.writeFailed(err)
 			return
 		}
 	}
 }
 
-// nextFrame takes the next frame to write: answers to the peer first, then
-// the heartbeat, the queued messages, and last the close frame.
-func (c *Conn) nextFrame() (frame, bool) {
+// nextBatch takes what is to be written next, in the order it must go:
+// answers to the peer first, then the heartbeat, the queued messages, and
+// last the close frame, once nothing is queued before it. It returns no
+// frames, and the writer ends, when there is nothing to write.
+func (c *Conn) nextBatch(fs []frame) []frame {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	o := &c.out
-	switch {
-	case o.closeSent:
-	case o.pongFramePending:
-		f := frame{op: opPong, data: o.pongFrame}
-		o.pongFrame, o.pongFramePending = nil, false
-		return f, true
-	case o.ping:
-		o.ping = false
-		return c.heartbeatFrame(), true
-	case o.pongMessage:
-		o.pongMessage = false
-		return c.pongMessageFrame(), true
-	case o.len() > 0:
-		m := o.pop()
-		c.wakeLocked()
-		return frame{op: opcode(m.Type), data: m.Data}, true
-	case c.closing != nil:
-		o.closeSent = true
-		return frame{op: opClose, data: closePayload(c.closing.err), linger: c.closing.linger}, true
+	if o.closeSent {
+		c.writing = false
+		return nil
 	}
-	c.writing = false
-	return frame{}, false
+	for _, p := range o.pongs {
+		fs = append(fs, frame{op: opPong, data: p})
+	}
+	o.pongs = nil
+	if o.ping {
+		o.ping = false
+		fs = append(fs, c.heartbeatFrame())
+	}
+	if o.pongMessage {
+		o.pongMessage = false
+		fs = append(fs, c.pongMessageFrame())
+	}
+	fs = c.takeMessagesLocked(fs)
+	if c.closing != nil && o.len() == 0 && len(fs) < cap(fs) {
+		o.closeSent = true
+		fs = append(fs, frame{op: opClose, data: closePayload(c.closing.err), linger: c.closing.linger})
+	}
+	if len(fs) == 0 {
+		c.writing = false
+	}
+	return fs
+}
+
+// takeMessagesLocked moves queued messages into the batch, within its bounds.
+func (c *Conn) takeMessagesLocked(fs []frame) []frame {
+	size, took := 0, false
+	for c.out.len() > 0 && len(fs) < cap(fs) && size < maxBatchBytes {
+		m := c.out.pop()
+		fs = append(fs, frame{op: opcode(m.Type), data: m.Data})
+		size += len(m.Data)
+		took = true
+	}
+	if took {
+		c.wakeLocked()
+	}
+	return fs
 }
 
 func (c *Conn) heartbeatFrame() frame {
@@ -142,24 +195,130 @@ func (c *Conn) pongMessageFrame() frame {
 	return frame{op: opText, data: textPong}
 }
 
-func (c *Conn) writeFrame(f frame) error {
-	timeout := c.srv.opts.WriteTimeout
-	if f.op == opClose {
-		timeout = min(timeout, closeGrace)
-	}
-	if f.heartbeat {
-		c.pingSent.Store(int64(c.srv.wheel.since()))
-	}
-	if err := c.t.write(f.op, f.data, time.Now().Add(timeout)); err != nil {
+// writeBatch writes fs in one go, within WriteTimeout, or closeGrace when
+// it ends with the close frame.
+func (c *Conn) writeBatch(fs []frame) error {
+	deadline, heartbeat := c.beforeWrite(fs)
+	if err := c.t.writeFrames(fs, deadline); err != nil {
 		return err
 	}
-	if f.heartbeat {
+	c.afterWrite(fs[len(fs)-1], heartbeat)
+	return nil
+}
+
+// beforeWrite returns the deadline of a batch and whether it carries the
+// heartbeat, whose sending time it notes for the RTT.
+func (c *Conn) beforeWrite(fs []frame) (time.Time, bool) {
+	timeout := c.srv.opts.WriteTimeout
+	if fs[len(fs)-1].op == opClose {
+		timeout = min(timeout, closeGrace)
+	}
+	heartbeat := false
+	for _, f := range fs {
+		heartbeat = heartbeat || f.heartbeat
+	}
+	if heartbeat {
+		c.pingSent.Store(int64(c.srv.wheel.since()))
+	}
+	return time.Now().Add(timeout), heartbeat
+}
+
+// afterWrite counts the heartbeat and, after the close frame, lets reads
+// go on only for its linger.
+func (c *Conn) afterWrite(last frame, heartbeat bool) {
+	if heartbeat {
 		c.srv.opts.Observer.PingSent(c.kind)
 	}
-	if f.op == opClose {
-		c.t.endReads(f.linger)
+	if last.op == opClose {
+		c.t.endReads(last.linger)
 	}
-	return nil
+}
+
+// inlineWriter is a transport whose writes can be tried without blocking:
+// tryWriteFrames writes what the socket takes now and returns a function
+// that writes the rest, or nil when nothing is left.
+type inlineWriter interface {
+	tryWriteFrames(fs []frame) (rest func(deadline time.Time) error, err error)
+}
+
+// beat queues the heartbeat, from the wheel's goroutine. On a transport
+// that can try a write without blocking, when no writer runs, the wheel
+// writes it there and then: no goroutine starts for a heartbeat the socket
+// takes at once. It reports false once the connection is closing.
+func (c *Conn) beat() bool {
+	c.mu.Lock()
+	if c.closing != nil {
+		c.mu.Unlock()
+		return false
+	}
+	c.out.ping = true
+	iw, ok := c.t.(inlineWriter)
+	if !ok || c.writing || c.stopped || c.out.closeSent {
+		c.kickLocked()
+		c.mu.Unlock()
+		return true
+	}
+	c.writing = true
+	c.writers.Add(1)
+	c.mu.Unlock()
+	c.writeInline(iw)
+	return true
+}
+
+// writeInline writes one batch as the writer, without blocking; what the
+// socket does not take, and whatever queued meanwhile, a writer goroutine
+// finishes.
+func (c *Conn) writeInline(iw inlineWriter) {
+	arr := batches.Get().(*[maxBatchFrames]frame)
+	fs := c.nextBatch(arr[:0])
+	if len(fs) == 0 {
+		batches.Put(arr)
+		c.writers.Done()
+		return
+	}
+	deadline, heartbeat := c.beforeWrite(fs)
+	last := fs[len(fs)-1]
+	rest, err := iw.tryWriteFrames(fs)
+	clear(fs)
+	batches.Put(arr)
+	switch {
+	case err != nil:
+		c.writeFailed(err)
+		c.writers.Done()
+	case rest != nil:
+		go c.finishWrite(rest, deadline, last, heartbeat)
+	default:
+		c.afterWrite(last, heartbeat)
+		c.writeOnIfPending()
+	}
+}
+
+// finishWrite writes the rest of a batch, then goes on as the writer.
+func (c *Conn) finishWrite(rest func(time.Time) error, deadline time.Time, last frame, heartbeat bool) {
+	if err := rest(deadline); err != nil {
+		c.writeFailed(err)
+		c.writers.Done()
+		return
+	}
+	c.afterWrite(last, heartbeat)
+	c.writeLoop()
+}
+
+// writeOnIfPending ends the writer's turn, or hands it to a writer
+// goroutine when more is waiting.
+func (c *Conn) writeOnIfPending() {
+	c.mu.Lock()
+	o := &c.out
+	more := !o.closeSent && (len(o.pongs) > 0 || o.ping || o.pongMessage || o.len() > 0 || c.closing != nil)
+	if !more {
+		c.writing = false
+	}
+	c.mu.Unlock()
+	if more {
+		go c.writeLoop()
+		return
+	}
+	c.writers.Done()
 }
 
 // writeFailed ends a connection whose socket cannot be written: a missed

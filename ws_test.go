@@ -15,10 +15,12 @@ import (
 // Many goroutines send to one connection while heartbeats run every few
 // milliseconds: every message arrives whole, each sender's in order, and
 // the client's frame parser never sees an interleaved frame.
-func TestConcurrentSendsWithHeartbeats(t *testing.T) {
+func TestConcurrentSendsWithHeartbeats(t *testing.T) { onEngines(t, testConcurrentSendsWithHeartbeats) }
+
+func testConcurrentSendsWithHeartbeats(t *testing.T, engine Engine) {
 	for _, kind := range allKinds {
 		t.Run(kind.String(), func(t *testing.T) {
-			l := startLive(t, &Options{Interval: 20 * time.Millisecond, Timeout: time.Second, QueueSize: 1 << 16})
+			l := startLive(t, engine, &Options{Interval: 20 * time.Millisecond, Timeout: time.Second, QueueSize: 1 << 16})
 			p := dialPeer(t, l.url("/echo?heartbeat="+kind.String(), ""), kind)
 			c := l.nextOpen(t)
 			const senders, each = 16, 300
@@ -51,8 +53,10 @@ func TestConcurrentSendsWithHeartbeats(t *testing.T) {
 	}
 }
 
-func TestOversizedMessageClosed(t *testing.T) {
-	l := startLive(t, &Options{MaxMessageSize: 1024})
+func TestOversizedMessageClosed(t *testing.T) { onEngines(t, testOversizedMessageClosed) }
+
+func testOversizedMessageClosed(t *testing.T, engine Engine) {
+	l := startLive(t, engine, &Options{MaxMessageSize: 1024})
 	bystander := dialPeer(t, l.url("/echo", ""), HeartbeatFrame)
 	p := dialPeer(t, l.url("/echo", ""), HeartbeatFrame)
 	p.send(websocket.BinaryMessage, make([]byte, 1024)) // at the limit: fine
@@ -66,8 +70,10 @@ func TestOversizedMessageClosed(t *testing.T) {
 	assertEchoes(t, bystander)
 }
 
-func TestInvalidUTF8Closed(t *testing.T) {
-	l := startLive(t, nil)
+func TestInvalidUTF8Closed(t *testing.T) { onEngines(t, testInvalidUTF8Closed) }
+
+func testInvalidUTF8Closed(t *testing.T, engine Engine) {
+	l := startLive(t, engine, nil)
 	bystander := dialPeer(t, l.url("/echo", ""), HeartbeatFrame)
 	p := dialPeer(t, l.url("/echo", ""), HeartbeatFrame)
 	p.send(websocket.TextMessage, []byte("ok \xff\xfe"))
@@ -91,8 +97,10 @@ func assertEchoes(t *testing.T, p *testPeer) {
 
 // A peer that stops reading fills its queue and is cut as a slow consumer;
 // Send never blocks while that happens.
-func TestSlowConsumerClosed(t *testing.T) {
-	l := startLive(t, &Options{QueueSize: 8, WriteTimeout: 500 * time.Millisecond})
+func TestSlowConsumerClosed(t *testing.T) { onEngines(t, testSlowConsumerClosed) }
+
+func testSlowConsumerClosed(t *testing.T, engine Engine) {
+	l := startLive(t, engine, &Options{QueueSize: 8, WriteTimeout: 500 * time.Millisecond})
 	d := websocket.Dialer{}
 	ws, _, err := d.Dial(l.url("/echo", ""), nil)
 	if err != nil {
@@ -114,8 +122,10 @@ func TestSlowConsumerClosed(t *testing.T) {
 	}
 }
 
-func TestHeartbeatKindChoice(t *testing.T) {
-	l := startLive(t, &Options{Heartbeat: HeartbeatText})
+func TestHeartbeatKindChoice(t *testing.T) { onEngines(t, testHeartbeatKindChoice) }
+
+func testHeartbeatKindChoice(t *testing.T, engine Engine) {
+	l := startLive(t, engine, &Options{Heartbeat: HeartbeatText})
 	cases := []struct {
 		query, subprotocol string
 		status             int
@@ -156,8 +166,10 @@ func TestHeartbeatKindChoice(t *testing.T) {
 }
 
 // A client's own ping, of any kind, is answered.
-func TestClientPingsAnswered(t *testing.T) {
-	l := startLive(t, nil)
+func TestClientPingsAnswered(t *testing.T) { onEngines(t, testClientPingsAnswered) }
+
+func testClientPingsAnswered(t *testing.T, engine Engine) {
+	l := startLive(t, engine, nil)
 	text := dialPeer(t, l.url("/echo?heartbeat=text", ""), 0)
 	text.send(websocket.TextMessage, []byte("ping"))
 	if m := text.next(t); string(m.Data) != "pong" {
@@ -186,8 +198,10 @@ func TestClientPingsAnswered(t *testing.T) {
 
 // Ending Run closes every connection with CloseServiceRestart and a retry
 // window, and refuses new ones.
-func TestDrainClosesWithRestart(t *testing.T) {
-	l := startLive(t, &Options{DrainWindow: 200 * time.Millisecond})
+func TestDrainClosesWithRestart(t *testing.T) { onEngines(t, testDrainClosesWithRestart) }
+
+func testDrainClosesWithRestart(t *testing.T, engine Engine) {
+	l := startLive(t, engine, &Options{DrainWindow: 200 * time.Millisecond})
 	peers := []*testPeer{dialPeer(t, l.url("/echo", ""), HeartbeatFrame), dialPeer(t, l.url("/echo", ""), HeartbeatFrame)}
 	for range peers {
 		l.nextOpen(t)
@@ -212,8 +226,10 @@ func TestDrainClosesWithRestart(t *testing.T) {
 }
 
 // The application's Close sends what was queued, then its code and reason.
-func TestApplicationClose(t *testing.T) {
-	l := startLive(t, nil)
+func TestApplicationClose(t *testing.T) { onEngines(t, testApplicationClose) }
+
+func testApplicationClose(t *testing.T, engine Engine) {
+	l := startLive(t, engine, nil)
 	p := dialPeer(t, l.url("/echo", ""), HeartbeatFrame)
 	c := l.nextOpen(t)
 	if err := c.Close(CloseAbnormal, "not sendable"); err == nil {

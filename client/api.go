@@ -19,7 +19,9 @@ type outgoing struct {
 	done                 chan struct{} // closed by finish, once, by whoever removed it from the queue
 	out                  outcome       // set before done is closed
 
-	id uint64 // guarded by Client.mu: request id on the current connection; 0 while unsent
+	// Guarded by Client.mu.
+	id        uint64    // request id on the current connection; 0 while unsent
+	notBefore time.Time // refused as rate_limited: not sent again before
 }
 
 type outcome struct {

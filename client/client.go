@@ -46,6 +46,7 @@ type Client struct {
 	subs       map[string]*subscription // channels wanted, with their last position
 	unsubs     []string                 // unsubscribes to send on the open connection
 	queue      []*outgoing              // publishes not yet acknowledged, oldest first
+	paced      time.Time                // when the last publish refused as rate_limited is due again
 	pings      []*pingWait              // Ping calls not yet sent
 	keys       uint64                   // made-up idempotency keys so far
 }
@@ -148,12 +149,16 @@ func (c *Client) loop(ctx context.Context) error {
 // connection was open (zero if never welcomed) and why it ended.
 func (c *Client) connect(ctx context.Context) (time.Duration, error) {
 	dialCtx, cancel := context.WithTimeout(ctx, c.opts.HandshakeTimeout)
-	t, err := c.opts.Dial(dialCtx, c.url)
+	token, err := c.fetchToken(dialCtx)
+	var t Transport
+	if err == nil {
+		t, err = c.opts.Dial(dialCtx, c.url)
+	}
 	cancel()
 	if err != nil {
 		return 0, err
 	}
-	cn := newConnection(c, t)
+	cn := newConnection(c, t, token)
 	err = cn.run(ctx)
 	if cn.opened.IsZero() {
 		return 0, err
@@ -162,10 +167,16 @@ func (c *Client) connect(ctx context.Context) (time.Duration, error) {
 }
 
 // delay is the wait before the next dial: a random part of the server's
-// retry window if it sent one (at most MaxRetryWindow), else the backoff.
+// retry window if it sent one (at most MaxRetryWindow); the Retry-After of
+// a refused upgrade and a random part of the second after it (the server
+// drew it at random already, in whole seconds); else the backoff.
 func (c *Client) delay(attempt int, err error) time.Duration {
 	if window := retryWindow(err); window > 0 {
 		return jitter(window, rand.Float64)
+	}
+	var he *HandshakeError
+	if errors.As(err, &he) && he.RetryAfter > 0 {
+		return he.RetryAfter + jitter(time.Second, rand.Float64)
 	}
 	return c.opts.Backoff(attempt)
 }

@@ -24,6 +24,7 @@ type connection struct {
 	c       *Client
 	t       Transport
 	started time.Time
+	fetched chan tokenResult // a token fetched for a refresh (token.go)
 
 	// heard is when the last inbound frame was read, stored by the reader
 	// before it hands the frame over, so a loop held up by a slow callback
@@ -35,7 +36,11 @@ type connection struct {
 	interval, timeout time.Duration
 	degraded          bool
 	nextID            uint64
-	probes            []probe // pings sent, oldest first
+	probes            []probe     // pings sent, oldest first
+	token             string      // the token presented last; "" without Options.Token
+	refreshTimer      *time.Timer // fires when token should be refreshed; nil if not
+
+	fetching sync.WaitGroup // the goroutine fetching a token for a refresh
 }
 
 // probe is one ping sent: by Ping (wait set) or to probe a silent server.
@@ -51,9 +56,9 @@ type frame struct {
 	at   time.Time
 }
 
-func newConnection(c *Client, t Transport) *connection {
+func newConnection(c *Client, t Transport, token string) *connection {
 	now := time.Now()
-	cn := &connection{c: c, t: t, started: now}
+	cn := &connection{c: c, t: t, started: now, token: token, fetched: make(chan tokenResult)}
 	cn.heard.Store(&now)
 	return cn
 }
@@ -64,7 +69,13 @@ func (cn *connection) run(ctx context.Context) error {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() { cn.read(frames, stop) })
-	err := cn.serve(ctx, frames)
+	connCtx, cancel := context.WithCancel(ctx)
+	err := cn.serve(connCtx, frames)
+	cancel()
+	cn.fetching.Wait()
+	if cn.refreshTimer != nil {
+		cn.refreshTimer.Stop()
+	}
 	switch ce, _ := err.(*pulse.CloseError); {
 	case ctx.Err() != nil:
 		cn.t.Close(pulse.CloseNormal, "client closing")
@@ -117,6 +128,10 @@ func (cn *connection) serve(ctx context.Context, frames <-chan frame) error {
 			timer.Reset(next)
 		case <-cn.c.wake:
 			err = cn.flush()
+		case <-cn.refreshC():
+			cn.fetchRefresh(ctx)
+		case r := <-cn.fetched:
+			err = cn.refresh(r)
 		}
 		if err != nil {
 			return err
@@ -257,13 +272,14 @@ func (cn *connection) welcome(m wire.Welcome, at time.Time) error {
 	return cn.hello(prior, m.Session)
 }
 
-// hello names the client for presence and continues the first
-// connection's session, so that presence sees the same member come back.
-// It goes before the resubscribes, which flush sends.
+// hello names the client for presence, continues the first connection's
+// session, so that presence sees the same member come back, and presents
+// the token. It goes before the resubscribes, which flush sends.
 func (cn *connection) hello(prior, current string) error {
 	continues := prior != "" && prior != current
-	if cn.c.opts.Name != "" || continues {
-		hello := wire.Hello{ID: cn.id(), Client: cn.c.opts.Name, Info: cn.c.opts.Info}
+	if cn.c.opts.Name != "" || continues || cn.token != "" {
+		hello := wire.Hello{ID: cn.id(), Client: cn.c.opts.Name, Info: cn.c.opts.Info, Token: cn.token}
+		cn.scheduleRefresh(cn.token)
 		if continues {
 			hello.Session = prior
 		}

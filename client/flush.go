@@ -64,6 +64,9 @@ func (cn *connection) collect() (frames [][]byte, expired []*outgoing, pings []*
 		return false
 	})
 	for _, o := range c.queue {
+		if o.id == 0 && now.Before(o.notBefore) {
+			break // publishes go in order: none overtakes one told to wait
+		}
 		if o.id == 0 {
 			o.id = cn.id()
 			frames = append(frames, wire.MustEncode(wire.Publish{ID: o.id, Channel: o.channel, Key: o.key, Data: o.data}))
@@ -132,8 +135,14 @@ func (cn *connection) acked(m wire.Ack) {
 	}
 }
 
-// refused fails the publish or subscribe an error message answers.
+// refused fails the publish or subscribe an error message answers. A
+// publish refused as rate_limited is sent again, with its key, once the
+// server's retry_after_ms has passed; several refused at once are paced
+// that far apart, so they come back at the rate the server takes.
 func (cn *connection) refused(m wire.Error) {
+	if m.Code == wire.CodeRateLimited && cn.later(m.ID, time.Duration(m.RetryAfterMS)*time.Millisecond) {
+		return
+	}
 	err := &ServerError{Code: m.Code, Message: m.Message}
 	if o := cn.take(m.ID); o != nil {
 		o.fail(err)
@@ -156,6 +165,33 @@ func (cn *connection) refused(m wire.Error) {
 	for _, channel := range dropped {
 		c.opts.OnSubscribed(Subscribed{Channel: channel, Err: err})
 	}
+}
+
+// later puts the publish sent with request id back in the queue, unsent
+// until wait has passed after the last one put back is due, and reports
+// whether there was one.
+func (cn *connection) later(id uint64, wait time.Duration) bool {
+	c := cn.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i := slices.IndexFunc(c.queue, func(o *outgoing) bool { return id != 0 && o.id == id })
+	if i < 0 {
+		return false
+	}
+	now := time.Now()
+	c.paced = maxTime(c.paced, now).Add(wait)
+	o := c.queue[i]
+	o.id, o.notBefore = 0, c.paced
+	time.AfterFunc(c.paced.Sub(now), c.poke)
+	return true
+}
+
+// maxTime returns the later of two times.
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // take removes and returns the publish sent with request id, or nil.

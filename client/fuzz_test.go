@@ -41,7 +41,7 @@ func FuzzReceive(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c := New("ws://fuzz.invalid/ws", &Options{Name: "fuzz", OnMessage: func(Message) {}, OnPresence: func(string, Member, bool) {}})
 		c.subs["room"] = &subscription{channel: "room", presence: true}
-		s := newConnection(c, discard{})
+		s := newConnection(c, discard{}, "")
 		now := time.Now()
 		if err := s.receive(frame{data: welcome, at: now}); err != nil {
 			t.Fatalf("welcome: %v", err)

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"math/rand/v2"
 	"time"
@@ -56,8 +57,11 @@ type Subscribed struct {
 // Options configures a Client. Nil means defaults.
 type Options struct {
 	// Dial opens one connection. Nil means a WebSocket dial with the
-	// subprotocol pulse.v1 (see DialWebSocket).
+	// subprotocol pulse.v1 and TLS (see DialWebSocketTLS).
 	Dial func(ctx context.Context, url string) (Transport, error)
+	// TLS configures the default Dial's wss:// connections, such as one
+	// trusting a private CA (see LoadCA). Nil means the system's roots.
+	TLS *tls.Config
 	// Backoff returns the delay before reconnect attempt n (0 after a
 	// loss, reset once a connection stayed open StableAfter). Nil means
 	// Backoff(n, DefaultBackoffBase, DefaultBackoffCap, nil).
@@ -79,6 +83,14 @@ type Options struct {
 	// presence. Empty means no hello.
 	Name string
 	Info json.RawMessage
+	// Token returns the signed token that identifies the client, on a
+	// server that requires one. It is called before every dial (so a
+	// connection closed with 4002, token expired, comes back with a new
+	// one), and again while connected ahead of the token's "exp", whose
+	// result goes to the server in a refresh. The token goes in the
+	// hello, not the URL. An error counts as a failed dial. Nil means no
+	// token.
+	Token func(ctx context.Context) (string, error)
 
 	// OnState is called on every state change. Nil means none.
 	OnState func(StateChange)
@@ -110,8 +122,10 @@ func (o *Options) resolved() Options {
 		r.HandshakeTimeout = DefaultHandshakeTimeout
 	}
 	if r.Dial == nil {
-		timeout := r.HandshakeTimeout
-		r.Dial = func(ctx context.Context, url string) (Transport, error) { return DialWebSocket(ctx, url, timeout) }
+		timeout, config := r.HandshakeTimeout, r.TLS
+		r.Dial = func(ctx context.Context, url string) (Transport, error) {
+			return DialWebSocketTLS(ctx, url, timeout, config)
+		}
 	}
 	if r.Backoff == nil {
 		r.Backoff = func(n int) time.Duration { return Backoff(n, DefaultBackoffBase, DefaultBackoffCap, rand.Float64) }

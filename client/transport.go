@@ -2,9 +2,13 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"strconv"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -28,9 +32,14 @@ type Transport interface {
 }
 
 // HandshakeError is a dial the server answered with an HTTP status other
-// than 101. Run treats 4xx (except 408 and 429) as terminal.
+// than 101. Run treats 4xx (except 408 and 429) as terminal, and waits
+// RetryAfter before the next dial when the server sent one.
 type HandshakeError struct {
 	Status int
+	// RetryAfter is the answer's Retry-After in seconds (the server's
+	// admission control sets it on a 503), at most MaxRetryWindow; zero
+	// if none.
+	RetryAfter time.Duration
 }
 
 func (e *HandshakeError) Error() string {
@@ -47,14 +56,21 @@ const writeTimeout = 10 * time.Second
 // DialWebSocket opens a WebSocket to url offering the subprotocol pulse.v1,
 // within timeout. The resulting Transport answers ping frames itself.
 func DialWebSocket(ctx context.Context, url string, timeout time.Duration) (Transport, error) {
-	d := websocket.Dialer{Subprotocols: []string{pulse.Subprotocol}, HandshakeTimeout: timeout}
+	return DialWebSocketTLS(ctx, url, timeout, nil)
+}
+
+// DialWebSocketTLS is DialWebSocket with the TLS configuration of a wss://
+// URL, such as one trusting a private CA (see LoadCA). Nil means the
+// system's roots.
+func DialWebSocketTLS(ctx context.Context, url string, timeout time.Duration, config *tls.Config) (Transport, error) {
+	d := websocket.Dialer{Subprotocols: []string{pulse.Subprotocol}, HandshakeTimeout: timeout, TLSClientConfig: config}
 	ws, resp, err := d.DialContext(ctx, url, nil)
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()
 	}
 	if err != nil {
 		if errors.Is(err, websocket.ErrBadHandshake) && resp != nil {
-			return nil, &HandshakeError{Status: resp.StatusCode}
+			return nil, &HandshakeError{Status: resp.StatusCode, RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"))}
 		}
 		return nil, fmt.Errorf("dial %s: %w", url, err)
 	}
@@ -63,6 +79,31 @@ func DialWebSocket(ctx context.Context, url string, timeout time.Duration) (Tran
 		return nil, ErrNotPulse
 	}
 	return &wsTransport{ws: ws}, nil
+}
+
+// LoadCA returns a TLS configuration that trusts the certificates of the
+// PEM file (a private CA, or a server's self-signed certificate) instead
+// of the system's roots.
+func LoadCA(file string) (*tls.Config, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("client: CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("client: CA file %s holds no PEM certificate", file)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+}
+
+// parseRetryAfter reads a Retry-After of whole seconds (an HTTP date is
+// not used by pulse servers, and reads as none), at most MaxRetryWindow.
+func parseRetryAfter(v string) time.Duration {
+	n, err := strconv.ParseUint(v, 10, 32)
+	if err != nil {
+		return 0
+	}
+	return min(time.Duration(n)*time.Second, MaxRetryWindow)
 }
 
 type wsTransport struct{ ws *websocket.Conn }

@@ -30,6 +30,7 @@ func (p Publication) wire() wire.Publication {
 // Member is one session present in a channel, as a broker keeps it.
 type Member struct {
 	ID     string          // the session's public member id
+	User   string          // the user its verified token named; "" if anonymous
 	Client string          // the name the client gave, not unique
 	Info   json.RawMessage // what the client chose to share
 	// Owner names the connection that holds the membership. One member
@@ -43,7 +44,7 @@ type Member struct {
 
 // Wire is the member as clients see it, without its Owner.
 func (m Member) Wire() wire.Member {
-	return wire.Member{ID: m.ID, Client: m.Client, Info: m.Info}
+	return wire.Member{ID: m.ID, User: m.User, Client: m.Client, Info: m.Info}
 }
 
 // EventType says what an Event carries.
@@ -53,6 +54,10 @@ const (
 	EventPublication EventType = iota + 1 // Publication is set
 	EventJoin                             // Member joined the channel
 	EventLeave                            // Member left the channel
+	// EventLost says the broker lost events of the channel that its
+	// history no longer holds: every subscriber must resume from its last
+	// position, and learns recovered:false.
+	EventLost
 )
 
 // Event is what a subscription receives: a publication, or presence news.
@@ -109,7 +114,7 @@ type PresenceBroker interface {
 	// Join adds m.Owner to the owners of member m.ID in channel, and m
 	// becomes the member's description. It delivers an EventJoin to the
 	// channel's subscriptions when the member was not present, or when
-	// its Client or Info changed; a further owner of a member described
+	// its User, Client or Info changed; a further owner of a member described
 	// the same way joins silently.
 	Join(ctx context.Context, channel string, m Member) error
 	// Leave removes m.Owner from the owners of member m.ID in channel;

@@ -11,7 +11,9 @@
 // a worker of their own, off the connection's reader.
 //
 // Server code publishes with Hub.Publish, or over HTTP with PublishHandler.
-// Options.Authorize decides who may subscribe or publish where.
+// Options.Verifier (package auth for JWTs) makes clients present signed
+// tokens whose patterns say where they may subscribe and publish, and
+// Options.Authorize adds the application's own rules.
 //
 // # Positions and resume
 //

@@ -66,6 +66,10 @@ func (fan *fanout) remove(sub *subscription) bool {
 // Conn.Send never blocks: a subscriber that cannot keep up is closed with
 // CloseSlowConsumer and recovers the gap from history when it returns.
 func (fan *fanout) deliver(ev Event) {
+	if ev.Type == EventLost {
+		fan.lost()
+		return
+	}
 	msg := pulse.Message{Type: pulse.MessageText, Data: encodeEvent(fan.name, ev)}
 	fan.mu.Lock()
 	defer fan.mu.Unlock()
@@ -79,6 +83,16 @@ func (fan *fanout) deliver(ev Event) {
 		default:
 			sub.s.conn.Send(msg)
 		}
+	}
+}
+
+// lost closes every subscriber, whose events the broker lost: each
+// resumes from its last position and learns recovered:false.
+func (fan *fanout) lost() {
+	fan.mu.Lock()
+	defer fan.mu.Unlock()
+	for sub := range fan.subs {
+		sub.s.conn.Close(pulse.CloseSlowConsumer, "the broker lost events of "+fan.name+": resume")
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"sync"
 
+	"golang.org/x/time/rate"
+
 	"github.com/pulse-go/pulse"
 )
 
@@ -36,25 +38,54 @@ type Peer struct {
 	Member string          // its member id, as presence shows it
 	Client string          // the name from its hello, or ""
 	Info   json.RawMessage // the info from its hello, or nil
+	// User and Claims come from the client's verified token, on a hub
+	// with a Verifier; "" and nil otherwise.
+	User   string
+	Claims map[string]any
 }
 
 // Options configures a Hub. Nil means defaults.
 type Options struct {
 	// Broker stores the channels. Nil means NewMemory(nil).
 	Broker Broker
-	// Authorize decides whether p may take action in channel; a non-nil
-	// error refuses it with a "forbidden" error message carrying the
-	// error's text. Nil allows everything.
+	// Verifier, if set, makes every client present a signed token that
+	// names its user (see Identity, and package auth for JWTs): at the
+	// upgrade, or in its hello for a pulse.v1 client. The token's
+	// patterns then decide what the client may subscribe and publish to.
+	// Nil means anonymous clients, allowed everything.
+	Verifier Verifier
+	// Authorize decides whether p may take action in channel, after the
+	// token's patterns allowed it; a non-nil error refuses it with a
+	// "forbidden" error message carrying the error's text. Nil allows
+	// everything.
 	Authorize func(p Peer, action Action, channel string) error
 	// MaxSubscriptions is how many channels one connection may subscribe.
 	// Zero means 100.
 	MaxSubscriptions int
+	// PublishRate is how many publishes per second one connection may
+	// make, beyond a burst of PublishBurst; a publish over it is answered
+	// "rate_limited", and a connection that goes on publishing when refused is
+	// closed with 1008 (see limits.go). Zero means 50.
+	PublishRate float64
+	// PublishBurst is how many publishes one connection may make at once.
+	// Zero means 100.
+	PublishBurst int
+	// MaxReplay is the most publications one subscribe replays, whatever
+	// the broker's history holds; a client further behind gets
+	// "recovered": false and starts from now. Zero means 10,000.
+	MaxReplay int
+	// Refused is called with the reason of each refusal (Reasons lists
+	// them), to count it; it must not block. Nil means none.
+	Refused func(reason string)
 	// Logger receives broker failures. Nil means slog.Default().
 	Logger *slog.Logger
 }
 
-// DefaultMaxSubscriptions is the default of Options.MaxSubscriptions.
-const DefaultMaxSubscriptions = 100
+// Defaults of Options.
+const (
+	DefaultMaxSubscriptions = 100
+	DefaultMaxReplay        = 10_000
+)
 
 // Hub speaks the pulse.v1 protocol to clients: channels with history,
 // positions and resume, presence, acknowledged idempotent publishes. It is
@@ -64,6 +95,8 @@ const DefaultMaxSubscriptions = 100
 type Hub struct {
 	// Set by New, never changes.
 	opts Options
+
+	refusalLog rate.Sometimes // bounds the log lines of refusals; safe for concurrent use
 
 	mu       sync.Mutex // guards channels
 	channels map[string]*fanout
@@ -86,12 +119,35 @@ func New(opts *Options) *Hub {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Hub{opts: o, channels: make(map[string]*fanout)}
+	if o.PublishRate == 0 {
+		o.PublishRate = DefaultPublishRate
+	}
+	if o.PublishBurst == 0 {
+		o.PublishBurst = DefaultPublishBurst
+	}
+	if o.MaxReplay == 0 {
+		o.MaxReplay = DefaultMaxReplay
+	}
+	if o.Refused == nil {
+		o.Refused = func(string) {}
+	}
+	return &Hub{opts: o, channels: make(map[string]*fanout), refusalLog: rate.Sometimes{First: refusalLogBurst, Interval: refusalLogWindow}}
 }
 
-// Accept makes the session of a connection upgraded from r.
+// Accept makes the session of a connection upgraded from r. On a hub
+// with a Verifier, it refuses with 401 a bad token presented as ?token=
+// or Authorization: Bearer, and a plain WebSocket client (no pulse.v1)
+// that presents none.
 func (h *Hub) Accept(r *http.Request) (pulse.Session, error) {
-	return newSession(h), nil
+	var id *Identity
+	if h.opts.Verifier != nil {
+		var err error
+		if id, err = h.authenticate(r); err != nil {
+			h.opts.Refused(ReasonUnauthorized)
+			return nil, err
+		}
+	}
+	return newSession(h, id), nil
 }
 
 // Subprotocol is pulse.v1: the hub speaks it, with the app heartbeat.

@@ -62,7 +62,7 @@ type memMember struct {
 
 // join adds m.Owner to the owners of member m.ID, which m now describes,
 // and reports whether that is news to the channel: a member that was not
-// there, or one whose Client or Info changed. s.mu is held.
+// there, or one whose User, Client or Info changed. s.mu is held.
 func (s *memStream) join(m Member) bool {
 	old := s.members[m.ID]
 	if old == nil {
@@ -75,7 +75,7 @@ func (s *memStream) join(m Member) bool {
 	if !slices.Contains(old.owners, m.Owner) {
 		old.owners = append(old.owners, m.Owner)
 	}
-	changed := old.Client != m.Client || !bytes.Equal(old.Info, m.Info)
+	changed := old.User != m.User || old.Client != m.Client || !bytes.Equal(old.Info, m.Info)
 	old.Member = m
 	return changed
 }

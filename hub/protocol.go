@@ -3,6 +3,7 @@ package hub
 import (
 	"errors"
 	"fmt"
+	"time"
 	"unicode"
 
 	"github.com/pulse-go/pulse/wire"
@@ -16,14 +17,15 @@ const maxChannelName = 200
 
 // protocolError is a request the server answers with an error message.
 type protocolError struct {
-	code    string // one of wire's Code constants
-	message string
+	code       string // one of wire's Code constants
+	message    string
+	retryAfter time.Duration // for CodeRateLimited
 }
 
 func (e *protocolError) Error() string { return e.code + ": " + e.message }
 
 func badRequest(format string, args ...any) *protocolError {
-	return &protocolError{wire.CodeBadRequest, fmt.Sprintf(format, args...)}
+	return &protocolError{code: wire.CodeBadRequest, message: fmt.Sprintf(format, args...)}
 }
 
 // decodeRequest parses and checks one client message. On an error it still
@@ -33,7 +35,7 @@ func decodeRequest(data []byte) (wire.Msg, *protocolError) {
 	var unknown *wire.UnknownTypeError
 	switch {
 	case errors.As(err, &unknown):
-		return nil, &protocolError{wire.CodeUnknownType, err.Error()}
+		return nil, &protocolError{code: wire.CodeUnknownType, message: err.Error()}
 	case err != nil:
 		return nil, badRequest("%v", err)
 	}
@@ -49,6 +51,10 @@ func check(m wire.Msg) *protocolError {
 		return checkChannel(m.Channel)
 	case wire.PresenceQuery:
 		return checkChannel(m.Channel)
+	case wire.Refresh:
+		if m.Token == "" {
+			return badRequest("refresh needs a token")
+		}
 	case wire.Publish:
 		if err := checkChannel(m.Channel); err != nil {
 			return err
@@ -73,6 +79,8 @@ func checkPublish(data []byte, key string) *protocolError {
 func requestID(m wire.Msg) uint64 {
 	switch m := m.(type) {
 	case wire.Hello:
+		return m.ID
+	case wire.Refresh:
 		return m.ID
 	case wire.Subscribe:
 		return m.ID

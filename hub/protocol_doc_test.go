@@ -52,7 +52,7 @@ func TestProtocolExamples(t *testing.T) {
 		}
 	}
 	for _, typ := range []string{"welcome", "hello", "subscribe", "subscribed", "batch", "message", "unsubscribe",
-		"publish", "ack", "presence", "join", "leave", "ping", "pong", "error"} {
+		"publish", "ack", "presence", "join", "leave", "ping", "pong", "error", "refresh"} {
 		if !seen[typ] {
 			t.Errorf("PROTOCOL.md has no example of %q", typ)
 		}

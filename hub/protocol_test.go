@@ -17,6 +17,11 @@ var decodeCases = []struct {
 	code string // "" when the request is valid
 }{
 	{`{"type":"hello","client":"ann","info":{"color":"red"}}`, ""},
+	{`{"type":"hello","id":1,"token":"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln"}`, ""},
+	{`{"type":"hello","token":7}`, wire.CodeBadRequest},
+	{`{"type":"refresh","id":5,"token":"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln"}`, ""},
+	{`{"type":"refresh","id":5}`, wire.CodeBadRequest},
+	{`{"type":"refresh","token":""}`, wire.CodeBadRequest},
 	{`{"type":"subscribe","id":1,"channel":"room","since":{"epoch":"e1","offset":41}}`, ""},
 	{`{"type":"subscribe","channel":"room","presence":true}`, ""},
 	{`{"type":"unsubscribe","id":2,"channel":"room"}`, ""},
@@ -68,6 +73,10 @@ func FuzzDecodeRequest(f *testing.F) {
 		}
 		switch r := r.(type) {
 		case wire.Hello, wire.Ping, wire.Pong:
+		case wire.Refresh:
+			if r.Token == "" {
+				t.Fatal("accepted a refresh without a token")
+			}
 		case wire.Subscribe, wire.Unsubscribe, wire.PresenceQuery, wire.Publish:
 			if channel := channelOf(r); checkChannel(channel) != nil {
 				t.Fatalf("accepted channel %q", channel)

@@ -118,7 +118,7 @@ func (s *session) answer(ctx context.Context, p pending) {
 	}
 	req, err := decodeRequest(p.data)
 	if err == nil && ctx.Err() != nil {
-		err = &protocolError{wire.CodeUnavailable, "the server is busy; try again"}
+		err = &protocolError{code: wire.CodeUnavailable, message: "the server is busy; try again"}
 	}
 	if err == nil {
 		err = s.dispatch(ctx, req)
@@ -139,7 +139,7 @@ func (s *session) reply(ctx context.Context, m wire.Msg) {
 }
 
 func (s *session) fail(ctx context.Context, id uint64, err *protocolError) {
-	s.reply(ctx, wire.Error{ID: id, Code: err.code, Message: err.message})
+	s.reply(ctx, wire.Error{ID: id, Code: err.code, Message: err.message, RetryAfterMS: ceilMS(err.retryAfter)})
 }
 
 // stopWorker ends the worker once its current request is done or
@@ -157,4 +157,10 @@ func (s *session) stopWorker() {
 	}
 	s.mu.Unlock()
 	s.worker.Wait()
+}
+
+// ceilMS is d in whole milliseconds, rounded up: a client that waits
+// that long is not early.
+func ceilMS(d time.Duration) int64 {
+	return int64((d + time.Millisecond - 1) / time.Millisecond)
 }

@@ -68,7 +68,7 @@ func TestStalledBrokerAnswersUnavailable(t *testing.T) {
 // slow consumer: its answers wait for room, and its requests for the
 // worker.
 func TestPipelinedPublishesAllAcked(t *testing.T) {
-	env := startHub(t, nil, nil, nil)
+	env := startHub(t, nil, nil, &Options{PublishRate: 1e6, PublishBurst: 1e6})
 	const n = 1000
 	d := websocket.Dialer{Subprotocols: []string{pulse.Subprotocol}}
 	ws, _, err := d.Dial("ws://"+env.addr()+"/ws", nil)

@@ -52,13 +52,22 @@ type session struct {
 	client string
 	info   json.RawMessage
 	subs   map[string]*subscription
+	limit  *publishLimit // made at the first publish (limits.go)
+
+	// Set by Accept, then owned by the worker (auth_session.go): who the
+	// client is, on a hub with a Verifier; nil when anonymous, or until a
+	// valid token came.
+	identity *Identity
 
 	replays sync.WaitGroup // the goroutines replaying history to the client
+
+	authMu sync.Mutex   // guards auth
+	auth   authDeadline // closes the connection at its token's expiry, or without one in time
 }
 
-func newSession(h *Hub) *session {
+func newSession(h *Hub, id *Identity) *session {
 	token := randomHex(16)
-	return &session{hub: h, owner: randomHex(8), token: token, member: memberID(token), subs: make(map[string]*subscription)}
+	return &session{hub: h, owner: randomHex(8), token: token, member: memberID(token), identity: id, subs: make(map[string]*subscription)}
 }
 
 // Open welcomes the connection: the welcome is its first message.
@@ -66,6 +75,7 @@ func (s *session) Open(c *pulse.Conn) {
 	_, timeout := c.Liveness()
 	s.conn, s.requestTimeout = c, requestTimeout(timeout)
 	s.welcome()
+	s.startAuth(timeout)
 }
 
 // Receive queues a message for the session's worker (requests.go).
@@ -96,17 +106,22 @@ func validToken(t string) bool {
 // welcome tells the client its session id and the liveness rule.
 func (s *session) welcome() {
 	interval, timeout := s.conn.Liveness()
-	s.conn.Send(pulse.Message{Type: pulse.MessageText, Data: wire.MustEncode(wire.Welcome{Session: s.token, Member: s.member, IntervalMS: interval.Milliseconds(), TimeoutMS: timeout.Milliseconds()})})
+	s.conn.Send(pulse.Message{Type: pulse.MessageText, Data: wire.MustEncode(wire.Welcome{Session: s.token, Member: s.member, User: s.user(), IntervalMS: interval.Milliseconds(), TimeoutMS: timeout.Milliseconds()})})
 }
 
 func (s *session) peer() Peer {
-	return Peer{Conn: s.conn, Member: s.member, Client: s.client, Info: s.info}
+	return Peer{Conn: s.conn, Member: s.member, Client: s.client, Info: s.info, User: s.user(), Claims: s.claims()}
 }
 
 func (s *session) dispatch(ctx context.Context, req wire.Msg) *protocolError {
+	if _, hello := req.(wire.Hello); !hello && s.authRequired() {
+		return &protocolError{code: wire.CodeUnauthorized, message: "send a hello with a token first"}
+	}
 	switch req := req.(type) {
 	case wire.Hello:
 		return s.hello(ctx, req)
+	case wire.Refresh:
+		return s.refresh(ctx, req)
 	case wire.Subscribe:
 		return s.subscribe(ctx, req)
 	case wire.Unsubscribe:
@@ -116,12 +131,15 @@ func (s *session) dispatch(ctx context.Context, req wire.Msg) *protocolError {
 	case wire.PresenceQuery:
 		return s.presence(ctx, req)
 	}
-	return &protocolError{wire.CodeUnknownType, "unexpected message type " + req.MsgType()}
+	return &protocolError{code: wire.CodeUnknownType, message: "unexpected message type " + req.MsgType()}
 }
 
 func (s *session) hello(ctx context.Context, req wire.Hello) *protocolError {
 	if len(req.Client) > maxClientName || len(req.Info) > maxInfo {
 		return badRequest("client name over %d bytes or info over %d bytes", maxClientName, maxInfo)
+	}
+	if err := s.helloToken(req.Token); err != nil {
+		return err
 	}
 	if req.Session != "" && req.Session != s.token {
 		if !validToken(req.Session) {
@@ -133,17 +151,35 @@ func (s *session) hello(ctx context.Context, req wire.Hello) *protocolError {
 		s.token, s.member = req.Session, memberID(req.Session)
 	}
 	s.client, s.info = req.Client, req.Info
-	s.reply(ctx, wire.Ack{ID: req.ID, Session: s.token, Member: s.member})
+	s.reply(ctx, wire.Ack{ID: req.ID, Session: s.token, Member: s.member, User: s.user()})
 	return nil
 }
 
-// authorize asks Options.Authorize, if any.
+// helloToken takes the token of a hello, which a hub with a Verifier
+// needs unless one came at the upgrade; an anonymous hub ignores it.
+func (s *session) helloToken(token string) *protocolError {
+	switch {
+	case s.hub.opts.Verifier == nil:
+		return nil
+	case token != "":
+		return s.takeToken(token)
+	case s.identity == nil:
+		return &protocolError{code: wire.CodeUnauthorized, message: "this server needs a token in the hello"}
+	}
+	return nil
+}
+
+// authorize applies the token's patterns, then asks Options.Authorize, if
+// any.
 func (s *session) authorize(a Action, channel string) *protocolError {
+	if err := s.permitted(a, channel); err != nil {
+		return err
+	}
 	if s.hub.opts.Authorize == nil {
 		return nil
 	}
 	if err := s.hub.opts.Authorize(s.peer(), a, channel); err != nil {
-		return &protocolError{wire.CodeForbidden, err.Error()}
+		return &protocolError{code: wire.CodeForbidden, message: err.Error()}
 	}
 	return nil
 }
@@ -151,7 +187,7 @@ func (s *session) authorize(a Action, channel string) *protocolError {
 // unavailable reports a broker failure to the log and the client.
 func (s *session) unavailable(op string, err error) *protocolError {
 	s.hub.opts.Logger.Warn("hub: broker failed", "op", op, "err", err)
-	return &protocolError{wire.CodeUnavailable, op + " failed; try again"}
+	return &protocolError{code: wire.CodeUnavailable, message: op + " failed; try again"}
 }
 
 func (s *session) subscribe(ctx context.Context, req wire.Subscribe) *protocolError {
@@ -159,7 +195,7 @@ func (s *session) subscribe(ctx context.Context, req wire.Subscribe) *protocolEr
 		return badRequest("already subscribed to %q", req.Channel)
 	}
 	if len(s.subs) >= s.hub.opts.MaxSubscriptions {
-		return &protocolError{wire.CodeTooMany, "subscription limit reached"}
+		return &protocolError{code: wire.CodeTooMany, message: "subscription limit reached"}
 	}
 	if err := s.authorize(ActionSubscribe, req.Channel); err != nil {
 		return err
@@ -177,6 +213,9 @@ func (s *session) subscribe(ctx context.Context, req wire.Subscribe) *protocolEr
 	if err != nil && !errors.Is(err, ErrUnrecoverable) {
 		s.hub.leave(sub)
 		return s.unavailable("history", err)
+	}
+	if len(pubs) > s.hub.opts.MaxReplay {
+		pubs, err = nil, ErrUnrecoverable // too far behind: the client refetches
 	}
 	s.subs[req.Channel] = sub
 	reply := wire.Subscribed{ID: req.ID, Channel: req.Channel, Position: top}
@@ -204,7 +243,7 @@ func (s *session) subscribe(ctx context.Context, req wire.Subscribe) *protocolEr
 }
 
 func (s *session) asMember() Member {
-	return Member{ID: s.member, Client: s.client, Info: s.info, Owner: s.owner}
+	return Member{ID: s.member, User: s.user(), Client: s.client, Info: s.info, Owner: s.owner}
 }
 
 // join makes the session a member of sub's channel.
@@ -234,7 +273,7 @@ func (s *session) drop(ctx context.Context, sub *subscription) {
 func (s *session) unsubscribe(ctx context.Context, req wire.Unsubscribe) *protocolError {
 	sub := s.subs[req.Channel]
 	if sub == nil {
-		return &protocolError{wire.CodeNotSubscribed, "not subscribed to " + req.Channel}
+		return &protocolError{code: wire.CodeNotSubscribed, message: "not subscribed to " + req.Channel}
 	}
 	s.drop(ctx, sub)
 	s.reply(ctx, wire.Ack{ID: req.ID})
@@ -243,6 +282,9 @@ func (s *session) unsubscribe(ctx context.Context, req wire.Unsubscribe) *protoc
 
 func (s *session) publish(ctx context.Context, req wire.Publish) *protocolError {
 	if err := s.authorize(ActionPublish, req.Channel); err != nil {
+		return err
+	}
+	if err := s.limitPublish(); err != nil {
 		return err
 	}
 	res, err := s.hub.opts.Broker.Publish(ctx, req.Channel, req.Data, PublishOptions{IdempotencyKey: req.Key, From: s.member})
@@ -284,6 +326,7 @@ func (s *session) awaitReplay(ctx context.Context, channel string) {
 
 // end releases everything the session holds, once its connection closed.
 func (s *session) end() {
+	s.stopAuth()
 	s.stopWorker()
 	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
 	defer cancel()

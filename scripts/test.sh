@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of pulse on a fresh machine: installs Chromium and
-# TypeScript when they are missing, then vet, the Go tests under the race
-# detector (each package behind a goroutine-leak gate, fuzz seeds
-# included), the browser tests in headless Chromium (their own module,
+# TypeScript when they are missing, and redis-server, then vet, the Go tests
+# under the race detector (each package behind a goroutine-leak gate, fuzz
+# seeds included, the Redis tests against their own redis-server
+# processes), the browser tests in headless Chromium (their own module,
 # test/browser, so chromedp is no dependency of the library), the type
 # check of pulse.js, then the Node tests against the real pulse binary.
 set -euo pipefail
@@ -16,6 +17,9 @@ fi
 
 echo "== browser dependencies"
 ./scripts/browser-deps.sh
+
+echo "== redis dependencies"
+./scripts/redis-deps.sh
 
 echo "== go vet"
 go vet ./...

@@ -32,6 +32,7 @@ func decodeAs[T Msg](data []byte) (Msg, error) {
 
 var requests = map[string]decoder{
 	TypeHello:       decodeAs[Hello],
+	TypeRefresh:     decodeAs[Refresh],
 	TypeSubscribe:   decodeAs[Subscribe],
 	TypeUnsubscribe: decodeAs[Unsubscribe],
 	TypePublish:     decodeAs[Publish],
@@ -54,7 +55,7 @@ var serverMessages = map[string]decoder{
 	TypePong:       decodeAs[Pong],
 }
 
-// DecodeRequest parses a message a client sent: a Hello, Subscribe,
+// DecodeRequest parses a message a client sent: a Hello, Refresh, Subscribe,
 // Unsubscribe, Publish, PresenceQuery, Ping or Pong (values, not
 // pointers). It checks the JSON, not the fields' values.
 func DecodeRequest(data []byte) (Msg, error) { return decode(data, requests) }

@@ -4,14 +4,25 @@ import "encoding/json"
 
 // Client requests. Each may carry an ID, which the answer repeats.
 
-// Hello names the client for presence and may continue an earlier
-// connection's session by presenting its token. Answered with an Ack
-// carrying Session and Member.
+// Hello names the client for presence, may continue an earlier
+// connection's session by presenting its token, and may present the
+// signed token (Token) that identifies its user on a server that requires
+// one. Answered with an Ack carrying Session, Member and, for a token,
+// User.
 type Hello struct {
 	ID      uint64          `json:"id,omitempty"`
 	Client  string          `json:"client,omitempty"`
 	Info    json.RawMessage `json:"info,omitempty"`
 	Session string          `json:"session,omitempty"`
+	Token   string          `json:"token,omitempty"`
+}
+
+// Refresh replaces the connection's signed token with a newer one before
+// the old one expires. The new token must name the same user. Answered
+// with an Ack.
+type Refresh struct {
+	ID    uint64 `json:"id,omitempty"`
+	Token string `json:"token"`
 }
 
 // Subscribe asks for a channel's publications, and with Since for those
@@ -49,8 +60,11 @@ type PresenceQuery struct {
 // Welcome is the first message of every connection: the session and the
 // liveness rule the client should hold the server to.
 type Welcome struct {
-	Session    string `json:"session"`
-	Member     string `json:"member_id"`
+	Session string `json:"session"`
+	Member  string `json:"member_id"`
+	// User is the user a token presented at the upgrade named; "" when
+	// none was presented.
+	User       string `json:"user,omitempty"`
 	IntervalMS int64  `json:"interval_ms"`
 	TimeoutMS  int64  `json:"timeout_ms"`
 }
@@ -77,20 +91,24 @@ type Batch struct {
 }
 
 // Ack answers a request that succeeded: a Publish (Pos, Duplicate), a
-// Hello (Session, Member) or an Unsubscribe (ID only).
+// Hello (Session, Member, and User once a token named one), a Refresh or
+// an Unsubscribe (ID only).
 type Ack struct {
 	ID        uint64    `json:"id,omitempty"`
 	Pos       *Position `json:"pos,omitempty"`
 	Duplicate bool      `json:"duplicate,omitempty"`
 	Session   string    `json:"session,omitempty"`
 	Member    string    `json:"member_id,omitempty"`
+	User      string    `json:"user,omitempty"`
 }
 
 // Error answers a request that failed, with one of the Code constants.
+// RetryAfterMS, for CodeRateLimited, says when the request may succeed.
 type Error struct {
-	ID      uint64 `json:"id,omitempty"`
-	Code    string `json:"code"`
-	Message string `json:"message"`
+	ID           uint64 `json:"id,omitempty"`
+	Code         string `json:"code"`
+	Message      string `json:"message"`
+	RetryAfterMS int64  `json:"retry_after_ms,omitempty"`
 }
 
 // Error codes.
@@ -98,8 +116,10 @@ const (
 	CodeBadRequest    = "bad_request"    // malformed JSON or a missing or invalid field
 	CodeUnknownType   = "unknown_type"   // a type this server does not know
 	CodeForbidden     = "forbidden"      // not allowed to do this in this channel
+	CodeUnauthorized  = "unauthorized"   // no valid token yet, or a token refused
 	CodeNotSubscribed = "not_subscribed" // unsubscribe of a channel not subscribed
 	CodeTooMany       = "too_many"       // over a limit: subscriptions, requests in flight
+	CodeRateLimited   = "rate_limited"   // publishing faster than allowed; retry after retry_after_ms
 	CodeUnavailable   = "unavailable"    // the broker failed or is too slow; retry later
 )
 
@@ -129,6 +149,7 @@ type (
 )
 
 func (Hello) MsgType() string         { return TypeHello }
+func (Refresh) MsgType() string       { return TypeRefresh }
 func (Subscribe) MsgType() string     { return TypeSubscribe }
 func (Unsubscribe) MsgType() string   { return TypeUnsubscribe }
 func (Publish) MsgType() string       { return TypePublish }

@@ -15,11 +15,12 @@ import (
 	"time"
 )
 
-// Message type names. The client sends hello, subscribe, unsubscribe,
-// publish and presence (a query); the server sends the rest, and presence
+// Message type names. The client sends hello, refresh, subscribe,
+// unsubscribe, publish and presence (a query); the server sends the rest, and presence
 // (the answer). ping and pong go both ways.
 const (
 	TypeHello       = "hello"
+	TypeRefresh     = "refresh"
 	TypeSubscribe   = "subscribe"
 	TypeUnsubscribe = "unsubscribe"
 	TypePublish     = "publish"
@@ -63,6 +64,7 @@ type Publication struct {
 // Member is one session present in a channel, as clients see it.
 type Member struct {
 	ID     string          `json:"id"`             // the session's public member id
+	User   string          `json:"user,omitempty"` // the user its token named; "" if anonymous
 	Client string          `json:"client"`         // the name the client gave, not unique
 	Info   json.RawMessage `json:"info,omitempty"` // what the client chose to share
 }

@@ -17,6 +17,10 @@ var roundTrips = []struct {
 	want   Msg
 }{
 	{`{"type":"hello","id":1,"client":"ann","info":{"c":1},"session":"ab"}`, false, Hello{ID: 1, Client: "ann", Info: json.RawMessage(`{"c":1}`), Session: "ab"}},
+	{`{"type":"hello","id":1,"token":"eyJ.x.y"}`, false, Hello{ID: 1, Token: "eyJ.x.y"}},
+	{`{"type":"refresh","id":6,"token":"eyJ.x.y"}`, false, Refresh{ID: 6, Token: "eyJ.x.y"}},
+	{`{"type":"ack","id":1,"session":"s","member_id":"m","user":"ann"}`, true, Ack{ID: 1, Session: "s", Member: "m", User: "ann"}},
+	{`{"type":"join","channel":"room","member":{"id":"m","user":"u1","client":"ann"}}`, true, Join{Channel: "room", Member: Member{ID: "m", User: "u1", Client: "ann"}}},
 	{`{"type":"subscribe","id":2,"channel":"room","since":{"epoch":"e","offset":4},"presence":true}`, false, Subscribe{ID: 2, Channel: "room", Since: &Position{Epoch: "e", Offset: 4}, Presence: true}},
 	{`{"type":"unsubscribe","id":3,"channel":"room"}`, false, Unsubscribe{ID: 3, Channel: "room"}},
 	{`{"type":"publish","id":4,"channel":"room","data":"hi","key":"k"}`, false, Publish{ID: 4, Channel: "room", Data: json.RawMessage(`"hi"`), Key: "k"}},

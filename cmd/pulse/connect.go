@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -33,6 +34,9 @@ type connectConfig struct {
 	queue     int
 	handshake time.Duration
 	wait      time.Duration
+	caFile    string      // --ca
+	tls       *tls.Config // from caFile; nil for the system's roots
+	token     string      // --token
 }
 
 // defaultWait is the default of --wait: how long "pulse connect" waits, at
@@ -58,6 +62,8 @@ func parseConnectFlags(args []string, stdout io.Writer) (*connectConfig, error) 
 	fs.DurationVar(&c.ping, "ping", 5*time.Second, "in a terminal, measure the round trip this often; 0 turns it off")
 	fs.IntVar(&c.queue, "queue", client.DefaultQueueSize, "publishes that may wait while offline before a publish fails")
 	fs.DurationVar(&c.handshake, "handshake-timeout", client.DefaultHandshakeTimeout, "bound on a dial and the wait for the welcome")
+	fs.StringVar(&c.caFile, "ca", "", "PEM `file` of the certificates to trust for a wss:// URL (a private CA, or the server's\nself-signed certificate) instead of the system's")
+	fs.StringVar(&c.token, "token", os.Getenv("PULSE_TOKEN"), "signed `token` of a server that requires one (default $PULSE_TOKEN): sent in the hello,\nor as Authorization: Bearer with --raw")
 	fs.DurationVar(&c.wait, "wait", defaultWait, "at /quit or the end of the input, how long to wait for the acks of the publishes\n(plain WebSocket: for an answer to every line sent) before closing")
 	rest := args
 	for i, a := range args {
@@ -78,6 +84,12 @@ func parseConnectFlags(args []string, stdout io.Writer) (*connectConfig, error) 
 	}
 	if err := checkURL(c.url); err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
+	}
+	if c.caFile != "" {
+		var err error
+		if c.tls, err = client.LoadCA(c.caFile); err != nil {
+			return nil, fmt.Errorf("connect: --ca: %w", err)
+		}
 	}
 	if c.publishTo == "" && len(c.channels) > 0 {
 		c.publishTo = c.channels[0]
@@ -220,4 +232,12 @@ func goResult(f func() error) <-chan error {
 	done := make(chan error, 1)
 	go func() { done <- f() }()
 	return done
+}
+
+// tokenFunc is the client's Options.Token for --token, nil without one.
+func (c *connectConfig) tokenFunc() func(context.Context) (string, error) {
+	if c.token == "" {
+		return nil
+	}
+	return func(context.Context) (string, error) { return c.token, nil }
 }

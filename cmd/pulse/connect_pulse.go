@@ -57,6 +57,7 @@ func newConsole(ctx context.Context, cfg *connectConfig, p *printer) *console {
 		HandshakeTimeout: cfg.handshake,
 		QueueSize:        cfg.queue,
 		Name:             cfg.name,
+		Token:            cfg.tokenFunc(),
 		OnState:          k.onState,
 		OnMessage:        func(m client.Message) { p.message("%s %s", m.Channel, m.Data) },
 		OnSubscribed:     k.onSubscribed,

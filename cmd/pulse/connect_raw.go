@@ -42,8 +42,12 @@ const rawQuiet = 2 * time.Second
 // than 1000 or 1001, or a dropped connection, is returned as the error.
 // Lines held from the pulse.v1 attempt go first.
 func connectRaw(ctx context.Context, cfg *connectConfig, held []string, in *lines, p *printer) error {
-	d := websocket.Dialer{HandshakeTimeout: cfg.handshake}
-	ws, resp, err := d.DialContext(ctx, cfg.url, http.Header{})
+	d := websocket.Dialer{HandshakeTimeout: cfg.handshake, TLSClientConfig: cfg.tls}
+	header := http.Header{}
+	if cfg.token != "" {
+		header.Set("Authorization", "Bearer "+cfg.token)
+	}
+	ws, resp, err := d.DialContext(ctx, cfg.url, header)
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()
 	}

@@ -38,7 +38,7 @@ func (e *notPulseError) Unwrap() error { return client.ErrNotPulse }
 // dial is the console's client.Options.Dial: the client's own WebSocket
 // dial, its transport watched until the welcome.
 func (k *console) dial(ctx context.Context, url string) (client.Transport, error) {
-	t, err := client.DialWebSocket(ctx, url, k.cfg.handshake)
+	t, err := client.DialWebSocketTLS(ctx, url, k.cfg.handshake, k.cfg.tls)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -26,6 +28,14 @@ type serveConfig struct {
 	opts pulse.Options
 	// history holds the channels' history bounds.
 	history hub.MemoryOptions
+	// auth says how tokens are verified (serve_auth.go).
+	auth authConfig
+	// limits bound connections and publishes (serve_limits.go).
+	limits limitsConfig
+	// tls holds the certificate of https:// and wss:// (serve_tls.go).
+	tls tlsConfig
+	// broker is the Redis URL of --broker; "" is the in-memory broker.
+	broker string
 }
 
 // defaultAddr is where "pulse serve" listens by default: loopback only,
@@ -45,6 +55,8 @@ func parseServeFlags(args []string, stdout io.Writer) (*serveConfig, error) {
 		"how long past the ping interval a silent client is still alive;\nnothing inbound for ping-interval + pong-timeout closes it with code 4000")
 	fs.TextVar(&c.heartbeat, "heartbeat", pulse.HeartbeatFrame,
 		"heartbeat `kind` for clients that choose none (subprotocol pulse.v1 or ?heartbeat=):\nframe (RFC 6455 ping), text (\"ping\"/\"pong\" messages) or app (pulse.v1 JSON)")
+	fs.TextVar(&c.opts.Engine, "engine", defaultEngine(),
+		"what drives connections once upgraded: epoll (Linux: one event loop, no goroutine or buffer\nper idle connection) or std (a goroutine per connection, gorilla/websocket)")
 	fs.DurationVar(&c.opts.WriteTimeout, "write-timeout", pulse.DefaultWriteTimeout,
 		"bound on every write; a client that cannot take a write in time is closed with code 4001")
 	fs.IntVar(&c.opts.QueueSize, "queue-size", pulse.DefaultQueueSize,
@@ -61,12 +73,17 @@ func parseServeFlags(args []string, stdout io.Writer) (*serveConfig, error) {
 		"publications kept per channel for clients that resume")
 	fs.DurationVar(&c.history.HistoryTTL, "history-ttl", hub.DefaultHistoryTTL,
 		"how long a publication stays in a channel's history")
+	fs.StringVar(&c.broker, "broker", os.Getenv("PULSE_BROKER"),
+		"Redis `URL` shared by several nodes: redis://[:PASSWORD@]HOST:PORT/DB, rediss:// for TLS,\nseveral comma-separated to spread channels over them (default $PULSE_BROKER);\nempty keeps channels in this process's memory")
 	fs.Var(&c.origins, "allow-origin",
 		"browser `origin` allowed to connect besides the server's own, such as https://app.example.com;\nrepeat the flag or separate with commas; * allows any (default: same origin only)")
+	c.auth.addFlags(fs)
+	c.limits.addFlags(fs)
+	c.tls.addFlags(fs)
 	if err := parseFlags(fs, args, stdout); err != nil {
 		return nil, err
 	}
-	if err := c.validate(); err != nil {
+	if err := errors.Join(c.validate(), c.auth.validate(), c.limits.validate(), c.tls.validate()); err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
 	return c, nil
@@ -94,7 +111,16 @@ func (c *serveConfig) validate() error {
 		slices.Sort(bad)
 		return fmt.Errorf("%s must be positive", strings.Join(bad, ", "))
 	}
-	return nil
+	return checkBrokerURL(c.broker)
+}
+
+// defaultEngine is epoll where it exists: every test of the root package
+// runs on both engines.
+func defaultEngine() pulse.Engine {
+	if runtime.GOOS == "linux" {
+		return pulse.EngineEpoll
+	}
+	return pulse.EngineStd
 }
 
 // options returns the pulse.Options the flags describe.

@@ -51,6 +51,7 @@ func TestBadFlags(t *testing.T) {
 		wantErr string
 	}{
 		{[]string{"--heartbeat", "bogus"}, `invalid value "bogus" for flag -heartbeat`},
+		{[]string{"--engine", "kqueue"}, `invalid value "kqueue" for flag -engine`},
 		{[]string{"--log-level", "loud"}, `invalid value "loud" for flag -log-level`},
 		{[]string{"--ping-interval", "soon"}, `invalid value "soon" for flag -ping-interval`},
 		{[]string{"--ping-interval", "0s"}, "--ping-interval must be positive"},
@@ -73,7 +74,7 @@ func TestFlagsMapToOptions(t *testing.T) {
 	cfg, err := parseServeFlags([]string{
 		"--ping-interval", "3s", "--pong-timeout", "2s", "--heartbeat", "text",
 		"--write-timeout", "4s", "--queue-size", "7", "--max-message-size", "99",
-		"--drain-window", "6s",
+		"--drain-window", "6s", "--engine", "std",
 	}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
@@ -81,6 +82,7 @@ func TestFlagsMapToOptions(t *testing.T) {
 	want := pulse.Options{
 		Interval: 3 * time.Second, Timeout: 2 * time.Second, Heartbeat: pulse.HeartbeatText,
 		WriteTimeout: 4 * time.Second, QueueSize: 7, MaxMessageSize: 99, DrainWindow: 6 * time.Second,
+		Engine: pulse.EngineStd,
 	}
 	got := cfg.options(nil, nil)
 	if got.CheckOrigin == nil {

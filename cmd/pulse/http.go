@@ -18,14 +18,14 @@ import (
 //	/api/publish      POST publishes to a channel, with the --api-key bearer key
 //	/pulse.js, /      the browser client, and the chat, dashboard and game demos
 //	/metrics  Prometheus metrics of pulse, the Go runtime and the process
-//	/healthz  200 "ok" while serving, 503 while draining
+//	/healthz  200 "ok" while serving, 200 "degraded" while the broker is down, 503 while draining
 //
 // /ws and /echo share one pulse.Server, so one liveness rule, one drain and
 // one set of metrics cover both.
 func (d *daemon) routes(reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /ws", d.originGate(d.checkOrigin, d.pulse.Handler(d.hub)))
-	mux.Handle("GET /echo", d.originGate(d.checkOrigin, d.pulse.Handler(echo)))
+	mux.Handle("GET /ws", d.originGate(d.checkOrigin, d.pulse.Handler(d.limiter.Handler(d.hub))))
+	mux.Handle("GET /echo", d.originGate(d.checkOrigin, d.pulse.Handler(d.limiter.Handler(echo))))
 	mux.Handle("/api/publish", d.logAPIRefusals(d.hub.PublishHandler(d.apiKey)))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog: httpErrorLog{d},
@@ -42,6 +42,10 @@ func (d *daemon) healthz(w http.ResponseWriter, _ *http.Request) {
 	if d.draining.Load() {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprint(w, "draining")
+		return
+	}
+	if d.broker.up != nil && !d.broker.up() {
+		fmt.Fprint(w, "degraded: broker unreachable")
 		return
 	}
 	fmt.Fprint(w, "ok")

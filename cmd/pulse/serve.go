@@ -15,7 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/pulse-go/pulse"
+	"github.com/pulse-go/pulse/auth"
 	"github.com/pulse-go/pulse/hub"
+	"github.com/pulse-go/pulse/limit"
 	"github.com/pulse-go/pulse/prom"
 	"github.com/pulse-go/pulse/web"
 )
@@ -26,7 +28,8 @@ const (
 	// way, may take to finish once every WebSocket has been closed.
 	shutdownGrace = 5 * time.Second
 	// readHeaderTimeout bounds a request's headers, so a client that
-	// never finishes its handshake cannot hold a goroutine.
+	// never finishes its handshake cannot hold a goroutine; the default of
+	// --handshake-timeout.
 	readHeaderTimeout = 10 * time.Second
 	// readTimeout and writeTimeout bound a plain request's body and its
 	// response. A WebSocket outlives them: its upgrade clears the
@@ -52,18 +55,25 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
+		d.broker.Close()
 		return fmt.Errorf("serve: %w", err)
 	}
-	printWelcome(stdout, ln.Addr())
+	tln, err := cfg.tls.listener(ln)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("serve: %w", err)
+	}
+	ln = tln
+	printWelcome(stdout, ln.Addr(), d.webScheme, d.wsScheme)
 	return d.run(ctx, ln)
 }
 
 // printWelcome tells the operator where to point a browser and clients,
 // and who can reach the server.
-func printWelcome(w io.Writer, addr net.Addr) {
+func printWelcome(w io.Writer, addr net.Addr, web, ws string) {
 	base := baseURL(addr)
-	fmt.Fprintf(w, "pulse serve: open http://%s/ in a browser; demos at /chat/, /dashboard/, /game/\n", base)
-	fmt.Fprintf(w, "  pulse.v1 ws://%[1]s/ws   echo ws://%[1]s/echo   metrics http://%[1]s/metrics\n", base)
+	fmt.Fprintf(w, "pulse serve: open %s://%s/ in a browser; demos at /chat/, /dashboard/, /game/\n", web, base)
+	fmt.Fprintf(w, "  pulse.v1 %[2]s://%[1]s/ws   echo %[2]s://%[1]s/echo   metrics %[3]s://%[1]s/metrics\n", base, ws, web)
 	tcp, _ := addr.(*net.TCPAddr)
 	switch {
 	case tcp != nil && tcp.IP.IsLoopback():
@@ -95,10 +105,15 @@ type daemon struct {
 	log         *slog.Logger
 	pulse       *pulse.Server
 	hub         *hub.Hub
+	limiter     *limit.Limiter // bounds the WebSocket connections of /ws and /echo
+	verifier    *auth.Verifier // of tokens; nil when anonymous
+	broker      serveBroker    // closed by run, after the drain
 	apiKey      string
 	checkOrigin func(*http.Request) bool // --allow-origin's rule
 	http        *http.Server
 	drainWindow time.Duration // for the log
+	webScheme   string        // https with --tls-cert, else http
+	wsScheme    string        // wss with --tls-cert, else ws
 
 	draining atomic.Bool // set once run's context has ended; read by /healthz
 	handlers inflight    // every HTTP handler, hijacked ones included
@@ -117,16 +132,33 @@ func newDaemon(cfg *serveConfig, logger *slog.Logger) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	broker, err := newServeBroker(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	broker.register(reg)
+	verifier, err := cfg.auth.verifier(context.Background(), logger) // the first JWKS fetch is bounded by its client's timeout
+	if err != nil {
+		broker.Close()
+		return nil, err
+	}
+	refused := prom.Refusals(reg, append(limit.Reasons(), hub.Reasons()...)...)
 	h := hub.New(&hub.Options{
-		Broker:    hub.NewMemory(&cfg.history),
-		Authorize: serverOnlyChannels,
-		Logger:    logger,
+		Broker:       broker.Broker, // not the wrapper: the hub finds hub.PresenceBroker by type assertion
+		Verifier:     hubVerifier(verifier),
+		Authorize:    serverOnlyChannels,
+		PublishRate:  cfg.limits.publishRate,
+		PublishBurst: cfg.limits.publishBurst,
+		Refused:      refused,
+		Logger:       logger,
 	})
-	d := &daemon{log: logger, pulse: srv, hub: h, apiKey: cfg.apiKey, checkOrigin: opts.CheckOrigin, drainWindow: opts.DrainWindow}
+	d := &daemon{log: logger, pulse: srv, hub: h, broker: broker, verifier: verifier, limiter: cfg.limits.limiter(refused),
+		apiKey: cfg.apiKey, checkOrigin: opts.CheckOrigin, drainWindow: opts.DrainWindow}
+	d.webScheme, d.wsScheme = cfg.tls.schemes()
 	d.refusals.log = logger
 	d.http = &http.Server{
 		Handler:           d.handlers.track(d.routes(reg)),
-		ReadHeaderTimeout: readHeaderTimeout,
+		ReadHeaderTimeout: cfg.limits.handshakeTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       idleTimeout,
@@ -152,13 +184,14 @@ func (d *daemon) run(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	pulseDone := goResult(func() error { return d.pulse.Run(ctx) })
 	demosDone := goResult(func() error { return web.Run(ctx, d.hub) })
+	keysDone := goResult(func() error { return refreshKeys(ctx, d.verifier, d.log) })
 	serveDone := goResult(func() error {
 		defer cancel() // a listener that fails shuts the server down too
 		return d.http.Serve(ln)
 	})
-	d.log.Info("listening", "addr", ln.Addr().String(), "url", "http://"+baseURL(ln.Addr())+"/")
+	d.log.Info("listening", "addr", ln.Addr().String(), "url", d.webScheme+"://"+baseURL(ln.Addr())+"/")
 	<-ctx.Done()
-	if err := errors.Join(d.shutdown(pulseDone, serveDone), <-demosDone); err != nil {
+	if err := errors.Join(d.shutdown(pulseDone, serveDone), <-demosDone, <-keysDone, d.broker.Close()); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	d.log.Info("stopped")

@@ -11,7 +11,7 @@ import (
 )
 
 var (
-	alice = hub.Member{ID: "s1", Client: "alice", Info: []byte(`{"name":"Alice"}`)}
+	alice = hub.Member{ID: "s1", User: "u-alice", Client: "alice", Info: []byte(`{"name":"Alice"}`)}
 	bob   = hub.Member{ID: "s2", Client: "bob"}
 )
 
@@ -56,13 +56,13 @@ func (e *env) checkEvents(got []hub.Event, want ...hub.Event) {
 }
 
 func sameMember(a, b hub.Member) bool {
-	return a.ID == b.ID && a.Client == b.Client && bytes.Equal(a.Info, b.Info)
+	return a.ID == b.ID && a.User == b.User && a.Client == b.Client && bytes.Equal(a.Info, b.Info)
 }
 
 func describeMembers(members []hub.Member) string {
 	s := make([]string, len(members))
 	for i, m := range members {
-		s[i] = fmt.Sprintf("{%s %s %s}", m.ID, m.Client, m.Info)
+		s[i] = fmt.Sprintf("{%s %s %s %s}", m.ID, m.User, m.Client, m.Info)
 	}
 	return "[" + strings.Join(s, " ") + "]"
 }

@@ -176,6 +176,21 @@ test('open, subscribe, publish with ack, presence and RTT', async (t) => {
   await left;
 });
 
+test('publishes refused as rate_limited are sent again, in order, after retry_after_ms', async (t) => {
+  const { url } = await startServer(t, ['--publish-rate', '20', '--publish-burst', '2']);
+  const reader = open(t, url);
+  const got = inbox(reader);
+  reader.subscribe('limited');
+  await next(reader, 'subscribed');
+  const ps = open(t, url);
+  await next(ps, 'open');
+  const acks = [0, 1, 2, 3, 4, 5].map((n) => ps.publish('limited', n).ack);
+  const positions = (await within(Promise.all(acks), WAIT_MS, 'every ack')).map((a) => a.pos.offset);
+  assert.deepEqual(positions, [1, 2, 3, 4, 5, 6]);
+  await got.waitFor(6);
+  assert.deepEqual(got.map((e) => e.data), [0, 1, 2, 3, 4, 5]);
+});
+
 test('a publish to a $ channel is refused', async (t) => {
   const { url } = await startServer(t);
   const ps = open(t, url);

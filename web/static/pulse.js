@@ -53,6 +53,8 @@ export const CLOSE_CODES = Object.freeze({
   1013: { name: 'try again later', retry: true },
   4000: { name: 'heartbeat timeout', retry: true },
   4001: { name: 'slow consumer', retry: true },
+  4002: { name: 'token expired', retry: true },
+  4100: { name: 'unauthorized', retry: false },
 });
 
 /**
@@ -108,6 +110,35 @@ export function backoff(attempt, base, cap, random = Math.random) {
 }
 
 /**
+ * How long after now (ms since 1970) the token should be refreshed: when a
+ * fifth of its remaining life is left, but no earlier than a minute before
+ * its exp; null when the token states no exp. The client only schedules by
+ * exp; the server verifies the token.
+ * @param {string} token @param {number} now
+ * @returns {number|null}
+ */
+export function refreshDelay(token, now) {
+  const exp = tokenExpiry(token);
+  if (exp === null) return null;
+  const left = exp - now;
+  return Math.max(0, left - Math.min(left / 5, 60_000));
+}
+
+/** The exp of a JWT in ms since 1970, or null. @param {string} token */
+function tokenExpiry(token) {
+  try {
+    const payload = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    const exp = JSON.parse(atob(payload)).exp;
+    return typeof exp === 'number' && Number.isFinite(exp) ? exp * 1000 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The longest delay setTimeout takes (about 24.8 days); longer ones fire at once. */
+const MAX_TIMER = 2 ** 31 - 1;
+
+/**
  * When a connection with the server's interval and timeout (ms) counts as
  * degraded and as lost, in ms of silence.
  * @param {number} interval @param {number} timeout
@@ -145,6 +176,10 @@ export const DEFAULTS = Object.freeze({
  * @property {number} [connectTimeout]  bound (ms) from dialling to the welcome. Default 10000
  * @property {number} [pingEvery]  the client's own ping period for RTT (ms). Zero means the server's interval
  * @property {() => number} [now]  the clock (ms). Default performance.now
+ * @property {() => (string|Promise<string>)} [getToken]  returns the signed token (a JWT) of a server that
+ *   requires one; called before every dial (so a close with 4002, token expired, comes back with a new token)
+ *   and ahead of the token's exp, whose result goes in a refresh. The token goes in the hello, never the URL.
+ *   A failure or an empty token counts as a failed dial
  */
 
 /** A `message` event: one publication of a subscribed channel. */
@@ -211,6 +246,7 @@ export class PulseError extends Error {
  * @property {string} [queueKey]
  * @property {number} at  when it was made
  * @property {boolean} sent  written on the current connection
+ * @property {number} notBefore  refused as rate_limited: not written again before this (ms, the clock of now)
  * @property {(a: Ack) => void} resolve
  * @property {(e: Error) => void} reject
  */
@@ -231,6 +267,7 @@ export class PulseSocket extends EventTarget {
   /** @type {() => number} */ #now;
   /** @type {Storage|null} */ #storage;
   /** @type {string} */ #storageKey;
+  /** @type {(() => (string|Promise<string>))|null} */ #getToken;
   // Idempotency keys need only be unique for this socket's life (its queue
   // does not survive a reload), and a duplicated tab copies sessionStorage:
   // so they take a prefix of their own.
@@ -240,6 +277,9 @@ export class PulseSocket extends EventTarget {
   /** @type {State} */ #state = 'connecting';
   #session = ''; // the session token of the current connection, '' while not welcomed
   #member = ''; // this session's public member id in presence
+  #token = ''; // the token presented last, from getToken
+  #user = ''; // the user the server says the token names
+  #dialSeq = 0; // counts dials and drops: a token fetched for an older one is dropped
   #rtt = NaN;
   #retryAt = 0;
   #interval = 25_000;
@@ -251,7 +291,8 @@ export class PulseSocket extends EventTarget {
   #keySeq = 0;
   #attempt = 0;
   /** @type {WebSocket|null} */ #ws = null;
-  #timers = { dial: 0, check: 0, save: 0 };
+  #timers = { dial: 0, check: 0, save: 0, refresh: 0 };
+  #paced = 0; // when the last publish refused as rate_limited is due again (the clock of now)
   #lastRecv = 0;
   #openedAt = 0;
   #pingSentAt = 0;
@@ -274,6 +315,7 @@ export class PulseSocket extends EventTarget {
     this.#opts = resolve(options);
     this.#WS = options.WebSocket || globalThis.WebSocket;
     this.#now = options.now || (() => performance.now());
+    this.#getToken = options.getToken || null;
     this.#storage = options.storage !== undefined ? options.storage : safeSessionStorage();
     this.#storageKey = `pulse:${url}`;
     this.#stored = this.#restore();
@@ -288,6 +330,8 @@ export class PulseSocket extends EventTarget {
   get state() { return this.#state; }
   /** This session's public member id in presence, kept across reconnects and reloads; '' before the first welcome. */
   get member() { return this.#member; }
+  /** The user the server says this client's token names; '' while unknown, or on an anonymous server. */
+  get user() { return this.#user; }
   /** The last heartbeat round trip in ms, or NaN. */
   get rtt() { return this.#rtt; }
   /** When the next dial happens (ms on the performance clock) while reconnecting; 0 when none is planned. */
@@ -374,7 +418,7 @@ export class PulseSocket extends EventTarget {
   identify(client, info) {
     this.#opts.client = client;
     this.#opts.info = info;
-    if (this.#session) this.#request(this.#helloMsg()).catch(() => {});
+    if (this.#session) this.#hello();
   }
 
   /**
@@ -540,6 +584,57 @@ export class PulseSocket extends EventTarget {
     if (offline()) return this.#goOffline('offline');
     this.#setState(this.#state === 'connecting' ? 'connecting' : 'reconnecting', { retryAt: 0 });
     this.#retryAt = 0;
+    if (!this.#getToken) return this.#open();
+    const seq = ++this.#dialSeq;
+    const current = () => seq === this.#dialSeq && this.#state !== 'closed' && !this.#parked;
+    this.#fetchToken().then(
+      (token) => { if (current()) { this.#token = token; this.#open(); } },
+      (err) => { if (current()) this.#lost(1006, `token: ${err?.message || err}`); },
+    );
+  }
+
+  /** Calls getToken, bounded by connectTimeout. @returns {Promise<string>} */
+  #fetchToken() {
+    const getToken = /** @type {() => (string|Promise<string>)} */ (this.#getToken);
+    let timer = 0;
+    const late = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error('getToken timed out')), this.#opts.connectTimeout);
+    });
+    return Promise.race([Promise.resolve().then(getToken), late])
+      .finally(() => clearTimeout(timer))
+      .then((token) => {
+        if (typeof token !== 'string' || !token) throw new Error('getToken gave no token');
+        return token;
+      });
+  }
+
+  /**
+   * Sends a newer token ahead of the current one's exp, on the connection
+   * ws; a failed fetch or refusal is tried again at a tenth of the time left.
+   * @param {WebSocket|null} ws
+   */
+  #scheduleRefresh(ws) {
+    clearTimeout(this.#timers.refresh);
+    const delay = refreshDelay(this.#token, Date.now());
+    if (delay === null) return;
+    this.#timers.refresh = setTimeout(() => {
+      this.#fetchToken()
+        .then((token) => {
+          if (this.#ws !== ws) return;
+          this.#token = token;
+          this.#scheduleRefresh(ws);
+          return this.#request({ type: 'refresh', token });
+        })
+        .catch(() => {
+          if (this.#ws !== ws) return;
+          const left = (tokenExpiry(this.#token) || 0) - Date.now();
+          this.#timers.refresh = setTimeout(() => this.#scheduleRefresh(ws), Math.max(1000, left / 10));
+        });
+    }, Math.min(delay, MAX_TIMER));
+  }
+
+  /** Opens the WebSocket of a dial. */
+  #open() {
     const ws = new this.#WS(this.#url, 'pulse.v1');
     this.#ws = ws;
     ws.onmessage = (e) => { if (this.#ws === ws) this.#receive(e.data); };
@@ -595,6 +690,7 @@ export class PulseSocket extends EventTarget {
     clearTimeout(this.#timers.check);
     const prior = this.#stored.session;
     this.#keepSession(m);
+    this.#user = m.user || '';
     this.#interval = m.interval_ms || this.#interval;
     this.#timeout = m.timeout_ms || this.#timeout;
     this.#openedAt = this.#lastRecv;
@@ -604,7 +700,8 @@ export class PulseSocket extends EventTarget {
     // The hello goes before the subscribes: a continued session must be
     // in effect before this connection joins any presence.
     if (prior && prior !== m.session) this.#continueSession(prior, m);
-    else if (this.#opts.client) this.#request(this.#helloMsg()).catch(() => {});
+    else if (this.#opts.client || this.#token) this.#hello();
+    if (this.#token) this.#scheduleRefresh(this.#ws);
     for (const sub of this.#subs.values()) this.#sendSubscribe(sub);
     this.#flush();
     this.#ping();
@@ -623,7 +720,7 @@ export class PulseSocket extends EventTarget {
   #continueSession(prior, welcome) {
     const ws = this.#ws;
     this.#request({ ...this.#helloMsg(), session: prior })
-      .then((ack) => { if (this.#ws === ws) this.#keepSession(ack); })
+      .then((ack) => { if (this.#ws === ws) { this.#keepSession(ack); this.#user = ack.user || this.#user; } })
       .catch(() => { if (this.#ws === ws) this.#keepSession(welcome); });
   }
 
@@ -636,8 +733,19 @@ export class PulseSocket extends EventTarget {
     this.#save();
   }
 
+  /** Says hello: the name, info and token; the ack names the user. */
+  #hello() {
+    const ws = this.#ws;
+    this.#request(this.#helloMsg())
+      .then((ack) => { if (this.#ws === ws) this.#user = ack.user || this.#user; })
+      .catch(() => {});
+  }
+
   #helloMsg() {
-    return { type: 'hello', client: this.#opts.client, info: this.#opts.info };
+    /** @type {Inbound} */
+    const m = { type: 'hello', client: this.#opts.client, info: this.#opts.info };
+    if (this.#token) m.token = this.#token;
+    return m;
   }
 
   /**
@@ -716,11 +824,13 @@ export class PulseSocket extends EventTarget {
     const ws = this.#ws;
     this.#ws = null;
     this.#session = '';
+    this.#dialSeq++;
     this.#pingPending = false;
     this.#probeBy = 0;
     clearTimeout(this.#timers.dial);
     clearTimeout(this.#timers.check);
     clearInterval(this.#timers.check);
+    clearTimeout(this.#timers.refresh);
     if (ws) {
       ws.onmessage = ws.onclose = ws.onerror = null;
       const sendable = code === 1000 || (code >= 3000 && code < 5000);
@@ -846,9 +956,12 @@ export class PulseSocket extends EventTarget {
     }
     const key = o.key || `${this.#keyPrefix}-${++this.#keySeq}`;
     /** @type {Pending} */
-    const p = { id: this.#nextId++, channel, data, key, queueKey: o.queueKey, at: this.#now(), sent: false, resolve, reject };
+    const p = {
+      id: this.#nextId++, channel, data, key, queueKey: o.queueKey, at: this.#now(), sent: false, notBefore: 0, resolve, reject,
+    };
+    const waiting = this.#pending.some((q) => !q.sent && q.notBefore > this.#now()); // none overtakes it
     this.#pending.push(p);
-    return this.#session && this.#writePublish(p) ? 'sent' : 'queued';
+    return this.#session && !waiting && this.#writePublish(p) ? 'sent' : 'queued';
   }
 
   /** Drops the unsent publishes of queueKey: latest per key. @param {string} queueKey */
@@ -878,18 +991,37 @@ export class PulseSocket extends EventTarget {
     return p.sent;
   }
 
-  /** @param {Pending} p @param {Inbound} m */
+  /**
+   * Settles p with the server's answer. A publish refused as rate_limited
+   * stays queued and is written again, with its key, after retry_after_ms
+   * (after the one refused before it is due, when several were).
+   * @param {Pending} p @param {Inbound} m
+   */
   #acked(p, m) {
     if (m.type === 'error' && m.code === 'disconnected') return; // resent after the reconnect
+    if (m.type === 'error' && m.code === 'rate_limited') {
+      // Paced: several refused at once come back retry_after_ms apart.
+      const now = this.#now();
+      this.#paced = Math.max(this.#paced, now) + Math.max(1, Number(m.retry_after_ms) || 1000);
+      p.sent = false;
+      p.notBefore = this.#paced;
+      setTimeout(() => { if (this.#session) this.#flush(); }, this.#paced - now);
+      return;
+    }
     this.#pending = this.#pending.filter((q) => q !== p);
     if (m.type === 'error') p.reject(new PulseError(/** @type {any} */ (m)));
     else p.resolve({ pos: m.pos, duplicate: !!m.duplicate });
   }
 
-  /** Drops expired publishes and writes the others, oldest first. */
+  /** Drops expired publishes and writes the others, oldest first, up to one told to wait. */
   #flush() {
     this.#expire();
-    for (const p of this.#pending) if (!p.sent) this.#writePublish(p);
+    const now = this.#now() + 1; // a timer may fire a fraction of a ms early on this clock
+    for (const p of this.#pending) {
+      if (p.sent) continue;
+      if (p.notBefore > now) break;
+      this.#writePublish(p);
+    }
   }
 
   /** @param {State} state @param {object} [detail] */

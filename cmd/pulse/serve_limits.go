@@ -1,0 +1,50 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/pulse-go/pulse/hub"
+	"github.com/pulse-go/pulse/limit"
+)
+
+// limitsConfig is what the limit flags of "pulse serve" set. Each limit's
+// refusals are counted in pulse_refusals_total{reason} and logged with
+// their reason, rate-limited.
+type limitsConfig struct {
+	perAddress       int
+	total            int
+	upgradeRate      float64
+	publishRate      float64
+	publishBurst     int
+	handshakeTimeout time.Duration
+}
+
+func (c *limitsConfig) addFlags(fs *flag.FlagSet) {
+	fs.IntVar(&c.perAddress, "max-conns-per-addr", limit.DefaultPerAddress,
+		"WebSocket connections one source IP address may hold; beyond, HTTP 503 with Retry-After\n(behind a proxy, every client shares the proxy's address: raise it)")
+	fs.IntVar(&c.total, "max-conns", limit.DefaultTotal,
+		"WebSocket connections the server holds in all; beyond, HTTP 503 with Retry-After")
+	fs.Float64Var(&c.upgradeRate, "upgrade-rate", limit.DefaultUpgradeRate,
+		"upgrades admitted per second (admission control, so a restart's clients return at a pace the server takes);\nbeyond, HTTP 503 with a Retry-After drawn at random, 1-10 s, spread over what the rate needs")
+	fs.Float64Var(&c.publishRate, "publish-rate", hub.DefaultPublishRate,
+		"publishes per second one connection may make beyond its burst; beyond, error rate_limited,\nand one that goes on when refused (10 bursts' worth beyond the rate), close 1008")
+	fs.IntVar(&c.publishBurst, "publish-burst", hub.DefaultPublishBurst,
+		"publishes one connection may make at once")
+	fs.DurationVar(&c.handshakeTimeout, "handshake-timeout", readHeaderTimeout,
+		"time a client has to send its request headers, WebSocket upgrades included")
+}
+
+// validate rejects limits that would refuse everything.
+func (c *limitsConfig) validate() error {
+	if c.perAddress <= 0 || c.total <= 0 || c.upgradeRate <= 0 || c.publishRate <= 0 || c.publishBurst <= 0 || c.handshakeTimeout <= 0 {
+		return fmt.Errorf("--max-conns-per-addr, --max-conns, --upgrade-rate, --publish-rate, --publish-burst and --handshake-timeout must be positive")
+	}
+	return nil
+}
+
+// limiter builds the connection limits of /ws and /echo.
+func (c *limitsConfig) limiter(refused func(string)) *limit.Limiter {
+	return limit.New(&limit.Options{PerAddress: c.perAddress, Total: c.total, UpgradeRate: c.upgradeRate, Refused: refused})
+}
