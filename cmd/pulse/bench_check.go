@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -23,16 +24,6 @@ func isLoopbackHost(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-// fileLimit is this process's limit on open files (Go raises the soft
-// limit to the hard one at start).
-func fileLimit() (soft, hard uint64, err error) {
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		return 0, 0, fmt.Errorf("getrlimit: %w", err)
-	}
-	return rl.Cur, rl.Max, nil
 }
 
 // pidFileLimit reads the soft limit on open files of process pid from
@@ -150,8 +141,13 @@ func explainDial(url string, err error, resp *websocketResponse) error {
 		return fmt.Errorf("connection to %s refused: is the server running, on that port?", url)
 	case errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE):
 		return fmt.Errorf("dial %s: out of files (%w); raise the limit with ulimit -n", url, err)
+	case errors.Is(err, websocket.ErrBadHandshake) && resp != nil && resp.code == http.StatusServiceUnavailable:
+		return fmt.Errorf("%s refused the upgrade: HTTP %s %q (Retry-After %s); a pulse server limits the connections "+
+			"of one source address (pulse serve --max-conns-per-addr, 100 by default), all its connections (--max-conns) "+
+			"and the upgrades per second (--upgrade-rate): raise them for a load test from one machine",
+			url, resp.status, resp.reason, resp.retryAfter)
 	case errors.Is(err, websocket.ErrBadHandshake) && resp != nil:
-		return fmt.Errorf("%s refused the WebSocket upgrade: HTTP %s (is this the WebSocket path?)", url, resp.status)
+		return fmt.Errorf("%s refused the WebSocket upgrade: HTTP %s %s (is this the WebSocket path?)", url, resp.status, resp.reason)
 	case errors.As(err, &errno) && errno == syscall.EADDRNOTAVAIL:
 		return fmt.Errorf("dial %s: no source port left (%w); spread the connections over more source addresses", url, err)
 	}
@@ -160,4 +156,9 @@ func explainDial(url string, err error, resp *websocketResponse) error {
 
 // websocketResponse is the part of a refused upgrade's response kept for
 // the error.
-type websocketResponse struct{ status string }
+type websocketResponse struct {
+	status     string
+	code       int
+	reason     string // the JSON "error" of a pulse server's refusal
+	retryAfter string
+}

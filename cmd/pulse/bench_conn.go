@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -77,14 +79,20 @@ func (d *benchDialer) dial(ctx context.Context, timeout time.Duration) (*benchCo
 	return awaitWelcome(ws, timeout)
 }
 
+// response keeps what a refused upgrade's answer says: its status, the
+// reason a pulse server writes as JSON, and Retry-After.
 func response(resp *http.Response) *websocketResponse {
 	if resp == nil {
 		return nil
 	}
+	r := &websocketResponse{status: resp.Status, code: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After")}
 	if resp.Body != nil {
+		var body struct{ Error string }
+		json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&body)
+		r.reason = body.Error
 		resp.Body.Close()
 	}
-	return &websocketResponse{status: resp.Status}
+	return r
 }
 
 // awaitWelcome reads until pulse.v1's welcome. PROTOCOL.md has it first,

@@ -289,7 +289,7 @@ func runFanout(ctx context.Context, b *bench) (*benchResult, error) {
 	res.add("duplicated", float64(f.dups.Load()), "")
 	res.add("publishes refused", float64(f.refused.Load()), "")
 	if e := f.firstRefusal.Load(); e != nil {
-		fmt.Fprintf(b.stderr, "bench: %d publishes refused; the first: %s: %s\n", f.refused.Load(), e.Code, e.Message)
+		fmt.Fprintf(b.stderr, "bench: %d publishes refused; the first: %s: %s (a pulse server limits each connection's publishes: pulse serve --publish-rate, or more --publishers)\n", f.refused.Load(), e.Code, e.Message)
 	}
 	res.add("connections dropped", float64(subs.cnt.dropped.Load()+pubs.cnt.dropped.Load()), "")
 	return res, nil

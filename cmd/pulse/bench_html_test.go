@@ -47,7 +47,7 @@ func openInChromium(t *testing.T, page string) (console []string, png []byte) {
 // Chromium: no console message (the page logs none unless it fails) and a
 // screenshot. A page that throws shows that the check sees failures.
 func TestBenchHTML(t *testing.T) {
-	s := startServe(t)
+	s := startBenchServe(t)
 	page := filepath.Join(t.TempDir(), "report.html")
 	res := benchJSON(t, "latency", "--n", "5", "--duration", "600ms", "--html", page, s.url("ws", "/ws"))
 	html, err := os.ReadFile(page)

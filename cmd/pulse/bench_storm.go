@@ -11,10 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/pulse-go/pulse/chaos"
@@ -66,6 +64,9 @@ type storm struct {
 	ackMu sync.Mutex // guards acked
 	acked []int64    // seqs acknowledged to the publisher
 	sent  atomic.Int64
+
+	refused      atomic.Int64 // publishes the server answered with an error
+	firstRefusal atomic.Pointer[client.ServerError]
 }
 
 func newStorm(n, room int) *storm {
@@ -193,7 +194,10 @@ func runStorm(ctx context.Context, b *bench) (*benchResult, error) {
 	if err := s.connect(ctx, runCtx, &runs, b.cfg.concurrency); err != nil {
 		return nil, err
 	}
-	pub := client.New(target, &client.Options{QueueSize: 1 << 16})
+	// The publisher is the instrument, not a subject: it comes back after
+	// a second at most, so that the acks that count losses arrive.
+	pub := client.New(target, &client.Options{QueueSize: 1 << 16,
+		Backoff: func(n int) time.Duration { return client.Backoff(n, 100*time.Millisecond, time.Second, nil) }})
 	runs.Go(func() { pub.Run(runCtx) })
 	res, err := s.run(ctx, b, pub, proxy, w, func() { stopClients(); runs.Wait() })
 	if res != nil {
@@ -261,6 +265,9 @@ func (s *storm) run(ctx context.Context, b *bench, pub *client.Client, proxy *ch
 		return nil, err
 	}
 	allBack := s.awaitBack(pubCtx)
+	for pub.State() != client.StateOpen && pubCtx.Err() == nil {
+		sleepCtx(pubCtx, 10*time.Millisecond) // the publisher is back too
+	}
 	sleepCtx(pubCtx, min(time.Second, time.Until(deadlineOf(pubCtx)))) // publications flow again
 	stopPub()
 	late := time.AfterFunc(drain, stopAcks) // acks of the last publications: a drain at most
@@ -278,6 +285,9 @@ func (s *storm) run(ctx context.Context, b *bench, pub *client.Client, proxy *ch
 	res := &benchResult{Timeline: timeline, Server: after,
 		Latency: map[string]*latencyStats{"delivery": s.lat.all.stats()}}
 	s.figures(res, allBack)
+	if e := s.firstRefusal.Load(); e != nil {
+		fmt.Fprintf(b.stderr, "bench: %d publishes refused; the first: %v (a pulse server limits each connection's publishes: pulse serve --publish-rate)\n", s.refused.Load(), e)
+	}
 	return res, nil
 }
 
@@ -308,10 +318,17 @@ func (s *storm) publish(ctx context.Context, pub *client.Client, rate float64, a
 // collectAcks records the seq of every publish the server acknowledged.
 func (s *storm) collectAcks(ctx context.Context, acks <-chan stormAck) {
 	for a := range acks {
-		if _, err := a.ack.Wait(ctx); err == nil {
+		_, err := a.ack.Wait(ctx)
+		var refused *client.ServerError
+		switch {
+		case err == nil:
 			s.ackMu.Lock()
 			s.acked = append(s.acked, a.seq)
 			s.ackMu.Unlock()
+		case errors.As(err, &refused):
+			if s.refused.Add(1) == 1 {
+				s.firstRefusal.Store(refused)
+			}
 		}
 	}
 }
@@ -327,7 +344,7 @@ func (b *bench) breakServer(ctx context.Context, proxy *chaos.Proxy) (*exec.Cmd,
 		return nil, nil
 	}
 	if b.cfg.pid != 0 {
-		if err := syscall.Kill(b.cfg.pid, syscall.SIGTERM); err != nil {
+		if err := terminate(b.cfg.pid); err != nil {
 			return nil, fmt.Errorf("SIGTERM to --pid %d: %w", b.cfg.pid, err)
 		}
 		for !processGone(b.cfg.pid) && ctx.Err() == nil {
@@ -345,28 +362,6 @@ func (b *bench) breakServer(ctx context.Context, proxy *chaos.Proxy) (*exec.Cmd,
 		return nil, fmt.Errorf("--restart-cmd: %w", err)
 	}
 	return cmd, nil
-}
-
-// processGone reports whether process pid has ended: it no longer
-// exists, or it is a zombie its parent has not collected yet.
-func processGone(pid int) bool {
-	if syscall.Kill(pid, 0) != nil {
-		return true
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	_, after, _ := strings.Cut(string(stat), ") ")
-	return strings.HasPrefix(after, "Z")
-}
-
-// reap collects the restart command if it has ended; one still running
-// (the new server itself, perhaps) is left to run.
-func reap(cmd *exec.Cmd) {
-	var status syscall.WaitStatus
-	syscall.Wait4(cmd.Process.Pid, &status, syscall.WNOHANG, nil)
-	cmd.Process.Release()
 }
 
 // awaitBack waits until every client lost at the break is open again, or
@@ -457,6 +452,7 @@ func (s *storm) figures(res *benchResult, allBack bool) {
 	res.add("publications sent", float64(s.sent.Load()), "")
 	res.add("publications acknowledged", float64(len(s.acked)), "")
 	s.ackMu.Unlock()
+	res.add("publishes refused", float64(s.refused.Load()), "")
 	res.add("deliveries", float64(s.delivers.Load()), "")
 	res.add("lost", float64(lost), "")
 	res.add("undelivered to clients not back", float64(missed), "")
