@@ -201,6 +201,9 @@ func runStorm(ctx context.Context, b *bench) (*benchResult, error) {
 	runs.Go(func() { pub.Run(runCtx) })
 	res, err := s.run(ctx, b, pub, proxy, w, func() { stopClients(); runs.Wait() })
 	if res != nil {
+		if !b.cfg.chaos {
+			before = nil // a new server: its counters start again
+		}
 		res.Server = serverFigures(before, res.Server)
 	}
 	return res, err

@@ -221,19 +221,22 @@ func scrapeMetrics(ctx context.Context, u string) (map[string]float64, error) {
 }
 
 // serverFigures keeps the metrics a result shows: pulse_* ones, and the
-// change during the run of the counters.
+// change during the run of the counters. A counter that went back was
+// started again by a restarted server; with before nil (the caller
+// restarted it) every counter is shown since the restart.
 func serverFigures(before, after map[string]float64) map[string]float64 {
 	if after == nil {
 		return nil
 	}
 	out := make(map[string]float64)
 	for name, v := range after {
+		counter := strings.HasPrefix(name, "pulse_") && strings.HasSuffix(name, "_total")
 		switch {
 		case name == "pulse_connections":
 			out[name] = v
-		case strings.HasPrefix(name, "pulse_") && strings.HasSuffix(name, "_total") && v < before[name]:
-			out[name+" (since the server restarted)"] = v // a counter that went back started again
-		case strings.HasPrefix(name, "pulse_") && strings.HasSuffix(name, "_total"):
+		case counter && (before == nil || v < before[name]):
+			out[name+" (since the server restarted)"] = v
+		case counter:
 			out[name+" (this run)"] = v - before[name]
 		}
 	}
