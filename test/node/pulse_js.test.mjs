@@ -12,54 +12,13 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { once } from 'node:events';
 import {
   PulseSocket, PulseError, CLOSE_CODES, retryable, retryWindow, backoff,
 } from '../../web/static/pulse.js';
+import { WAIT_MS, within, startServer, open as openSocket, next } from './helpers.mjs';
 
-const WAIT_MS = 10_000; // bound on every wait
 const BOUND_MS = 2000; // --ping-interval 1s + --pong-timeout 1s
-
-/** Resolves with promise, or rejects after ms naming what. */
-async function within(promise, ms, what) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Starts `$PULSE_BIN serve` on a free port; stopped (and checked) after the test. */
-async function startServer(t, flags = []) {
-  const bin = process.env.PULSE_BIN;
-  assert.ok(bin, 'PULSE_BIN is not set: go build -o pulse ./cmd/pulse and set PULSE_BIN=./pulse');
-  assert.equal(typeof WebSocket, 'function', 'no global WebSocket: run node with --experimental-websocket');
-  const args = ['serve', '--addr', '127.0.0.1:0', '--ping-interval', '1s', '--pong-timeout', '1s',
-    '--drain-window', '1s', ...flags];
-  const proc = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  const exited = once(proc, 'exit');
-  t.after(async () => {
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-    await within(exited, WAIT_MS, 'pulse to exit').catch((err) => { proc.kill('SIGKILL'); throw err; });
-  });
-  let log = '';
-  const addr = await within(new Promise((resolve, reject) => {
-    exited.then(([code]) => reject(new Error(`pulse exited (${code}) before listening:\n${log}`)));
-    proc.stderr.setEncoding('utf8');
-    proc.stderr.on('data', (chunk) => {
-      log += chunk;
-      const m = /\bmsg=listening addr=(\S+)/.exec(log);
-      if (m) resolve(m[1]);
-    });
-  }), WAIT_MS, 'the listening log line');
-  return { url: `ws://${addr}/ws`, proc, exited };
-}
 
 /** A Storage in memory, like sessionStorage. */
 class MemoryStorage {
@@ -91,19 +50,9 @@ function mutableNet() {
   return net;
 }
 
-/** Opens a PulseSocket, closed after the test. */
+/** Opens a PulseSocket on a MemoryStorage, closed after the test. */
 function open(t, url, options = {}) {
-  const ps = new PulseSocket(url, { storage: new MemoryStorage(), ...options });
-  t.after(() => ps.close());
-  return ps;
-}
-
-/** Resolves with the first event of type on target for which pred holds. */
-function next(target, type, pred = () => true) {
-  return within(new Promise((resolve) => {
-    const on = (e) => { if (pred(e)) { target.removeEventListener(type, on); resolve(e); } };
-    target.addEventListener(type, on);
-  }), WAIT_MS, `event ${type}`);
+  return openSocket(t, url, { storage: new MemoryStorage(), ...options });
 }
 
 /** Collects the message events of ps, by channel. */
