@@ -66,7 +66,7 @@ func BenchmarkFanout(b *testing.B) {
 				b.Run(side.name, func(b *testing.B) {
 					url, publish := side.start(b)
 					f := baseline.StartFanoutFleet(b, side.mode, url, sc.Subscribers)
-					reportFanout(b, measureFanout(b, f, publish, sc))
+					reportFanout(b, f.Measure(publish, sc, nil))
 				})
 			}
 		})
@@ -159,68 +159,19 @@ func startBaselineFanout(tb testing.TB) (string, func([]byte)) {
 	}
 }
 
-// fanoutResult is one measurement.
-type fanoutResult struct {
-	baseline.FanoutSummary
-	scenario           baseline.FanoutScenario
-	began              time.Time     // the first measured publish
-	publishing         time.Duration // from the first publish to the last
-	lag                time.Duration // the latest a publish began after its time
-	window             time.Duration // from the first publish to the end of waiting
-	cpu, fleetCPU      time.Duration // over the window; fleetCPU -1 if unknown
-	expectedDeliveries int64
-}
-
-// measureFanout warms the subscribers up, makes the scenario's publishes at
-// their pace, waits up to baseline.FanoutSettle for every delivery and
-// stops the fleet.
-func measureFanout(tb testing.TB, f *baseline.FanoutFleet, publish func([]byte), sc baseline.FanoutScenario) fanoutResult {
-	tb.Helper()
-	f.WarmUp(publish, sc.Subscribers)
-	r := fanoutResult{scenario: sc, expectedDeliveries: int64(sc.Publishes) * int64(sc.Subscribers)}
-	cpu0, fleet0 := baseline.ProcessCPU(tb), f.CPUTime()
-	r.began, r.lag = sc.Pace(publish)
-	r.publishing = time.Since(r.began)
-	f.AwaitDeliveries(r.expectedDeliveries, baseline.FanoutSettle)
-	r.window = time.Since(r.began)
-	r.cpu, r.fleetCPU = baseline.ProcessCPU(tb)-cpu0, f.CPUTime()-fleet0
-	if fleet0 < 0 {
-		r.fleetCPU = -1
-	}
-	r.FanoutSummary = f.Stop()
-	return r
-}
-
-func reportFanout(b *testing.B, r fanoutResult) {
-	ms := func(ns int64) float64 { return float64(ns) / 1e6 }
-	percent := func(d time.Duration) float64 { return 100 * d.Seconds() / r.window.Seconds() }
-	missed := r.expectedDeliveries - r.Deliveries
-	if missed > 0 || r.Lost > 0 {
-		b.Logf("%d of %d deliveries missed, %d connections lost", missed, r.expectedDeliveries, r.Lost)
-	}
-	b.ReportMetric(0, "ns/op")
-	b.ReportMetric(float64(r.scenario.Subscribers), "subs")
-	if span := time.Duration(r.LastRecv - r.began.UnixNano()); span > 0 {
-		b.ReportMetric(float64(r.Deliveries)/span.Seconds(), "deliveries/s")
-	}
-	b.ReportMetric(float64(r.scenario.Publishes)/r.publishing.Seconds(), "pub/s")
-	b.ReportMetric(ms(r.P50), "p50-ms")
-	b.ReportMetric(ms(r.P99), "p99-ms")
-	b.ReportMetric(ms(r.Max), "max-ms")
-	b.ReportMetric(ms(r.LastP50), "last-p50-ms")
-	b.ReportMetric(ms(r.LastP99), "last-p99-ms")
-	b.ReportMetric(ms(r.LastMax), "last-max-ms")
-	b.ReportMetric(ms(int64(r.lag)), "lag-max-ms")
-	b.ReportMetric(float64(missed), "missed")
-	b.ReportMetric(percent(r.cpu), "cpu%")
-	if r.fleetCPU >= 0 {
-		b.ReportMetric(percent(r.fleetCPU), "fleet-cpu%")
-	}
+// reportFanout adds to the common metrics the room's size, the latencies
+// of each publication's last delivery, and the publisher's lag.
+func reportFanout(b *testing.B, r baseline.FanoutResult) {
+	r.Report(b)
+	b.ReportMetric(float64(r.Scenario.Subscribers), "subs")
+	b.ReportMetric(baseline.Millis(r.LastP50), "last-p50-ms")
+	b.ReportMetric(baseline.Millis(r.LastP99), "last-p99-ms")
+	b.ReportMetric(baseline.Millis(r.LastMax), "last-max-ms")
+	b.ReportMetric(baseline.Millis(int64(r.Lag)), "lag-max-ms")
 }
 
 // TestFanoutFleet is BenchmarkFanout's fleet when baseline.FanoutFleetEnv
-// is set.
-// Otherwise it checks the measurement in process, for each side: three
+// is set. Otherwise it checks the measurement in process, for each side: three
 // subscribers get five publications each, and the summary counts them.
 func TestFanoutFleet(t *testing.T) {
 	if baseline.FanoutFleetChild(t) {
@@ -231,11 +182,11 @@ func TestFanoutFleet(t *testing.T) {
 		t.Run(side.name, func(t *testing.T) {
 			url, publish := side.start(t)
 			f := baseline.StartFanoutFleetInProcess(t, side.mode, url, sc.Subscribers)
-			r := measureFanout(t, f, publish, sc)
+			r := f.Measure(publish, sc, nil)
 			if r.Deliveries != 15 || r.Complete != 5 || r.Lost != 0 {
 				t.Errorf("summary %+v, want 15 deliveries, 5 publications complete, none lost", r.FanoutSummary)
 			}
-			if r.P50 <= 0 || r.P50 > r.P99 || r.P99 > r.Max || r.LastMax != r.Max || r.LastRecv < r.began.UnixNano() {
+			if r.P50 <= 0 || r.P50 > r.P99 || r.P99 > r.Max || r.LastMax != r.Max || r.LastRecv < r.Began.UnixNano() {
 				t.Errorf("summary %+v: latencies out of order", r.FanoutSummary)
 			}
 		})

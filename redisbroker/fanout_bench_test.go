@@ -53,7 +53,7 @@ func BenchmarkFanout(b *testing.B) {
 				b.Run(side.name, func(b *testing.B) {
 					n := side.start(b)
 					f := baseline.StartFanoutFleet(b, baseline.FleetPulse, n.url, sc.Subscribers)
-					reportFanout(b, measureFanout(b, f, n, sc))
+					reportFanout(b, measureFanout(f, n, sc))
 				})
 			}
 		})

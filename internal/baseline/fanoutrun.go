@@ -137,3 +137,74 @@ func (f *FanoutFleet) Stop() FanoutSummary {
 	}
 	return s
 }
+
+// FanoutResult is one measurement of a fan-out scenario.
+type FanoutResult struct {
+	FanoutSummary
+	Scenario      FanoutScenario
+	Began         time.Time     // the first measured publish
+	Publishing    time.Duration // from the first publish to the last
+	Lag           time.Duration // the latest a publish began after its time
+	Window        time.Duration // from the first publish to the end of waiting
+	CPU, FleetCPU time.Duration // this process's and the fleet's over the window; FleetCPU -1 if unknown
+	Expected      int64         // deliveries
+}
+
+// Measure warms the subscribers up, makes the scenario's publishes at their
+// pace, waits up to FanoutSettle for every delivery and stops the fleet.
+// mark, if not nil, is called just before the first measured publish and
+// the func it returns once the waiting is over: they read counters of the
+// caller's own over the same window.
+func (f *FanoutFleet) Measure(publish func([]byte), sc FanoutScenario, mark func() (end func())) FanoutResult {
+	f.tb.Helper()
+	f.WarmUp(publish, sc.Subscribers)
+	r := FanoutResult{Scenario: sc, Expected: int64(sc.Publishes) * int64(sc.Subscribers)}
+	cpu0, fleet0 := ProcessCPU(f.tb), f.CPUTime()
+	end := func() {}
+	if mark != nil {
+		end = mark()
+	}
+	r.Began, r.Lag = sc.Pace(publish)
+	r.Publishing = time.Since(r.Began)
+	f.AwaitDeliveries(r.Expected, FanoutSettle)
+	r.Window = time.Since(r.Began)
+	r.CPU, r.FleetCPU = ProcessCPU(f.tb)-cpu0, f.CPUTime()-fleet0
+	if fleet0 < 0 {
+		r.FleetCPU = -1
+	}
+	end()
+	r.FanoutSummary = f.Stop()
+	return r
+}
+
+// Report reports the metrics every fan-out benchmark has: deliveries/s,
+// pub/s, p50-ms, p99-ms, max-ms, missed, cpu% and fleet-cpu% (see hub's
+// BenchmarkFanout), with ns/op suppressed. It logs missed deliveries and
+// lost connections.
+func (r FanoutResult) Report(b *testing.B) {
+	missed := r.Expected - r.Deliveries
+	if missed > 0 || r.Lost > 0 {
+		b.Logf("%d of %d deliveries missed, %d connections lost", missed, r.Expected, r.Lost)
+	}
+	b.ReportMetric(0, "ns/op")
+	if span := time.Duration(r.LastRecv - r.Began.UnixNano()); span > 0 {
+		b.ReportMetric(float64(r.Deliveries)/span.Seconds(), "deliveries/s")
+	}
+	b.ReportMetric(float64(r.Scenario.Publishes)/r.Publishing.Seconds(), "pub/s")
+	b.ReportMetric(Millis(r.P50), "p50-ms")
+	b.ReportMetric(Millis(r.P99), "p99-ms")
+	b.ReportMetric(Millis(r.Max), "max-ms")
+	b.ReportMetric(float64(missed), "missed")
+	b.ReportMetric(r.Percent(r.CPU), "cpu%")
+	if r.FleetCPU >= 0 {
+		b.ReportMetric(r.Percent(r.FleetCPU), "fleet-cpu%")
+	}
+}
+
+// Percent is d as a percentage of one core over the window.
+func (r FanoutResult) Percent(d time.Duration) float64 {
+	return 100 * d.Seconds() / r.Window.Seconds()
+}
+
+// Millis is ns nanoseconds in milliseconds.
+func Millis(ns int64) float64 { return float64(ns) / 1e6 }
