@@ -329,12 +329,27 @@ function fakePage(t) {
   return page;
 }
 
-test('no dial while the browser is offline; online dials at once', async (t) => {
+/** A fake page, a server, and a socket on a mutableNet, open. */
+async function openOnPage(t, options = {}) {
   const page = fakePage(t);
   const { url } = await startServer(t);
   const net = mutableNet();
-  const ps = open(t, url, { WebSocket: net.WebSocket, backoffBase: 50 });
+  const ps = open(t, url, { WebSocket: net.WebSocket, ...options });
   await next(ps, 'open');
+  return { page, net, ps };
+}
+
+/** Brings the page back online: the online event dials at once, and the session resumes. */
+async function comeOnline(page, net, ps) {
+  page.navigator.onLine = true;
+  const opened = next(ps, 'open');
+  page.window.dispatchEvent(new Event('online'));
+  assert.equal(net.sockets.length, 2, 'the online event did not dial at once');
+  assert.equal((await opened).detail.resumed, true);
+}
+
+test('no dial while the browser is offline; online dials at once', async (t) => {
+  const { page, net, ps } = await openOnPage(t, { backoffBase: 50 });
   page.navigator.onLine = false;
   net.muted = true;
   await next(ps, 'statechange', (e) => e.detail.offline === true);
@@ -342,19 +357,11 @@ test('no dial while the browser is offline; online dials at once', async (t) => 
   assert.equal(net.sockets.length, 1, 'dialled while offline');
 
   net.muted = false;
-  page.navigator.onLine = true;
-  const opened = next(ps, 'open');
-  page.window.dispatchEvent(new Event('online'));
-  assert.equal(net.sockets.length, 2, 'the online event did not dial at once');
-  assert.equal((await opened).detail.resumed, true);
+  await comeOnline(page, net, ps);
 });
 
 test('pageshow and visibilitychange probe the connection: no pong within timeout is death', async (t) => {
-  const page = fakePage(t);
-  const { url } = await startServer(t);
-  const net = mutableNet();
-  const ps = open(t, url, { WebSocket: net.WebSocket, backoffBase: 50 });
-  await next(ps, 'open');
+  const { page, net, ps } = await openOnPage(t, { backoffBase: 50 });
   await next(ps, 'rtt');
 
   page.document.dispatchEvent(new Event('visibilitychange')); // alive: the probe is answered
@@ -379,29 +386,17 @@ function states(ps) {
 }
 
 test('the offline event leaves open at once; online dials at once', async (t) => {
-  const page = fakePage(t);
-  const { url } = await startServer(t);
-  const net = mutableNet();
-  const ps = open(t, url, { WebSocket: net.WebSocket, backoffBase: 50 });
-  await next(ps, 'open');
+  const { page, net, ps } = await openOnPage(t, { backoffBase: 50 });
   page.navigator.onLine = false;
   page.window.dispatchEvent(new Event('offline'));
   assert.equal(ps.state, 'offline', 'still open after the offline event');
   assert.ok(net.sockets[0].readyState >= 2, 'the socket of the lost network stays open'); // CLOSING
 
-  page.navigator.onLine = true;
-  const opened = next(ps, 'open');
-  page.window.dispatchEvent(new Event('online'));
-  assert.equal(net.sockets.length, 2, 'the online event did not dial at once');
-  assert.equal((await opened).detail.resumed, true);
+  await comeOnline(page, net, ps);
 });
 
 test('waking while offline says offline at once, with no countdown first', async (t) => {
-  const page = fakePage(t);
-  const { url } = await startServer(t);
-  const net = mutableNet();
-  const ps = open(t, url, { WebSocket: net.WebSocket });
-  await next(ps, 'open');
+  const { page, net, ps } = await openOnPage(t);
   // The laptop slept; the network went while no event could run.
   net.muted = true;
   page.navigator.onLine = false;
