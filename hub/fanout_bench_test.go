@@ -119,15 +119,7 @@ func startPulseFanout(tb testing.TB) (string, func([]byte)) {
 		tb.Fatal(err)
 	}
 	h := hub.New(&hub.Options{Logger: discard})
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() { ran <- srv.Run(ctx) }()
-	tb.Cleanup(func() {
-		cancel()
-		if err := <-ran; err != nil {
-			tb.Errorf("Run: %v", err)
-		}
-	})
+	baseline.RunUntilCleanup(tb, srv.Run)
 	url := baseline.Serve(tb, srv.Handler(h))
 	return url, func(data []byte) {
 		if _, err := h.Publish(context.Background(), fanoutChannel, data, hub.PublishOptions{}); err != nil {
@@ -141,15 +133,9 @@ func startPulseFanout(tb testing.TB) (string, func([]byte)) {
 // position.
 func startBaselineFanout(tb testing.TB) (string, func([]byte)) {
 	f := baseline.NewFanout(pulse.DefaultInterval, pulse.DefaultTimeout)
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan struct{})
-	go func() {
-		defer close(ran)
+	baseline.RunUntilCleanup(tb, func(ctx context.Context) error {
 		f.Run(ctx)
-	}()
-	tb.Cleanup(func() {
-		cancel()
-		<-ran
+		return nil
 	})
 	url := baseline.Serve(tb, f)
 	prefix := []byte(`{"type":"message","channel":"` + fanoutChannel + `","data":`)

@@ -125,15 +125,7 @@ func serveNode(tb testing.TB, h *hub.Hub) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() { ran <- srv.Run(ctx) }()
-	tb.Cleanup(func() {
-		cancel()
-		if err := <-ran; err != nil {
-			tb.Errorf("Run: %v", err)
-		}
-	})
+	baseline.RunUntilCleanup(tb, srv.Run)
 	return baseline.Serve(tb, srv.Handler(h))
 }
 

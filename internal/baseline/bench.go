@@ -1,6 +1,7 @@
 package baseline
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"strconv"
@@ -101,4 +102,19 @@ func FanoutPayload(seq int) []byte {
 	b = append(b, `,"pad":"`...)
 	b = append(b, fanoutPad...)
 	return append(b, `"}`...)
+}
+
+// RunUntilCleanup runs run(ctx) in a goroutine until the test ends: the
+// cleanup cancels ctx, waits for run to return and fails the test on its
+// error. Cleanups registered later (a server's listener) run before it.
+func RunUntilCleanup(tb testing.TB, run func(ctx context.Context) error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- run(ctx) }()
+	tb.Cleanup(func() {
+		cancel()
+		if err := <-ran; err != nil {
+			tb.Errorf("Run: %v", err)
+		}
+	})
 }
