@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/pulse-go/pulse/internal/lograte"
 )
 
 // The net/http path: gorilla/websocket does the upgrade on both engines;
@@ -36,7 +38,7 @@ var writeBuffers sync.Pool
 // returns once the connection is open; a goroutine of its own reads it
 // until it ends.
 func (s *Server) Handler(h Handler) http.Handler {
-	refusals := &refusalLog{log: s.opts.Logger}
+	refusals := &refusalLog{log: s.opts.Logger, limit: lograte.New(refusalWindow, refusalBurst)}
 	upgrader := &websocket.Upgrader{
 		ReadBufferSize:  1024,
 		WriteBufferPool: &writeBuffers,
@@ -238,12 +240,9 @@ const (
 // handshake or heartbeat choice (at info), each with the reason and the
 // remote address, at most refusalBurst lines per refusalWindow.
 type refusalLog struct {
-	log *slog.Logger // set at creation, never changes
-
-	mu      sync.Mutex // guards the fields below
-	start   time.Time  // of the current window
-	logged  int        // lines in the current window
-	skipped int        // refusals not logged since the last line
+	// Set at creation, never change.
+	log   *slog.Logger
+	limit *lograte.Limiter // safe for concurrent use
 }
 
 // refuse is the Upgrader's Error callback.
@@ -254,7 +253,7 @@ func (l *refusalLog) refuse(w http.ResponseWriter, r *http.Request, status int, 
 		level = slog.LevelWarn
 		text = fmt.Sprintf("origin %s is not allowed to connect", r.Header.Get("Origin"))
 	}
-	if ok, skipped := l.allow(time.Now()); ok {
+	if ok, skipped := l.limit.Allow(time.Now()); ok {
 		l.log.Log(r.Context(), level, "websocket request refused", "status", status, "reason", text,
 			"remote", r.RemoteAddr, "path", r.URL.Path, "not_logged_before", skipped)
 	}
@@ -264,26 +263,9 @@ func (l *refusalLog) refuse(w http.ResponseWriter, r *http.Request, status int, 
 
 // refused answers and logs, at info, a request that a Handler refused.
 func (l *refusalLog) refused(w http.ResponseWriter, r *http.Request, e *HTTPError) {
-	if ok, skipped := l.allow(time.Now()); ok {
+	if ok, skipped := l.limit.Allow(time.Now()); ok {
 		l.log.Info("websocket request refused", "status", e.Status, "reason", e.Reason,
 			"remote", r.RemoteAddr, "path", r.URL.Path, "not_logged_before", skipped)
 	}
 	e.write(w)
-}
-
-// allow reports whether a refusal at now may be logged, and how many
-// were left out before it.
-func (l *refusalLog) allow(now time.Time) (ok bool, skipped int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.start) >= refusalWindow {
-		l.start, l.logged = now, 0
-	}
-	if l.logged >= refusalBurst {
-		l.skipped++
-		return false, 0
-	}
-	l.logged++
-	skipped, l.skipped = l.skipped, 0
-	return true, skipped
 }

@@ -73,6 +73,12 @@ type Conn struct {
 	rttLast   atomic.Int64
 	rttSmooth atomic.Int64
 
+	// The peer's pings in the current second of the server clock, counted
+	// by the reader (and, on the epoll engine, by the goroutine that hands
+	// messages over: the count may be off by a ping, never unbounded).
+	pingSecond atomic.Int64
+	pings      atomic.Int32
+
 	// Guarded by mu.
 	mu      sync.Mutex
 	out     outbox
@@ -281,7 +287,24 @@ func (c *Conn) touch() { c.lastRecv.Store(int64(c.srv.wheel.since())) }
 // onPing answers a ping frame from the peer with a pong frame.
 func (c *Conn) onPing(payload []byte) {
 	c.touch()
+	if c.pingFlood() {
+		return
+	}
 	c.queue(func(o *outbox) { o.owePong(payload) })
+}
+
+// pingFlood counts a ping from the peer and, past Options.MaxPingRate in
+// one second, closes the connection and reports true.
+func (c *Conn) pingFlood() bool {
+	second := int64(c.srv.wheel.since() / time.Second)
+	if c.pingSecond.Swap(second) != second {
+		c.pings.Store(0)
+	}
+	if c.pings.Add(1) <= int32(c.srv.opts.MaxPingRate) {
+		return false
+	}
+	c.closeFor(ClosePolicyViolation, "ping flood", DisconnectPingFlood)
+	return true
 }
 
 // onPong handles a pong frame.
@@ -336,7 +359,9 @@ func (c *Conn) heartbeatMessage(data []byte) bool {
 		c.answered()
 		return true
 	case "ping":
-		c.queue(func(o *outbox) { o.pongMessage = true })
+		if !c.pingFlood() {
+			c.queue(func(o *outbox) { o.pongMessage = true })
+		}
 		return true
 	}
 	return false

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // Clients that break the rules, spoken over raw TCP after a real handshake.
@@ -185,4 +187,60 @@ func testBurstOverflowSendsCloseFrame(t *testing.T, engine Engine) {
 	if code := p.closeCode(t); code != CloseSlowConsumer {
 		t.Fatalf("peer saw %v, want %v", code, CloseSlowConsumer)
 	}
+}
+
+// A peer flooding pings is closed with 1008 once it passes MaxPingRate in
+// a second, ping frames and pulse.v1 pings alike; a peer pinging within
+// the rate is answered every time, and bystanders are not disturbed.
+func TestPingFloodClosed(t *testing.T) { onEngines(t, testPingFloodClosed) }
+
+func testPingFloodClosed(t *testing.T, engine Engine) {
+	o := &countingObserver{}
+	l := startLive(t, engine, &Options{Observer: o, MaxPingRate: 20})
+	bystander := dialPeer(t, l.url("/echo", ""), HeartbeatFrame)
+	l.nextOpen(t)
+
+	calm := dialPeer(t, l.url("/echo", ""), HeartbeatFrame)
+	l.nextOpen(t)
+	pongs := make(chan struct{}, 100)
+	calm.ws.SetPongHandler(func(string) error { pongs <- struct{}{}; return nil })
+	for range 10 {
+		calm.mu.Lock()
+		calm.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(time.Second))
+		calm.mu.Unlock()
+		<-pongs // within the rate: every ping answered
+	}
+
+	for _, flood := range []struct {
+		kind    HeartbeatKind
+		proto   string
+		message []byte // nil: ping frames
+	}{
+		{HeartbeatFrame, "", nil},
+		{HeartbeatApp, Subprotocol, appPing},
+	} {
+		var subprotocols []string
+		if flood.proto != "" {
+			subprotocols = []string{flood.proto}
+		}
+		p := dialPeer(t, l.url("/echo", ""), flood.kind, subprotocols...)
+		l.nextOpen(t)
+		for range 200 {
+			p.mu.Lock()
+			if flood.message == nil {
+				p.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(time.Second))
+			} else {
+				p.ws.WriteMessage(websocket.TextMessage, flood.message)
+			}
+			p.mu.Unlock()
+		}
+		if e := l.nextClose(t); e.err.Code != ClosePolicyViolation {
+			t.Fatalf("%v flood: closed with %v, want %v", flood.kind, e.err, ClosePolicyViolation)
+		}
+	}
+	if got := o.closes(DisconnectPingFlood); got != 2 {
+		t.Fatalf("Closed(ping_flood) called %d times, want 2", got)
+	}
+	assertEchoes(t, bystander)
+	assertEchoes(t, calm)
 }

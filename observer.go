@@ -56,6 +56,9 @@ const (
 	DisconnectProtocolError DisconnectReason = "protocol_error"
 	// DisconnectInvalidPayload: a text message was not valid UTF-8 (1007).
 	DisconnectInvalidPayload DisconnectReason = "invalid_payload"
+	// DisconnectPingFlood: the peer sent more pings in a second than
+	// Options.MaxPingRate (1008).
+	DisconnectPingFlood DisconnectReason = "ping_flood"
 )
 
 // DisconnectReasons returns every DisconnectReason, so that an Observer can
@@ -65,7 +68,7 @@ func DisconnectReasons() []DisconnectReason {
 		DisconnectHeartbeatTimeout, DisconnectSlowConsumer, DisconnectWriteTimeout,
 		DisconnectWriteError, DisconnectReadError, DisconnectPeerClose,
 		DisconnectServerClose, DisconnectShutdown, DisconnectMessageTooBig,
-		DisconnectInvalidPayload, DisconnectProtocolError,
+		DisconnectInvalidPayload, DisconnectProtocolError, DisconnectPingFlood,
 	}
 }
 

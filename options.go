@@ -28,6 +28,7 @@ const (
 	DefaultQueueSize      = 256
 	DefaultMaxMessageSize = 64 << 10
 	DefaultDrainWindow    = 5 * time.Second
+	DefaultMaxPingRate    = 50
 	closeGrace            = time.Second // how long a close waits for the peer's reply
 )
 
@@ -149,6 +150,11 @@ type Options struct {
 	// MaxMessageSize is the largest inbound message in bytes; a larger one
 	// closes the connection with CloseMessageTooBig. Zero means 64 KiB.
 	MaxMessageSize int64
+	// MaxPingRate is how many pings (ping frames, or pulse.v1 or text
+	// "ping" messages) a peer may send in one second; one more closes the
+	// connection with ClosePolicyViolation, since answering a flood costs
+	// the other connections CPU. Zero means 50.
+	MaxPingRate int
 	// DrainWindow is the time over which Run, when its context ends,
 	// spreads the CloseServiceRestart of every connection. Zero means 5s.
 	DrainWindow time.Duration
@@ -181,6 +187,7 @@ func (o *Options) resolved() (Options, error) {
 	setDefault(&r.QueueSize, DefaultQueueSize)
 	setDefault(&r.MaxMessageSize, DefaultMaxMessageSize)
 	setDefault(&r.DrainWindow, DefaultDrainWindow)
+	setDefault(&r.MaxPingRate, DefaultMaxPingRate)
 	setDefault(&r.Engine, EngineStd)
 	if r.Logger == nil {
 		r.Logger = slog.Default()
@@ -191,7 +198,7 @@ func (o *Options) resolved() (Options, error) {
 	if r.Interval < time.Millisecond || r.Timeout < time.Millisecond {
 		return r, fmt.Errorf("pulse: Interval %v and Timeout %v must be at least 1ms", r.Interval, r.Timeout)
 	}
-	if r.WriteTimeout < 0 || r.QueueSize < 0 || r.MaxMessageSize < 0 || r.DrainWindow < 0 {
+	if r.WriteTimeout < 0 || r.QueueSize < 0 || r.MaxMessageSize < 0 || r.DrainWindow < 0 || r.MaxPingRate < 0 {
 		return r, fmt.Errorf("pulse: negative WriteTimeout %v, QueueSize %d, MaxMessageSize %d or DrainWindow %v",
 			r.WriteTimeout, r.QueueSize, r.MaxMessageSize, r.DrainWindow)
 	}

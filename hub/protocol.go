@@ -44,21 +44,17 @@ func decodeRequest(data []byte) (wire.Msg, *protocolError) {
 
 // check verifies the fields a request's type requires.
 func check(m wire.Msg) *protocolError {
+	if c, ok := m.(wire.ChannelRequest); ok {
+		if err := checkChannel(c.ChannelName()); err != nil {
+			return err
+		}
+	}
 	switch m := m.(type) {
-	case wire.Subscribe:
-		return checkChannel(m.Channel)
-	case wire.Unsubscribe:
-		return checkChannel(m.Channel)
-	case wire.PresenceQuery:
-		return checkChannel(m.Channel)
 	case wire.Refresh:
 		if m.Token == "" {
 			return badRequest("refresh needs a token")
 		}
 	case wire.Publish:
-		if err := checkChannel(m.Channel); err != nil {
-			return err
-		}
 		return checkPublish(m.Data, m.Key)
 	}
 	return nil
@@ -75,21 +71,10 @@ func checkPublish(data []byte, key string) *protocolError {
 	return nil
 }
 
-// requestID is the id of a request, which its answer repeats.
+// requestID is the id of a request, which its answer repeats, or 0.
 func requestID(m wire.Msg) uint64 {
-	switch m := m.(type) {
-	case wire.Hello:
-		return m.ID
-	case wire.Refresh:
-		return m.ID
-	case wire.Subscribe:
-		return m.ID
-	case wire.Unsubscribe:
-		return m.ID
-	case wire.Publish:
-		return m.ID
-	case wire.PresenceQuery:
-		return m.ID
+	if r, ok := m.(wire.Request); ok {
+		return r.RequestID()
 	}
 	return 0
 }

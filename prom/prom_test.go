@@ -40,6 +40,7 @@ pulse_disconnects_total{reason="heartbeat_timeout"} 0
 pulse_disconnects_total{reason="invalid_payload"} 0
 pulse_disconnects_total{reason="message_too_big"} 0
 pulse_disconnects_total{reason="peer_close"} 0
+pulse_disconnects_total{reason="ping_flood"} 0
 pulse_disconnects_total{reason="protocol_error"} 0
 pulse_disconnects_total{reason="read_error"} 0
 pulse_disconnects_total{reason="server_close"} 0

@@ -48,37 +48,26 @@ func BenchmarkFanout(b *testing.B) {
 		b.Logf("load average: %s", strings.TrimSpace(string(load)))
 	}
 	for _, sc := range fanoutScenarios {
-		b.Run(sc.name, func(b *testing.B) {
+		b.Run(sc.Name, func(b *testing.B) {
 			for _, side := range fanoutSides {
 				b.Run(side.name, func(b *testing.B) {
 					n := side.start(b)
-					f := startFanoutFleet(b, n.url, sc.subscribers)
-					reportFanout(b, measureFanout(b, f, n, sc))
+					f := baseline.StartFanoutFleet(b, baseline.FleetPulse, n.url, sc.Subscribers)
+					reportFanout(b, measureFanout(f, n, sc))
 				})
 			}
 		})
 	}
 }
 
-// fanoutScenario is publishes made gap apart to one room of subscribers.
-type fanoutScenario struct {
-	name        string
-	subscribers int
-	publishes   int
-	gap         time.Duration
-}
-
-var fanoutScenarios = []fanoutScenario{
+var fanoutScenarios = []baseline.FanoutScenario{
 	// The goal: a room of 100 at 500 publishes/s, 50k deliveries/s,
 	// for 5s.
-	{"room=100,gap=2ms", 100, 2500, 2 * time.Millisecond},
+	{Name: "room=100,gap=2ms", Subscribers: 100, Publishes: 2500, Gap: 2 * time.Millisecond},
 	// The same room at 100 publishes/s: the latency of the path when the
 	// machine is not saturated.
-	{"room=100,gap=10ms", 100, 300, 10 * time.Millisecond},
+	{Name: "room=100,gap=10ms", Subscribers: 100, Publishes: 300, Gap: 10 * time.Millisecond},
 }
-
-// fanoutSettle is how long deliveries may still arrive after the last publish.
-const fanoutSettle = 5 * time.Second
 
 // fanoutNodes is one side under measurement.
 type fanoutNodes struct {
@@ -136,15 +125,7 @@ func serveNode(tb testing.TB, h *hub.Hub) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() { ran <- srv.Run(ctx) }()
-	tb.Cleanup(func() {
-		cancel()
-		if err := <-ran; err != nil {
-			tb.Errorf("Run: %v", err)
-		}
-	})
+	baseline.RunUntilCleanup(tb, srv.Run)
 	return baseline.Serve(tb, srv.Handler(h))
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/pulse-go/pulse/hub"
+	"github.com/pulse-go/pulse/internal/baseline"
 	"github.com/pulse-go/pulse/redisbroker/redistest"
 )
 
@@ -54,7 +55,7 @@ func BenchmarkPublish(b *testing.B) {
 
 // benchPublish makes b.N publications from publishers goroutines.
 func benchPublish(b *testing.B, br hub.Broker, trips *roundTrips, publishers int) {
-	data := fanoutPayload(1)
+	data := baseline.FanoutPayload(1)
 	var next atomic.Int64
 	publish := func(channel string) bool {
 		_, err := br.Publish(context.Background(), channel, data, hub.PublishOptions{})

@@ -165,3 +165,29 @@ func (Join) MsgType() string          { return TypeJoin }
 func (Leave) MsgType() string         { return TypeLeave }
 func (Ping) MsgType() string          { return TypePing }
 func (Pong) MsgType() string          { return TypePong }
+
+// Request is a client request that carries an ID: every request but Ping
+// and Pong. Its answer repeats RequestID.
+type Request interface {
+	Msg
+	RequestID() uint64
+}
+
+// ChannelRequest is a request about one channel: Subscribe, Unsubscribe,
+// Publish and PresenceQuery.
+type ChannelRequest interface {
+	Request
+	ChannelName() string
+}
+
+func (m Hello) RequestID() uint64         { return m.ID }
+func (m Refresh) RequestID() uint64       { return m.ID }
+func (m Subscribe) RequestID() uint64     { return m.ID }
+func (m Unsubscribe) RequestID() uint64   { return m.ID }
+func (m Publish) RequestID() uint64       { return m.ID }
+func (m PresenceQuery) RequestID() uint64 { return m.ID }
+
+func (m Subscribe) ChannelName() string     { return m.Channel }
+func (m Unsubscribe) ChannelName() string   { return m.Channel }
+func (m Publish) ChannelName() string       { return m.Channel }
+func (m PresenceQuery) ChannelName() string { return m.Channel }

@@ -6,7 +6,8 @@
 // Every message is a JSON object whose "type" names it. The types here
 // carry no Type field: Encode writes the name that the value's MsgType
 // returns, and Decode chooses the type by it. A client's request may carry
-// an "id" that the server's answer repeats.
+// an "id" that the server's answer repeats: such requests are a Request,
+// and those about one channel a ChannelRequest.
 package wire
 
 import (

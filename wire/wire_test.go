@@ -115,3 +115,30 @@ func normal(t *testing.T, m Msg) any {
 	}
 	return v
 }
+
+// TestRequestMethods: every request a client may send but Ping and Pong
+// gives its id through Request, and those that name a channel give it
+// through ChannelRequest.
+func TestRequestMethods(t *testing.T) {
+	channels := map[string]bool{TypeSubscribe: true, TypeUnsubscribe: true, TypePublish: true, TypePresence: true}
+	for typ := range requests {
+		m, err := DecodeRequest([]byte(`{"type":"` + typ + `","id":7,"channel":"c","data":1,"token":"t"}`))
+		if err != nil {
+			t.Fatalf("%s: %v", typ, err)
+		}
+		r, ok := m.(Request)
+		if typ == TypePing || typ == TypePong {
+			if ok {
+				t.Errorf("%T is a Request: it carries no id", m)
+			}
+			continue
+		}
+		if !ok || r.RequestID() != 7 {
+			t.Errorf("%T: not a Request with id 7 (ok %v)", m, ok)
+		}
+		c, ok := m.(ChannelRequest)
+		if ok != channels[typ] || ok && c.ChannelName() != "c" {
+			t.Errorf("%T: ChannelRequest %v, want %v with channel \"c\"", m, ok, channels[typ])
+		}
+	}
+}

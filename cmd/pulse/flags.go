@@ -63,6 +63,8 @@ func parseServeFlags(args []string, stdout io.Writer) (*serveConfig, error) {
 		"outbound messages a connection may hold before it is closed as a slow consumer (code 4001)")
 	fs.Int64Var(&c.opts.MaxMessageSize, "max-message-size", pulse.DefaultMaxMessageSize,
 		"largest inbound message in `bytes`; a larger one closes the connection with code 1009")
+	fs.IntVar(&c.opts.MaxPingRate, "max-ping-rate", pulse.DefaultMaxPingRate,
+		"pings a client may send in one second; one more closes the connection with code 1008")
 	fs.DurationVar(&c.opts.DrainWindow, "drain-window", pulse.DefaultDrainWindow,
 		"on SIGINT or SIGTERM, the time over which every connection is closed with code 1012")
 	fs.Var((*levelFlag)(&c.logLevel), "log-level",
@@ -99,6 +101,7 @@ func (c *serveConfig) validate() error {
 		"--write-timeout":    c.opts.WriteTimeout > 0,
 		"--queue-size":       c.opts.QueueSize > 0,
 		"--max-message-size": c.opts.MaxMessageSize > 0,
+		"--max-ping-rate":    c.opts.MaxPingRate > 0,
 		"--drain-window":     c.opts.DrainWindow > 0,
 		"--history-size":     c.history.HistorySize > 0,
 		"--history-ttl":      c.history.HistoryTTL > 0,

@@ -7,8 +7,9 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/pulse-go/pulse/internal/lograte"
 )
 
 // Requests "pulse serve" refuses before the library sees them: a browser
@@ -25,34 +26,23 @@ const (
 )
 
 // refusalLog logs refused requests, at most refusalBurst lines per
-// refusalWindow. The zero value needs log set.
+// refusalWindow (see newRefusalLog).
 type refusalLog struct {
-	log *slog.Logger // set at creation, never changes
+	// Set at creation, never change.
+	log   *slog.Logger
+	limit *lograte.Limiter // safe for concurrent use
+}
 
-	mu      sync.Mutex // guards the fields below
-	start   time.Time  // of the current window
-	logged  int        // lines in the current window
-	skipped int        // refusals not logged since the last line
+func newRefusalLog(log *slog.Logger) refusalLog {
+	return refusalLog{log: log, limit: lograte.New(refusalWindow, refusalBurst)}
 }
 
 // refused logs one refusal of r at level, if the bound allows.
-func (l *refusalLog) refused(r *http.Request, level slog.Level, status int, reason string) {
-	l.mu.Lock()
-	now := time.Now()
-	if now.Sub(l.start) >= refusalWindow {
-		l.start, l.logged = now, 0
+func (l refusalLog) refused(r *http.Request, level slog.Level, status int, reason string) {
+	if ok, skipped := l.limit.Allow(time.Now()); ok {
+		l.log.Log(r.Context(), level, "request refused", "status", status, "reason", reason,
+			"remote", r.RemoteAddr, "path", r.URL.Path, "not_logged_before", skipped)
 	}
-	if l.logged >= refusalBurst {
-		l.skipped++
-		l.mu.Unlock()
-		return
-	}
-	l.logged++
-	skipped := l.skipped
-	l.skipped = 0
-	l.mu.Unlock()
-	l.log.Log(r.Context(), level, "request refused", "status", status, "reason", reason,
-		"remote", r.RemoteAddr, "path", r.URL.Path, "not_logged_before", skipped)
 }
 
 // originGate answers a browser whose Origin check refuses with 403 and

@@ -155,7 +155,7 @@ func newDaemon(cfg *serveConfig, logger *slog.Logger) (*daemon, error) {
 	d := &daemon{log: logger, pulse: srv, hub: h, broker: broker, verifier: verifier, limiter: cfg.limits.limiter(refused),
 		apiKey: cfg.apiKey, checkOrigin: opts.CheckOrigin, drainWindow: opts.DrainWindow}
 	d.webScheme, d.wsScheme = cfg.tls.schemes()
-	d.refusals.log = logger
+	d.refusals = newRefusalLog(logger)
 	d.http = &http.Server{
 		Handler:           d.handlers.track(d.routes(reg)),
 		ReadHeaderTimeout: cfg.limits.handshakeTimeout,

@@ -32,11 +32,7 @@ var cases = []attackCase{
 	{"handshake junk", nil, handshakeJunk, 0},
 	{"1 GiB frame header", nil, hugeFrameHeader, 0},
 	{"fragment flood", nil, fragmentFlood, 0},
-	// No limit on pings yet: the server answers every one (pongs are
-	// coalesced, so nothing piles up), and a flood costs bystanders some
-	// 0.4-0.6 s of p99 on a 2-core machine. The bound says so until the
-	// connection core limits inbound heartbeats.
-	{"ping flood", nil, pingFlood, 2 * time.Second},
+	{"ping flood", nil, pingFlood, 0},
 	{"publish flood", nil, func(t *testing.T, s *server) { publishFlood(t, s, false) }, 0},
 	{"publish flood with keys", nil, func(t *testing.T, s *server) { publishFlood(t, s, true) }, 0},
 	{"never-readers on a busy channel", nil, neverReaders, 0},
@@ -228,9 +224,8 @@ func fragmentFlood(t *testing.T, s *server) {
 	}
 }
 
-// 20 connections send app pings as fast as they can for 2 s. Pongs are
-// coalesced (one queued per connection at a time), so nothing piles up;
-// the attackers are not closed.
+// 20 connections send app pings as fast as they can: each is closed with
+// 1008 once it passes the ping rate (50 a second by default), within 2 s.
 func pingFlood(t *testing.T, s *server) {
 	var sent atomic.Int64
 	err := parallel(20, 20, func(int) error {
@@ -239,27 +234,36 @@ func pingFlood(t *testing.T, s *server) {
 			return err
 		}
 		defer ws.Close()
+		closed := make(chan error, 1)
 		go func() {
 			for {
 				if _, _, err := ws.ReadMessage(); err != nil {
+					closed <- err
 					return
 				}
 			}
 		}()
 		ping := []byte(`{"type":"ping"}`)
-		for end := time.Now().Add(2 * time.Second); time.Now().Before(end); {
+		for end := time.Now().Add(2 * time.Second); time.Now().Before(end); sent.Add(1) {
 			ws.SetWriteDeadline(time.Now().Add(wait))
-			if err := ws.WriteMessage(websocket.TextMessage, ping); err != nil {
-				return fmt.Errorf("a ping flooder was cut: %v", err)
+			if ws.WriteMessage(websocket.TextMessage, ping) != nil {
+				break // closed under it
 			}
-			sent.Add(1)
 		}
-		return nil
+		select {
+		case err := <-closed:
+			if ce, ok := err.(*websocket.CloseError); !ok || ce.Code != 1008 {
+				return fmt.Errorf("a ping flooder was closed with %v, want 1008", err)
+			}
+			return nil
+		case <-time.After(wait):
+			return fmt.Errorf("a ping flooder was not closed")
+		}
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("ping flood: %d pings in 2 s from 20 connections", sent.Load())
+	t.Logf("ping flood: %d pings from 20 connections before each was closed with 1008", sent.Load())
 }
 
 // 5 connections publish 2,000 times each without reading their answers in

@@ -1,54 +1,16 @@
 // pulse.js's getToken against a real `pulse serve --jwt-secret` (see
-// pulse_js.test.mjs for how the server is run): the token goes in the
+// helpers.mjs for how the server is run): the token goes in the
 // hello, a newer one in a refresh ahead of exp, a close with 4002 brings a
 // new token, and 4100 is terminal. Every wait is on an event and bounded.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { once } from 'node:events';
-import { PulseSocket, refreshDelay } from '../../web/static/pulse.js';
+import { refreshDelay } from '../../web/static/pulse.js';
+import { WAIT_MS, within, startServer, open, next } from './helpers.mjs';
 
-const WAIT_MS = 10_000;
 const SECRET = '0123456789abcdef0123456789abcdef';
 const LEEWAY_S = 5; // the server's allowance for clock skew on exp
-
-async function within(promise, ms, what) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-async function startServer(t) {
-  const bin = process.env.PULSE_BIN;
-  assert.ok(bin, 'PULSE_BIN is not set');
-  const args = ['serve', '--addr', '127.0.0.1:0', '--ping-interval', '1s', '--pong-timeout', '1s',
-    '--drain-window', '1s', '--jwt-secret', SECRET];
-  const proc = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  const exited = once(proc, 'exit');
-  t.after(async () => {
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-    await within(exited, WAIT_MS, 'pulse to exit').catch((err) => { proc.kill('SIGKILL'); throw err; });
-  });
-  let log = '';
-  const addr = await within(new Promise((resolve, reject) => {
-    exited.then(([code]) => reject(new Error(`pulse exited (${code}) before listening:\n${log}`)));
-    proc.stderr.setEncoding('utf8');
-    proc.stderr.on('data', (chunk) => {
-      log += chunk;
-      const m = /\bmsg=listening addr=(\S+)/.exec(log);
-      if (m) resolve(m[1]);
-    });
-  }), WAIT_MS, 'the listening log line');
-  return `ws://${addr}/ws`;
-}
 
 const b64url = (s) => Buffer.from(s).toString('base64url');
 
@@ -71,19 +33,6 @@ function recordingNet() {
   return net;
 }
 
-function open(t, url, options) {
-  const ps = new PulseSocket(url, { storage: null, ...options });
-  t.after(() => ps.close());
-  return ps;
-}
-
-function next(target, type, pred = () => true) {
-  return within(new Promise((resolve) => {
-    const on = (e) => { if (pred(e)) { target.removeEventListener(type, on); resolve(e); } };
-    target.addEventListener(type, on);
-  }), WAIT_MS, `event ${type}`);
-}
-
 test('refreshDelay: a fifth of the life left, at most a minute early, null without exp', () => {
   const now = 1_000_000_000_000;
   const at = (expS) => `x.${b64url(JSON.stringify({ exp: expS }))}.y`;
@@ -95,7 +44,7 @@ test('refreshDelay: a fifth of the life left, at most a minute early, null witho
 });
 
 test('getToken: the token goes in the hello, and its patterns rule', async (t) => {
-  const url = await startServer(t);
+  const { url } = await startServer(t, ['--jwt-secret', SECRET]);
   const net = recordingNet();
   const ps = open(t, url, { WebSocket: net.WebSocket, getToken: async () => jwt('ann', 3600) });
   await next(ps, 'open');
@@ -110,7 +59,7 @@ test('getToken: the token goes in the hello, and its patterns rule', async (t) =
 });
 
 test('getToken: refreshed ahead of exp; a 4002 brings a new token', async (t) => {
-  const url = await startServer(t);
+  const { url } = await startServer(t, ['--jwt-secret', SECRET]);
   const net = recordingNet();
   let calls = 0;
   let failing = false;
@@ -147,7 +96,7 @@ test('getToken: refreshed ahead of exp; a 4002 brings a new token', async (t) =>
 });
 
 test('getToken: a forged token is closed with 4100, for good', async (t) => {
-  const url = await startServer(t);
+  const { url } = await startServer(t, ['--jwt-secret', SECRET]);
   const ps = open(t, url, { getToken: () => jwt('mallory', 3600, 'x'.repeat(32)) });
   const closed = await next(ps, 'close');
   assert.equal(closed.detail.code, 4100);

@@ -12,54 +12,13 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { once } from 'node:events';
 import {
   PulseSocket, PulseError, CLOSE_CODES, retryable, retryWindow, backoff,
 } from '../../web/static/pulse.js';
+import { WAIT_MS, within, startServer, open as openSocket, next } from './helpers.mjs';
 
-const WAIT_MS = 10_000; // bound on every wait
 const BOUND_MS = 2000; // --ping-interval 1s + --pong-timeout 1s
-
-/** Resolves with promise, or rejects after ms naming what. */
-async function within(promise, ms, what) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Starts `$PULSE_BIN serve` on a free port; stopped (and checked) after the test. */
-async function startServer(t, flags = []) {
-  const bin = process.env.PULSE_BIN;
-  assert.ok(bin, 'PULSE_BIN is not set: go build -o pulse ./cmd/pulse and set PULSE_BIN=./pulse');
-  assert.equal(typeof WebSocket, 'function', 'no global WebSocket: run node with --experimental-websocket');
-  const args = ['serve', '--addr', '127.0.0.1:0', '--ping-interval', '1s', '--pong-timeout', '1s',
-    '--drain-window', '1s', ...flags];
-  const proc = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  const exited = once(proc, 'exit');
-  t.after(async () => {
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-    await within(exited, WAIT_MS, 'pulse to exit').catch((err) => { proc.kill('SIGKILL'); throw err; });
-  });
-  let log = '';
-  const addr = await within(new Promise((resolve, reject) => {
-    exited.then(([code]) => reject(new Error(`pulse exited (${code}) before listening:\n${log}`)));
-    proc.stderr.setEncoding('utf8');
-    proc.stderr.on('data', (chunk) => {
-      log += chunk;
-      const m = /\bmsg=listening addr=(\S+)/.exec(log);
-      if (m) resolve(m[1]);
-    });
-  }), WAIT_MS, 'the listening log line');
-  return { url: `ws://${addr}/ws`, proc, exited };
-}
 
 /** A Storage in memory, like sessionStorage. */
 class MemoryStorage {
@@ -91,19 +50,9 @@ function mutableNet() {
   return net;
 }
 
-/** Opens a PulseSocket, closed after the test. */
+/** Opens a PulseSocket on a MemoryStorage, closed after the test. */
 function open(t, url, options = {}) {
-  const ps = new PulseSocket(url, { storage: new MemoryStorage(), ...options });
-  t.after(() => ps.close());
-  return ps;
-}
-
-/** Resolves with the first event of type on target for which pred holds. */
-function next(target, type, pred = () => true) {
-  return within(new Promise((resolve) => {
-    const on = (e) => { if (pred(e)) { target.removeEventListener(type, on); resolve(e); } };
-    target.addEventListener(type, on);
-  }), WAIT_MS, `event ${type}`);
+  return openSocket(t, url, { storage: new MemoryStorage(), ...options });
 }
 
 /** Collects the message events of ps, by channel. */
@@ -380,12 +329,27 @@ function fakePage(t) {
   return page;
 }
 
-test('no dial while the browser is offline; online dials at once', async (t) => {
+/** A fake page, a server, and a socket on a mutableNet, open. */
+async function openOnPage(t, options = {}) {
   const page = fakePage(t);
   const { url } = await startServer(t);
   const net = mutableNet();
-  const ps = open(t, url, { WebSocket: net.WebSocket, backoffBase: 50 });
+  const ps = open(t, url, { WebSocket: net.WebSocket, ...options });
   await next(ps, 'open');
+  return { page, net, ps };
+}
+
+/** Brings the page back online: the online event dials at once, and the session resumes. */
+async function comeOnline(page, net, ps) {
+  page.navigator.onLine = true;
+  const opened = next(ps, 'open');
+  page.window.dispatchEvent(new Event('online'));
+  assert.equal(net.sockets.length, 2, 'the online event did not dial at once');
+  assert.equal((await opened).detail.resumed, true);
+}
+
+test('no dial while the browser is offline; online dials at once', async (t) => {
+  const { page, net, ps } = await openOnPage(t, { backoffBase: 50 });
   page.navigator.onLine = false;
   net.muted = true;
   await next(ps, 'statechange', (e) => e.detail.offline === true);
@@ -393,19 +357,11 @@ test('no dial while the browser is offline; online dials at once', async (t) => 
   assert.equal(net.sockets.length, 1, 'dialled while offline');
 
   net.muted = false;
-  page.navigator.onLine = true;
-  const opened = next(ps, 'open');
-  page.window.dispatchEvent(new Event('online'));
-  assert.equal(net.sockets.length, 2, 'the online event did not dial at once');
-  assert.equal((await opened).detail.resumed, true);
+  await comeOnline(page, net, ps);
 });
 
 test('pageshow and visibilitychange probe the connection: no pong within timeout is death', async (t) => {
-  const page = fakePage(t);
-  const { url } = await startServer(t);
-  const net = mutableNet();
-  const ps = open(t, url, { WebSocket: net.WebSocket, backoffBase: 50 });
-  await next(ps, 'open');
+  const { page, net, ps } = await openOnPage(t, { backoffBase: 50 });
   await next(ps, 'rtt');
 
   page.document.dispatchEvent(new Event('visibilitychange')); // alive: the probe is answered
@@ -430,29 +386,17 @@ function states(ps) {
 }
 
 test('the offline event leaves open at once; online dials at once', async (t) => {
-  const page = fakePage(t);
-  const { url } = await startServer(t);
-  const net = mutableNet();
-  const ps = open(t, url, { WebSocket: net.WebSocket, backoffBase: 50 });
-  await next(ps, 'open');
+  const { page, net, ps } = await openOnPage(t, { backoffBase: 50 });
   page.navigator.onLine = false;
   page.window.dispatchEvent(new Event('offline'));
   assert.equal(ps.state, 'offline', 'still open after the offline event');
   assert.ok(net.sockets[0].readyState >= 2, 'the socket of the lost network stays open'); // CLOSING
 
-  page.navigator.onLine = true;
-  const opened = next(ps, 'open');
-  page.window.dispatchEvent(new Event('online'));
-  assert.equal(net.sockets.length, 2, 'the online event did not dial at once');
-  assert.equal((await opened).detail.resumed, true);
+  await comeOnline(page, net, ps);
 });
 
 test('waking while offline says offline at once, with no countdown first', async (t) => {
-  const page = fakePage(t);
-  const { url } = await startServer(t);
-  const net = mutableNet();
-  const ps = open(t, url, { WebSocket: net.WebSocket });
-  await next(ps, 'open');
+  const { page, net, ps } = await openOnPage(t);
   // The laptop slept; the network went while no event could run.
   net.muted = true;
   page.navigator.onLine = false;

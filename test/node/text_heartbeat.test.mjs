@@ -16,98 +16,14 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
-import { once } from 'node:events';
+import { WAIT_MS, within, startServer } from './helpers.mjs';
 
 const INTERVAL_MS = 1000; // --ping-interval 1s
 const TIMEOUT_MS = 1000; // --pong-timeout 1s
 const BOUND_MS = INTERVAL_MS + TIMEOUT_MS; // silence longer than this is death
 const MARGIN_MS = 1500; // generous: one wheel tick is 100 ms
-const WAIT_MS = 10_000; // bound on every wait for an event
 
 const CLOSE_HEARTBEAT_TIMEOUT = 4000;
-
-/** The pulse binary named by PULSE_BIN; throws a clear error without it. */
-function pulseBin() {
-  const bin = process.env.PULSE_BIN;
-  if (!bin) {
-    throw new Error('PULSE_BIN is not set: build the binary (go build -o pulse ./cmd/pulse) ' +
-      'and run PULSE_BIN=./pulse node --experimental-websocket --test test/node/');
-  }
-  try {
-    accessSync(bin, constants.X_OK);
-  } catch (err) {
-    throw new Error(`PULSE_BIN=${bin} is not an executable file: ${err.message}`);
-  }
-  if (typeof WebSocket !== 'function') {
-    throw new Error('no global WebSocket: run node with --experimental-websocket');
-  }
-  return bin;
-}
-
-/**
- * Resolves with what promise resolves with, or rejects after ms.
- * @template T
- * @param {Promise<T>} promise
- * @param {number} ms
- * @param {string} what  what was waited for, for the error
- * @returns {Promise<T>}
- */
-async function within(promise, ms, what) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/**
- * Starts `pulse serve` on a free loopback port and resolves once it has
- * logged `msg=listening addr=...`. The test's after hook stops it with
- * SIGTERM and checks that it exits 0.
- * @param {import('node:test').TestContext} t
- * @param {string[]} flags  flags after the common ones
- * @returns {Promise<{addr: string, log: () => string}>}
- */
-async function startServer(t, flags) {
-  const args = ['serve', '--addr', '127.0.0.1:0', '--ping-interval', '1s', '--pong-timeout', '1s', ...flags];
-  const proc = spawn(pulseBin(), args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  const exited = once(proc, 'exit');
-  t.after(() => stopServer(proc, exited));
-
-  let log = '';
-  let found;
-  const listening = new Promise((resolve, reject) => {
-    found = resolve;
-    proc.on('error', reject);
-    exited.then(([code, signal]) => reject(new Error(`pulse exited (${code ?? signal}) before listening:\n${log}`)));
-  });
-  proc.stderr.setEncoding('utf8');
-  proc.stderr.on('data', (chunk) => { // read to the end, so the server never blocks on a full pipe
-    log += chunk;
-    const m = /\bmsg=listening addr=(\S+)/.exec(log);
-    if (m) found(m[1]);
-  });
-  const addr = await within(listening, WAIT_MS, 'the msg=listening log line');
-  return { addr, log: () => log };
-}
-
-/** Sends SIGTERM and waits for a clean exit; kills the process past the bound. */
-async function stopServer(proc, exited) {
-  if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-  try {
-    const [code, signal] = await within(exited, WAIT_MS, 'pulse to exit after SIGTERM');
-    assert.equal(code, 0, `pulse exited with ${code ?? signal} after SIGTERM, want 0`);
-  } catch (err) {
-    proc.kill('SIGKILL');
-    throw err;
-  }
-}
 
 /**
  * Opens a WebSocket and records what happens to it.

@@ -291,7 +291,7 @@ export class PulseSocket extends EventTarget {
   #keySeq = 0;
   #attempt = 0;
   /** @type {WebSocket|null} */ #ws = null;
-  #timers = { dial: 0, check: 0, save: 0, refresh: 0 };
+  #timers = { dial: 0, check: 0, save: 0, refresh: 0, pace: 0 };
   #paced = 0; // when the last publish refused as rate_limited is due again (the clock of now)
   #lastRecv = 0;
   #openedAt = 0;
@@ -831,6 +831,7 @@ export class PulseSocket extends EventTarget {
     clearTimeout(this.#timers.check);
     clearInterval(this.#timers.check);
     clearTimeout(this.#timers.refresh);
+    clearTimeout(this.#timers.pace);
     if (ws) {
       ws.onmessage = ws.onclose = ws.onerror = null;
       const sendable = code === 1000 || (code >= 3000 && code < 5000);
@@ -1005,7 +1006,7 @@ export class PulseSocket extends EventTarget {
       this.#paced = Math.max(this.#paced, now) + Math.max(1, Number(m.retry_after_ms) || 1000);
       p.sent = false;
       p.notBefore = this.#paced;
-      setTimeout(() => { if (this.#session) this.#flush(); }, this.#paced - now);
+      this.#flush(); // arms the timer for the first one due
       return;
     }
     this.#pending = this.#pending.filter((q) => q !== p);
@@ -1013,14 +1014,22 @@ export class PulseSocket extends EventTarget {
     else p.resolve({ pos: m.pos, duplicate: !!m.duplicate });
   }
 
-  /** Drops expired publishes and writes the others, oldest first, up to one told to wait. */
+  /**
+   * Drops expired publishes and writes the others, oldest first, up to one
+   * told to wait; for that one, a timer calls flush again when it is due
+   * (again if the timer fired early on this clock).
+   */
   #flush() {
     this.#expire();
-    const now = this.#now() + 1; // a timer may fire a fraction of a ms early on this clock
+    const now = this.#now();
+    clearTimeout(this.#timers.pace);
     for (const p of this.#pending) {
       if (p.sent) continue;
-      if (p.notBefore > now) break;
-      this.#writePublish(p);
+      if (p.notBefore > now) {
+        this.#timers.pace = setTimeout(() => { if (this.#session) this.#flush(); }, p.notBefore - now);
+        return;
+      }
+      if (!this.#writePublish(p)) return;
     }
   }
 
