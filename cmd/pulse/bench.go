@@ -54,6 +54,9 @@ type benchConfig struct {
 	restartCmd  string
 	chaos       bool
 	baseline    bool
+	// pacedProbes: latency probes pace themselves as pulse.v1 ones must,
+	// in raw mode too (the baseline of a pulse.v1 run). Not a flag.
+	pacedProbes bool
 }
 
 // Defaults of "pulse bench".
@@ -65,6 +68,9 @@ const (
 	// benchFileReserve is the files a process keeps for itself beside its
 	// connections: the binary, pipes, the metrics scrape.
 	benchFileReserve = 256
+	// maxAppPings is the most app pings a second one connection sends,
+	// under a pulse server's default limit of 50 (--max-ping-rate).
+	maxAppPings = 40
 )
 
 // parseBenchFlags parses "pulse bench SCENARIO [flags] URL"; the scenario
@@ -140,6 +146,10 @@ func (c *benchConfig) validate() error {
 		return errors.New("bench: --duration and --rate must be positive")
 	case c.baseline && !slices.Contains(baselineScenarios, c.scenario):
 		return fmt.Errorf("bench: the baseline speaks no pulse.v1: --baseline works with %s", strings.Join(baselineScenarios, ", "))
+	case c.scenario == "latency" && !c.raw && c.rate/float64(c.n) > maxAppPings:
+		return fmt.Errorf("bench: --rate %g over --n %d is %g a second on each connection; a pulse server closes one that pings "+
+			"more than 50 times a second (pulse serve --max-ping-rate): keep it under %d with more --n or a lower --rate",
+			c.rate, c.n, c.rate/float64(c.n), maxAppPings)
 	case c.restartCmd != "" && c.chaos:
 		return errors.New("bench: --restart-cmd and --chaos are two ways to break a storm; give one")
 	}

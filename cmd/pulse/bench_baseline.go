@@ -41,6 +41,7 @@ func runBaseline(ctx context.Context, b *bench) (*benchResult, error) {
 		return nil, err
 	}
 	cfg := *b.cfg
+	cfg.pacedProbes = !b.cfg.raw // the same probes as pulse's run
 	cfg.url, cfg.raw, cfg.pid, cfg.metricsURL, cfg.baseline = "ws://"+addr+"/", true, c.cmd.Process.Pid, "", false
 	bb := &bench{cfg: &cfg, progress: b.progress, stderr: b.stderr, noMetrics: true}
 	ctx, cancel := context.WithTimeout(ctx, cfg.duration+benchCloseGrace)

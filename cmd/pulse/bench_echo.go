@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -70,9 +71,9 @@ func runUpgrades(ctx context.Context, b *bench) (*benchResult, error) {
 }
 
 // runLatency is "pulse bench latency": --n background connections send
-// --rate messages per second in all, while one probe measures the round
-// trip of one message at a time: for pulse.v1 an app ping answered by a
-// pong, in raw mode a message an echo endpoint sends back.
+// --rate messages per second in all, while probes measure the round trip
+// of one message at a time: for pulse.v1 an app ping answered by a pong,
+// in raw mode a message an echo endpoint sends back.
 func runLatency(ctx context.Context, b *bench) (*benchResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.duration)
 	defer cancel()
@@ -81,25 +82,36 @@ func runLatency(ctx context.Context, b *bench) (*benchResult, error) {
 		return nil, err
 	}
 	d := &benchDialer{url: b.cfg.url, raw: b.cfg.raw}
-	probe, err := d.dial(ctx, 10*time.Second)
-	if err != nil {
-		return nil, err
+	probes, gap := latencyProbes(b.cfg.raw && !b.cfg.pacedProbes)
+	var pcs []*benchConn
+	closeProbes := func() {
+		for _, c := range pcs {
+			c.close()
+		}
+	}
+	for range probes {
+		c, err := d.dial(ctx, 10*time.Second)
+		if err != nil {
+			closeProbes()
+			return nil, err
+		}
+		pcs = append(pcs, c)
 	}
 	bg := newGroup()
 	if err := bg.dialAll(ctx, d, b.cfg.n, b.cfg.concurrency, nil); err != nil {
-		probe.close()
+		closeProbes()
 		return nil, err
 	}
 	lat := newWindow()
 	var sent atomic.Int64
 	var r rate
 	w := b.watch("round trips", func() sample {
-		return sample{Open: bg.cnt.open.Load() + 1, Rate: r.per(lat.all.count()), P99: lat.p99(), Errs: bg.cnt.dropped.Load()}
+		return sample{Open: bg.cnt.open.Load() + int64(probes), Rate: r.per(lat.all.count()), P99: lat.p99(), Errs: bg.cnt.dropped.Load()}
 	})
 	var loads sync.WaitGroup
 	loadStart := time.Now()
 	loads.Go(func() { b.backgroundLoad(ctx, bg, &sent) })
-	err = b.probeLoop(ctx, probe, lat)
+	err = b.probeAll(ctx, pcs, gap, lat)
 	cancel()
 	loads.Wait()
 	loadTime := time.Since(loadStart)
@@ -112,10 +124,35 @@ func runLatency(ctx context.Context, b *bench) (*benchResult, error) {
 	res := &benchResult{Timeline: timeline, Server: serverFigures(before, after),
 		Latency: map[string]*latencyStats{"round trip": lat.all.stats()}}
 	res.add("round trips", float64(lat.all.count()), "")
+	res.add("probe connections", float64(probes), "")
 	res.add("background connections", float64(bg.cnt.opened.Load()), "")
 	res.add("background messages sent", float64(sent.Load()), "")
 	res.add("background messages/s", float64(sent.Load())/loadTime.Seconds(), "/s")
 	return res, nil
+}
+
+// latencyProbes is how many probe connections measure, and the least time
+// between two sends on one. A pulse server closes a connection that pings
+// more than 50 times a second (pulse serve --max-ping-rate), so pulse.v1
+// probes ping maxAppPings times a second each, four of them; an echo endpoint takes
+// messages back to back, unless it is the baseline of a pulse.v1 run,
+// which probes the same way.
+func latencyProbes(backToBack bool) (int, time.Duration) {
+	if backToBack {
+		return 1, 0
+	}
+	return 4, time.Second / maxAppPings
+}
+
+// probeAll runs a probe loop on each of conns, which close them.
+func (b *bench) probeAll(ctx context.Context, conns []*benchConn, gap time.Duration, lat *window) error {
+	errs := make([]error, len(conns))
+	var wg sync.WaitGroup
+	for i, c := range conns {
+		wg.Go(func() { errs[i] = b.probeLoop(ctx, c, gap, lat) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // probeMessage is what the probe sends: an app ping for pulse.v1, a
@@ -127,9 +164,9 @@ func probeMessage(raw bool, i int) []byte {
 	return []byte("probe " + strconv.Itoa(i))
 }
 
-// probeLoop sends one message at a time on c and waits for its answer,
-// until ctx ends.
-func (b *bench) probeLoop(ctx context.Context, c *benchConn, lat *window) error {
+// probeLoop sends one message at a time on c, gap apart at least, and
+// waits for its answer, until ctx ends; then it closes c.
+func (b *bench) probeLoop(ctx context.Context, c *benchConn, gap time.Duration, lat *window) error {
 	answers := make(chan []byte, 1)
 	var readers sync.WaitGroup
 	cnt := &counters{}
@@ -144,6 +181,9 @@ func (b *bench) probeLoop(ctx context.Context, c *benchConn, lat *window) error 
 	})
 	defer func() { c.close(); readers.Wait() }()
 	for i := 0; ctx.Err() == nil; i++ {
+		if i > 0 && gap > 0 {
+			sleepCtx(ctx, gap) // under the server's ping limit
+		}
 		msg, t := probeMessage(b.cfg.raw, i), time.Now()
 		if err := c.write(msg); err != nil {
 			return fmt.Errorf("probe: %w", err)
