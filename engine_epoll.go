@@ -182,7 +182,7 @@ func (s *Server) serveEpoll(conn net.Conn, kind HeartbeatKind, subprotocol strin
 	p, err := s.poller()
 	if err == nil {
 		t.p = p
-		t.c, err = s.open(t, kind, subprotocol, session)
+		_, err = s.open(t, kind, subprotocol, session) // binds t.c
 	}
 	if err != nil {
 		payload := closePayload(newCloseError(CloseServiceRestart, withRetry("server restart", s.opts.DrainWindow)))
@@ -566,6 +566,9 @@ func (t *pollConn) abort() error {
 }
 
 func (t *pollConn) remoteAddr() string { return t.remote }
+
+// bind sets the Conn that t feeds; s.open calls it before the session opens.
+func (t *pollConn) bind(c *Conn) { t.c = c }
 
 var (
 	_ transport = (*pollConn)(nil)

@@ -110,3 +110,36 @@ func TestOpenSendsFirst(t *testing.T) {
 		}
 	})
 }
+
+// A session may close its connection in Open, before the server has
+// handed it to its engine's reader: every client sees the close, and the
+// server counts every connection closed (on epoll, the loop must know the
+// Conn before Open runs).
+func TestOpenCloses(t *testing.T) { onEngines(t, testOpenCloses) }
+
+func testOpenCloses(t *testing.T, e Engine) {
+	srv := newTestServer(t, &Options{Engine: e})
+	closed := make(chan *CloseError, 100)
+	h := Funcs{
+		Open:   func(c *Conn) { c.Close(4100, "not you") },
+		Closed: func(_ *Conn, err *CloseError) { closed <- err },
+	}
+	hs := httptest.NewServer(srv.Handler(h))
+	defer hs.Close()
+	runServer(t, srv)
+	for range 50 {
+		ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(hs.URL, "http"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = ws.ReadMessage()
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != 4100 {
+			t.Fatalf("client saw %v, want the close 4100", err)
+		}
+		ws.Close()
+		if err := <-closed; err.Code != 4100 {
+			t.Fatalf("Closed got %v, want 4100", err)
+		}
+	}
+}

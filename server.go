@@ -174,11 +174,21 @@ func (s *Server) open(t transport, kind HeartbeatKind, subprotocol string, sessi
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
 
+	if b, ok := t.(binder); ok {
+		b.bind(c) // before Open, whose sends and closes may reach t at once
+	}
 	s.opts.Observer.Opened()
 	session.Open(c) // before the first heartbeat: what Open sends comes first
 	c.start()
 	s.opts.Logger.Debug("pulse: open", "conn", c.id, "remote", t.remoteAddr(), "heartbeat", kind)
 	return c, nil
+}
+
+// binder is a transport that feeds its Conn from a goroutine of its own
+// (the epoll engine's loop), so it must know the Conn before anything is
+// written or closed on it.
+type binder interface {
+	bind(c *Conn)
 }
 
 // accepting reports whether new connections are taken: before Run and

@@ -228,15 +228,10 @@ func TestBenchIdleChildren(t *testing.T) {
 }
 
 // TestBenchUpgrades checks that the tool counts no more upgrades than the
-// server saw.
-//
-// Its server runs the std engine: under -race the epoll engine's pollConn
-// can end a connection's reads before the accepting goroutine has set its
-// Conn (engine_epoll.go, t.c written after the socket joined epoll), a
-// race that panics on a nil *Conn when a client closes at once, as this
-// scenario's do. Reported; drop the flag once it is fixed.
+// server saw. Its clients close at once, on pulse serve's default engine
+// (epoll on Linux).
 func TestBenchUpgrades(t *testing.T) {
-	s := startBenchServe(t, "--engine", "std")
+	s := startBenchServe(t)
 	for _, mode := range []struct{ flag, path string }{{"--raw=false", "/ws"}, {"--raw", "/echo"}} {
 		before := serverMetrics(t, s)
 		res := benchJSON(t, "upgrades", mode.flag, "--concurrency", "4", "--duration", "500ms", s.url("ws", mode.path))
