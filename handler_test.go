@@ -143,3 +143,27 @@ func testOpenCloses(t *testing.T, e Engine) {
 		}
 	}
 }
+
+// A heartbeat that falls due while the session's first message still
+// waits for the writer goes after it: the welcome is the first frame.
+func TestFirstMessageBeforeHeartbeat(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := newTestServer(t, &Options{Interval: time.Second, Timeout: time.Second})
+		ft := newFakeTransport(nil)
+		c, err := srv.open(ft, HeartbeatApp, "", &funcSession{f: Funcs{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.mu.Lock() // as if the writer had not run yet when the wheel's turn came
+		c.out.push(Message{Type: MessageText, Data: []byte("welcome")})
+		c.out.ping = true
+		c.mu.Unlock()
+		fs := c.nextBatch(make([]frame, 0, maxBatchFrames))
+		if len(fs) != 2 || string(fs[0].data) != "welcome" || string(fs[1].data) != string(appPing) {
+			t.Fatalf("first batch %+v, want the welcome, then the heartbeat", fs)
+		}
+		c.Close(CloseNormal, "")
+		ft.end()
+		c.readEnded(errors.New("done"))
+	})
+}

@@ -35,6 +35,7 @@ type outbox struct {
 	ping        bool     // a heartbeat is due
 	pongMessage bool     // answer the peer's text or app ping
 	closeSent   bool     // the close frame is out, or can no longer be: write nothing more
+	messageSent bool     // a message has been taken for writing: the first (a welcome) went first
 }
 
 // maxPendingPongs is how many of the peer's ping frames may wait for their
@@ -130,7 +131,9 @@ func (c *Conn) writeLoop() {
 
 // nextBatch takes what is to be written next, in the order it must go:
 // answers to the peer first, then the heartbeat, the queued messages, and
-// last the close frame, once nothing is queued before it. It returns no
+// last the close frame, once nothing is queued before it. The connection's
+// first messages, though, go before everything: what the session's Open
+// sent (a welcome) is the first frame the peer reads. It returns no
 // frames, and the writer ends, when there is nothing to write.
 func (c *Conn) nextBatch(fs []frame) []frame {
 	c.mu.Lock()
@@ -139,6 +142,11 @@ func (c *Conn) nextBatch(fs []frame) []frame {
 	if o.closeSent {
 		c.writing = false
 		return nil
+	}
+	first := !o.messageSent && o.len() > 0
+	if first {
+		fs = c.takeMessagesLocked(fs)
+		o.messageSent = true
 	}
 	for _, p := range o.pongs {
 		fs = append(fs, frame{op: opPong, data: p})
@@ -152,7 +160,9 @@ func (c *Conn) nextBatch(fs []frame) []frame {
 		o.pongMessage = false
 		fs = append(fs, c.pongMessageFrame())
 	}
-	fs = c.takeMessagesLocked(fs)
+	if !first {
+		fs = c.takeMessagesLocked(fs)
+	}
 	if c.closing != nil && o.len() == 0 && len(fs) < cap(fs) {
 		o.closeSent = true
 		fs = append(fs, frame{op: opClose, data: closePayload(c.closing.err), linger: c.closing.linger})
