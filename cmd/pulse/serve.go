@@ -161,7 +161,7 @@ func newDaemon(cfg *serveConfig, logger *slog.Logger) (*daemon, error) {
 		ReadHeaderTimeout: cfg.limits.handshakeTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
+		IdleTimeout:       cfg.limits.idleTimeout,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	return d, nil

@@ -19,6 +19,7 @@ type limitsConfig struct {
 	publishRate      float64
 	publishBurst     int
 	handshakeTimeout time.Duration
+	idleTimeout      time.Duration
 }
 
 func (c *limitsConfig) addFlags(fs *flag.FlagSet) {
@@ -34,12 +35,14 @@ func (c *limitsConfig) addFlags(fs *flag.FlagSet) {
 		"publishes one connection may make at once")
 	fs.DurationVar(&c.handshakeTimeout, "handshake-timeout", readHeaderTimeout,
 		"time a client has to send its request headers, WebSocket upgrades included")
+	fs.DurationVar(&c.idleTimeout, "idle-timeout", idleTimeout,
+		"time a keep-alive HTTP connection may wait for its next request before it is closed")
 }
 
 // validate rejects limits that would refuse everything.
 func (c *limitsConfig) validate() error {
-	if c.perAddress <= 0 || c.total <= 0 || c.upgradeRate <= 0 || c.publishRate <= 0 || c.publishBurst <= 0 || c.handshakeTimeout <= 0 {
-		return fmt.Errorf("--max-conns-per-addr, --max-conns, --upgrade-rate, --publish-rate, --publish-burst and --handshake-timeout must be positive")
+	if c.perAddress <= 0 || c.total <= 0 || c.upgradeRate <= 0 || c.publishRate <= 0 || c.publishBurst <= 0 || c.handshakeTimeout <= 0 || c.idleTimeout <= 0 {
+		return fmt.Errorf("--max-conns-per-addr, --max-conns, --upgrade-rate, --publish-rate, --publish-burst, --handshake-timeout and --idle-timeout must be positive")
 	}
 	return nil
 }

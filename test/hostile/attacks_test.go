@@ -3,6 +3,7 @@
 package hostile
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"encoding/binary"
@@ -28,6 +29,7 @@ import (
 var cases = []attackCase{
 	{"slow handshakes", []string{"--handshake-timeout", "1s"}, slowHandshakes, 0},
 	{"silent TCP connections", []string{"--handshake-timeout", "1s"}, silentTCP, 0},
+	{"idle keep-alive connections", []string{"--idle-timeout", "1s"}, idleKeepAlive, 0},
 	{"upgraded, then silent", []string{"--ping-interval", "500ms", "--pong-timeout", "500ms", "--max-conns-per-addr", "1000", "--upgrade-rate", "10000"}, silentUpgraded, 0},
 	{"handshake junk", nil, handshakeJunk, 0},
 	{"1 GiB frame header", nil, hugeFrameHeader, 0},
@@ -590,6 +592,37 @@ func silentTCP(t *testing.T, s *server) {
 		}
 		if took := time.Since(start); took < 900*time.Millisecond || took > 5*time.Second {
 			return fmt.Errorf("a silent connection closed after %v, want about 1 s", took)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// 300 keep-alive HTTP connections each make one request, then hold the
+// connection idle: each is closed once --idle-timeout (1 s) has passed.
+func idleKeepAlive(t *testing.T, s *server) {
+	err := parallel(300, 300, func(int) error {
+		conn, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(wait))
+		io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: pulse\r\n\r\n")
+		br := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return fmt.Errorf("a keep-alive request: %v", err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		answered := time.Now()
+		if _, err := br.ReadByte(); err != io.EOF {
+			return fmt.Errorf("an idle keep-alive connection read %v, want it closed", err)
+		}
+		if took := time.Since(answered); took > 5*time.Second {
+			return fmt.Errorf("an idle keep-alive connection closed after %v, want about 1 s", took)
 		}
 		return nil
 	})
