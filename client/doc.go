@@ -24,8 +24,7 @@
 // [0, min(20s, 500ms*2^attempt)]. The attempt counter resets only after a
 // connection stayed open for Options.StableAfter. A close frame with a
 // retry=<ms> window replaces the backoff by a random delay in [0, window]
-// (the window cut to MaxRetryWindow). These numbers are the client rule of
-// PROTOCOL.md, which pulse.js follows too.
+// (cut to MaxRetryWindow): the client rule of PROTOCOL.md, as in pulse.js.
 // Terminal close codes (pulse.CloseCode.Retryable is false) end Run.
 // Every connection after the first continues the first one's session (a
 // hello with its token), so presence sees the same member, Client.Member,
