@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -205,9 +206,14 @@ func TestExpiryAndRefresh(t *testing.T) {
 
 // Presence shows the user; Authorize sees the user and the claims.
 func TestPresenceAndAuthorizeSeeUser(t *testing.T) {
-	var seen []Peer
+	var (
+		mu   sync.Mutex // the worker writes, the test reads: a socket between them is no synchronisation
+		seen []Peer
+	)
 	authorize := func(p Peer, a Action, channel string) error {
-		seen = append(seen, p) // the worker of one connection only
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, p)
 		return nil
 	}
 	env := startAuthHub(t, nil, &Options{Authorize: authorize})
@@ -223,6 +229,8 @@ func TestPresenceAndAuthorizeSeeUser(t *testing.T) {
 	if !slices.ContainsFunc(p.Members, func(m wire.Member) bool { return m.User == "ann" }) {
 		t.Errorf("presence %+v, want ann", p)
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	if len(seen) == 0 || seen[0].User != "ann" || seen[0].Claims["team"] != "blue" {
 		t.Errorf("Authorize saw %+v, want user ann and her claims", seen)
 	}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -33,6 +34,9 @@ func startHub(t *testing.T, po *pulse.Options, mo *MemoryOptions, ho *Options) *
 		po = &pulse.Options{}
 	}
 	po.Logger = slog.New(slog.DiscardHandler)
+	if po.Engine == 0 {
+		po.Engine = testEngine(t)
+	}
 	po.DrainWindow = 10 * time.Millisecond
 	srv, err := pulse.NewServer(po)
 	if err != nil {
@@ -83,6 +87,18 @@ type recordedSession struct {
 func (s recordedSession) Closed(err *pulse.CloseError) {
 	s.Session.Closed(err)
 	s.closes <- err
+}
+
+// testEngine is the engine the hub's tests run on: $PULSE_TEST_ENGINE
+// (std or epoll; scripts/test.sh runs the package on each), else std.
+func testEngine(t *testing.T) pulse.Engine {
+	var e pulse.Engine
+	if name := os.Getenv("PULSE_TEST_ENGINE"); name != "" {
+		if err := e.UnmarshalText([]byte(name)); err != nil {
+			t.Fatalf("PULSE_TEST_ENGINE: %v", err)
+		}
+	}
+	return e
 }
 
 // addr is the host:port of the server.

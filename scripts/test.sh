@@ -31,6 +31,9 @@ echo "== go test -race"
 # the liveness rule do not share the two cores with an attack.
 heavy='/test/(cluster|hostile)$'
 go test -race -count=1 $(go list ./... | grep -Ev "$heavy")
+# The hub's suite over real sockets runs again on the epoll engine (the
+# root package's socket tests run on both engines by themselves).
+PULSE_TEST_ENGINE=epoll go test -race -count=1 ./hub/
 go test -race -count=1 ./test/cluster
 go test -race -count=1 ./test/hostile
 
