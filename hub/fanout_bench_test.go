@@ -5,6 +5,7 @@ package hub_test
 import (
 	"context"
 	"log/slog"
+	"runtime"
 	"testing"
 	"time"
 
@@ -17,9 +18,9 @@ import (
 )
 
 // BenchmarkFanout measures the brief's fan-out target for pulse (a
-// pulse.Server with a hub.Hub on the memory broker) and, in the same run,
-// for the baseline: one room in the gorilla chat pattern
-// (baseline.Fanout).
+// pulse.Server with a hub.Hub on the memory broker), once per engine
+// (pulse-std, and pulse-epoll on Linux), and, in the same run, for the
+// baseline: one room in the gorilla chat pattern (baseline.Fanout).
 //
 //	go test -run '^$' -bench Fanout -benchtime 1x ./hub/
 //
@@ -58,7 +59,7 @@ import (
 //	               two cores are saturated
 //
 // To repeat, run the command again rather than adding -count, which would
-// set pulse and the baseline minutes apart on a noisy machine.
+// set the sides minutes apart on a noisy machine.
 func BenchmarkFanout(b *testing.B) {
 	for _, sc := range fanoutScenarios {
 		b.Run(sc.Name, func(b *testing.B) {
@@ -101,19 +102,35 @@ type fanoutSide struct {
 	start func(tb testing.TB) (url string, publish func(data []byte))
 }
 
-var fanoutSides = []fanoutSide{
-	{"pulse", baseline.FleetPulse, startPulseFanout},
-	{"baseline", baseline.FleetPlain, startBaselineFanout},
+// fanoutSides is pulse on each engine this system has ("pulse-std",
+// "pulse-epoll" on Linux), then the baseline.
+var fanoutSides = append(pulseFanoutSides(), fanoutSide{"baseline", baseline.FleetPlain, startBaselineFanout})
+
+// pulseFanoutSides is one side per pulse engine available here: EngineEpoll
+// only on Linux, where NewServer accepts it.
+func pulseFanoutSides() []fanoutSide {
+	engines := []pulse.Engine{pulse.EngineStd}
+	if runtime.GOOS == "linux" {
+		engines = append(engines, pulse.EngineEpoll)
+	}
+	sides := make([]fanoutSide, 0, len(engines))
+	for _, e := range engines {
+		sides = append(sides, fanoutSide{"pulse-" + e.String(), baseline.FleetPulse, func(tb testing.TB) (string, func([]byte)) {
+			return startPulseFanout(tb, e)
+		}})
+	}
+	return sides
 }
 
-// startPulseFanout runs a pulse Server with a Hub on the memory broker,
-// metrics on as in production and the default liveness rule.
-func startPulseFanout(tb testing.TB) (string, func([]byte)) {
+// startPulseFanout runs a pulse Server on engine with a Hub on the memory
+// broker, metrics on as in production and the default liveness rule.
+func startPulseFanout(tb testing.TB, engine pulse.Engine) (string, func([]byte)) {
 	discard := slog.New(slog.DiscardHandler)
 	srv, err := pulse.NewServer(&pulse.Options{
 		Logger:      discard,
 		Observer:    prom.New(prometheus.NewRegistry()),
 		DrainWindow: 100 * time.Millisecond,
+		Engine:      engine,
 	})
 	if err != nil {
 		tb.Fatal(err)
