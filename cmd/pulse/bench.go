@@ -179,6 +179,9 @@ type bench struct {
 	progress  *progress
 	stderr    io.Writer
 	noMetrics bool // the target has no /metrics: the baseline
+	// members, in the baseline's run, asks its child how many subscribers
+	// its fan-out rooms hold.
+	members func() (int, error)
 }
 
 // runBench is "pulse bench SCENARIO [flags] URL".

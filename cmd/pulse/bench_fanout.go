@@ -247,6 +247,9 @@ func (f *fanout) caughtUp(ctx context.Context) {
 
 // runFanout is "pulse bench fanout".
 func runFanout(ctx context.Context, b *bench) (*benchResult, error) {
+	if b.cfg.raw {
+		return runFanoutRaw(ctx, b) // the baseline's run: validate refuses --raw
+	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.duration)
 	defer cancel()
 	before, err := b.scrape(ctx)

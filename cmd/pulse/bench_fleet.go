@@ -48,6 +48,9 @@ type holdJob struct {
 	Baseline   bool  `json:"baseline,omitempty"`
 	IntervalMS int64 `json:"interval_ms,omitempty"`
 	TimeoutMS  int64 `json:"timeout_ms,omitempty"`
+	// Rooms, with Baseline, makes it serve that many fan-out rooms
+	// instead of the chat-pattern echo (see fanoutRooms).
+	Rooms int `json:"rooms,omitempty"`
 }
 
 // holdStats is what a holder counted.

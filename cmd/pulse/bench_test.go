@@ -403,3 +403,38 @@ func TestBenchAdmission(t *testing.T) {
 		t.Errorf("stderr does not explain the refusals:\n%s", errOut.String())
 	}
 }
+
+// TestBenchFanoutBaseline runs fanout against pulse and the baseline's
+// rooms in one run: the baseline's deliveries are its publications to
+// each room times the room's subscribers, no more.
+func TestBenchFanoutBaseline(t *testing.T) {
+	useTestWorkers(t)
+	s := startBenchServe(t)
+	res := benchJSON(t, "fanout", "--subscribers", "40", "--room", "20", "--publishers", "2", "--rate", "100",
+		"--duration", "1500ms", "--baseline", s.url("ws", "/ws"))
+	base := res.Baseline
+	if base == nil || base.Mode != "raw" {
+		t.Fatalf("baseline %+v, want a raw run", base)
+	}
+	sent, delivered := fig(t, base, "publications sent"), fig(t, base, "deliveries")
+	if fig(t, base, "rooms") != 2 || fig(t, base, "subscribers") != 40 {
+		t.Errorf("baseline: %v rooms, %v subscribers; want 2 and 40", fig(t, base, "rooms"), fig(t, base, "subscribers"))
+	}
+	if sent < 50 || delivered > sent*20 || delivered < sent*20*9/10 {
+		t.Errorf("baseline: %v deliveries of %v publications in rooms of 20", delivered, sent)
+	}
+	for _, name := range []string{"lost", "duplicated", "connections dropped"} {
+		if v := fig(t, base, name); v != 0 {
+			t.Errorf("baseline %s: %v", name, v)
+		}
+	}
+	if l := base.Latency["delivery"]; l == nil || l.Count != int64(delivered) || l.P50 > l.P99 || l.P99 > l.Max {
+		t.Errorf("baseline delivery latency %+v for %v deliveries", l, delivered)
+	}
+	var table bytes.Buffer
+	printTable(&table, res)
+	if !containsAll(table.String(), []string{"baseline", "deliveries/s", "ratio"}) {
+		t.Errorf("the table shows no baseline column:\n%s", table.String())
+	}
+	settled(t, s)
+}
