@@ -55,10 +55,14 @@ func TestSlowSessionBoundsInbox(t *testing.T) {
 	received := make(chan struct{}, sent)
 	srv := newTestServer(t, &Options{Interval: time.Hour, Engine: EngineEpoll})
 	runServer(t, srv)
-	hs := httptest.NewServer(srv.Handler(Funcs{Receive: func(*Conn, Message) {
-		<-release
-		received <- struct{}{}
-	}}))
+	opened := make(chan *Conn, 1)
+	hs := httptest.NewServer(srv.Handler(Funcs{
+		Open: func(c *Conn) { opened <- c },
+		Receive: func(*Conn, Message) {
+			<-release
+			received <- struct{}{}
+		},
+	}))
 	t.Cleanup(hs.Close)
 	p := dialRaw(t, &liveServer{srv: srv, http: hs}, 0)
 	var burst []byte
@@ -66,13 +70,19 @@ func TestSlowSessionBoundsInbox(t *testing.T) {
 		burst = append(burst, text(fmt.Sprintf("%010d", i))...)
 	}
 	go p.conn.Write(burst)
-	pc := awaitConn(t, srv).t.(interface{ inboxLen() (int, bool) })
+	var pc interface{ inboxLen() (int, bool) }
+	select {
+	case c := <-opened:
+		pc = c.t.(interface{ inboxLen() (int, bool) })
+	case <-time.After(10 * time.Second):
+		t.Fatal("no connection opened within 10s")
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for n, paused := pc.inboxLen(); !paused; n, paused = pc.inboxLen() {
 		if time.Now().After(deadline) {
 			t.Fatalf("inbox holds %d and reading goes on", n)
 		}
-		time.Sleep(time.Millisecond)
+		time.Sleep(time.Millisecond) // the loop pausing a socket is no event a test can wait on
 	}
 	const bound = maxInbox + pollReadBuffer/16 // a read holds at most this many 16-byte frames
 	if n, _ := pc.inboxLen(); n > bound || n >= sent-1 {

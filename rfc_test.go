@@ -248,21 +248,3 @@ func writeChunks(p *rawPeer, b []byte, chunk int) {
 		b = b[n:]
 	}
 }
-
-// awaitConn returns the one connection of srv once it is open.
-func awaitConn(t *testing.T, srv *Server) *Conn {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		srv.mu.Lock()
-		conns := srv.connsLocked()
-		srv.mu.Unlock()
-		if len(conns) == 1 {
-			return conns[0]
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no connection opened within 10s")
-		}
-		time.Sleep(time.Millisecond)
-	}
-}

@@ -33,13 +33,10 @@ type fanout struct {
 	acks         atomic.Int64
 	refused      atomic.Int64 // publishes answered with an error
 	firstRefusal atomic.Pointer[wire.Error]
-	lat          *window
-	delivers     atomic.Int64
-	dups         atomic.Int64
-	lost         atomic.Int64 // gaps seen live
-	subsOK       atomic.Int64 // subscribers confirmed
-	subsDone     chan struct{}
-	subs         []*fanSub
+	fanCounts
+	subsOK   atomic.Int64 // subscribers confirmed
+	subsDone chan struct{}
+	subs     []*fanSub
 }
 
 // fanSub is one subscriber; its fields belong to its reader goroutine,
@@ -60,7 +57,7 @@ type publication struct {
 func newFanout(subscribers, room int) *fanout {
 	var id [4]byte
 	rand.Read(id[:])
-	f := &fanout{lat: newWindow(), subsDone: make(chan struct{}), subs: make([]*fanSub, subscribers)}
+	f := &fanout{fanCounts: fanCounts{lat: newWindow()}, subsDone: make(chan struct{}), subs: make([]*fanSub, subscribers)}
 	for k := range (subscribers + room - 1) / room {
 		f.rooms = append(f.rooms, fmt.Sprintf("bench:%s:%d", hex.EncodeToString(id[:]), k))
 	}
@@ -261,22 +258,12 @@ func runFanout(ctx context.Context, b *bench) (*benchResult, error) {
 	subs, pubs := newGroup(), newGroup()
 	defer pubs.close()
 	defer subs.close()
-	var r rate
-	w := b.watch("deliveries", func() sample {
-		return sample{Open: subs.cnt.open.Load() + pubs.cnt.open.Load(), Rate: r.per(f.delivers.Load()),
-			P99: f.lat.p99(), Errs: subs.cnt.dropped.Load() + pubs.cnt.dropped.Load() + f.lost.Load()}
-	})
+	w := f.watch(b, subs, pubs)
 	defer w.end()
 	if err := f.connect(ctx, b, d, subs, pubs); err != nil {
 		return nil, err
 	}
-	start := time.Now()
-	drain := min(max(b.cfg.duration/5, 500*time.Millisecond), 3*time.Second)
-	pubCtx, stop := context.WithTimeout(ctx, time.Until(deadlineOf(ctx))-drain)
-	sent := f.publishAll(pubCtx, b.cfg.rate, pubs)
-	stop()
-	window := time.Since(start)
-	deliveredInWindow := f.delivers.Load()
+	sent, window, deliveredInWindow := publishFor(ctx, b, f, pubs)
 	f.caughtUp(ctx)
 	after, _ := b.scrape(context.WithoutCancel(ctx))
 	res := &benchResult{Timeline: w.end(), Server: serverFigures(before, after),
@@ -297,6 +284,40 @@ func runFanout(ctx context.Context, b *bench) (*benchResult, error) {
 	res.add("connections dropped", float64(subs.cnt.dropped.Load()+pubs.cnt.dropped.Load()), "")
 	return res, nil
 }
+
+// fanCounts is what both fanout runs, pulse's and the baseline's, count.
+type fanCounts struct {
+	lat      *window
+	delivers atomic.Int64
+	dups     atomic.Int64
+	lost     atomic.Int64 // gaps seen live
+}
+
+// watch shows the run's progress: connections, deliveries/s, p99, errors.
+func (c *fanCounts) watch(b *bench, subs, pubs *group) *watcher {
+	var r rate
+	return b.watch("deliveries", func() sample {
+		return sample{Open: subs.cnt.open.Load() + pubs.cnt.open.Load(), Rate: r.per(c.delivers.Load()),
+			P99: c.lat.p99(), Errs: subs.cnt.dropped.Load() + pubs.cnt.dropped.Load() + c.lost.Load()}
+	})
+}
+
+// publishFor publishes until the run's deadline less a drain for the last
+// deliveries, and returns what was sent, how long, and what was delivered
+// meanwhile.
+func publishFor(ctx context.Context, b *bench, f interface {
+	publishAll(ctx context.Context, rate float64, pubs *group) int64
+	delivered() int64
+}, pubs *group) (sent int64, window time.Duration, delivered int64) {
+	start := time.Now()
+	drain := min(max(b.cfg.duration/5, 500*time.Millisecond), 3*time.Second)
+	pubCtx, stop := context.WithTimeout(ctx, time.Until(deadlineOf(ctx))-drain)
+	sent = f.publishAll(pubCtx, b.cfg.rate, pubs)
+	stop()
+	return sent, time.Since(start), f.delivered()
+}
+
+func (c *fanCounts) delivered() int64 { return c.delivers.Load() }
 
 func deadlineOf(ctx context.Context) time.Time {
 	d, _ := ctx.Deadline()

@@ -32,12 +32,10 @@ type rawPub struct {
 
 // rawFanout is one baseline run's shared state.
 type rawFanout struct {
-	rooms, room    int
-	sent           [][]atomic.Int64 // [publisher][room]: the last sequence number sent
-	last           [][]atomic.Int64 // [subscriber][publisher]: the last received
-	lat            *window
-	delivers, dups atomic.Int64
-	lost           atomic.Int64 // gaps seen live
+	rooms, room int
+	sent        [][]atomic.Int64 // [publisher][room]: the last sequence number sent
+	last        [][]atomic.Int64 // [subscriber][publisher]: the last received
+	fanCounts
 }
 
 // receive counts one message to subscriber i.
@@ -76,27 +74,17 @@ func runFanoutRaw(ctx context.Context, b *bench) (*benchResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.duration)
 	defer cancel()
 	n, per := b.cfg.subscribers, b.cfg.room
-	f := &rawFanout{rooms: (n + per - 1) / per, room: per, lat: newWindow(),
+	f := &rawFanout{rooms: (n + per - 1) / per, room: per, fanCounts: fanCounts{lat: newWindow()},
 		sent: grid(b.cfg.publishers, (n+per-1)/per), last: grid(n, b.cfg.publishers)}
 	subs, pubs := newGroup(), newGroup()
 	defer pubs.close()
 	defer subs.close()
-	var r rate
-	w := b.watch("deliveries", func() sample {
-		return sample{Open: subs.cnt.open.Load() + pubs.cnt.open.Load(), Rate: r.per(f.delivers.Load()),
-			P99: f.lat.p99(), Errs: subs.cnt.dropped.Load() + pubs.cnt.dropped.Load() + f.lost.Load()}
-	})
+	w := f.watch(b, subs, pubs)
 	defer w.end()
 	if err := f.connect(ctx, b, subs, pubs); err != nil {
 		return nil, err
 	}
-	start := time.Now()
-	drain := min(max(b.cfg.duration/5, 500*time.Millisecond), 3*time.Second)
-	pubCtx, stop := context.WithTimeout(ctx, time.Until(deadlineOf(ctx))-drain)
-	sent := f.publishAll(pubCtx, b.cfg.rate, pubs)
-	stop()
-	window := time.Since(start)
-	inWindow := f.delivers.Load()
+	sent, window, inWindow := publishFor(ctx, b, f, pubs)
 	poll(ctx, func() bool { return f.tailLost() == 0 })
 	res := &benchResult{Timeline: w.end(), Latency: map[string]*latencyStats{"delivery": f.lat.all.stats()}}
 	res.add("subscribers", float64(subs.cnt.opened.Load()), "")
