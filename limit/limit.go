@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -78,6 +79,8 @@ type Limiter struct {
 	counts map[string]int // open connections by source address, absent when none
 	total  int
 	demand refusalWindow // upgrades refused for the rate, lately
+
+	admitted atomic.Int64 // upgrades admitted since New; written under mu
 }
 
 // refusalWindow counts refusals in the current second and the one before.
@@ -163,8 +166,15 @@ func (l *Limiter) admit(addr string) *pulse.HTTPError {
 	}
 	l.total++
 	l.counts[addr]++
+	l.admitted.Add(1)
 	return nil
 }
+
+// Admitted returns how many upgrade requests the limiter has admitted
+// (passed every limit) since New. pulse serve exports it as the counter
+// pulse_upgrades_admitted_total, so that a load test can check the rate of
+// upgrades the server let through against UpgradeRate.
+func (l *Limiter) Admitted() int64 { return l.admitted.Load() }
 
 // retryAfterLocked draws the Retry-After of an upgrade refused for the
 // rate (see Options.RetryWindow).

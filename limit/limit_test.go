@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -175,4 +176,32 @@ func TestRetryAfterFollowsDemand(t *testing.T) {
 	if refused == 0 {
 		t.Fatal("nothing refused past the burst")
 	}
+}
+
+// Admission never lets through more than the rate and its burst in any
+// second, and Admitted counts exactly what it let through. Virtual time:
+// requests arrive every millisecond, five times the rate, for 3 s.
+func TestAdmittedWithinRate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const rate, burst = 200, 20
+		l := New(&Options{UpgradeRate: rate, PerAddress: 1 << 20, Total: 1 << 20})
+		var at []time.Time // admissions
+		for range 3000 {
+			if l.admit("127.0.0.1") == nil {
+				at = append(at, time.Now())
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if got := l.Admitted(); got != int64(len(at)) || got < 2*rate {
+			t.Fatalf("Admitted() = %d; %d requests were admitted, at %d a second over 3 s", got, len(at), rate)
+		}
+		for i, j := 0, 0; i < len(at); i++ {
+			for at[i].Sub(at[j]) >= time.Second {
+				j++
+			}
+			if n := i - j + 1; n > rate+burst {
+				t.Fatalf("%d upgrades admitted within one second ending at %v; the rate is %d with a burst of %d", n, at[i], rate, burst)
+			}
+		}
+	})
 }

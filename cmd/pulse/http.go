@@ -23,6 +23,7 @@ import (
 // /ws and /echo share one pulse.Server, so one liveness rule, one drain and
 // one set of metrics cover both.
 func (d *daemon) routes(reg *prometheus.Registry) http.Handler {
+	registerAdmitted(reg, d.limiter)
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", d.originGate(d.checkOrigin, d.pulse.Handler(d.limiter.Handler(d.hub))))
 	mux.Handle("GET /echo", d.originGate(d.checkOrigin, d.pulse.Handler(d.limiter.Handler(echo))))

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/pulse-go/pulse/hub"
 	"github.com/pulse-go/pulse/limit"
 )
@@ -50,4 +52,15 @@ func (c *limitsConfig) validate() error {
 // limiter builds the connection limits of /ws and /echo.
 func (c *limitsConfig) limiter(refused func(string)) *limit.Limiter {
 	return limit.New(&limit.Options{PerAddress: c.perAddress, Total: c.total, UpgradeRate: c.upgradeRate, Refused: refused})
+}
+
+// registerAdmitted exports the upgrades l admitted as the counter
+// pulse_upgrades_admitted_total: beside pulse_refusals_total{reason=
+// "upgrade_rate"}, what admission control let through, which pulse bench
+// storm samples every second against --upgrade-rate.
+func registerAdmitted(reg prometheus.Registerer, l *limit.Limiter) {
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "pulse_upgrades_admitted_total",
+		Help: "WebSocket upgrade requests admitted by the connection limits and the upgrade rate (--upgrade-rate).",
+	}, func() float64 { return float64(l.Admitted()) }))
 }
