@@ -51,6 +51,9 @@ type holdJob struct {
 	// Rooms, with Baseline, makes it serve that many fan-out rooms
 	// instead of the chat-pattern echo (see fanoutRooms).
 	Rooms int `json:"rooms,omitempty"`
+	// Storm makes it run a share of a storm's clients instead (see
+	// stormWorker).
+	Storm *stormJob `json:"storm,omitempty"`
 }
 
 // holdStats is what a holder counted.
@@ -100,6 +103,9 @@ func benchWorker(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 	var job holdJob
 	if err := json.Unmarshal([]byte(line), &job); err != nil {
 		return fmt.Errorf("bench worker: job: %w", err)
+	}
+	if job.Storm != nil {
+		return stormWorker(ctx, job, in, stdout)
 	}
 	if job.Baseline {
 		return serveBaseline(job, func(answer func(string, string) (string, bool), stop func() string) error {
@@ -155,6 +161,7 @@ func startChild(ctx context.Context, job holdJob) (*child, error) {
 		return nil, fmt.Errorf("start a child: %w", err)
 	}
 	c.lines = bufio.NewScanner(out)
+	c.lines.Buffer(make([]byte, 64<<10), maxChildLine)
 	data, _ := json.Marshal(job)
 	fmt.Fprintf(c.in, "%s\n", data)
 	return c, nil
@@ -190,14 +197,25 @@ func (c *child) stats() (holdStats, error) {
 // stop closes the child's input and returns its final stats once it ended.
 func (c *child) stop() (holdStats, error) {
 	var s holdStats
-	c.in.Close()
-	line, err := c.next("done")
+	line, err := c.stopLine()
 	if err == nil {
 		err = json.Unmarshal([]byte(line), &s)
 	}
+	return s, err
+}
+
+// maxChildLine bounds a line of a child: a storm's share of 10,000
+// clients, their figures in JSON, takes some 2 MiB.
+const maxChildLine = 64 << 20
+
+// stopLine closes the child's input and returns its done line once it
+// ended.
+func (c *child) stopLine() (string, error) {
+	c.in.Close()
+	line, err := c.next("done")
 	for c.lines.Scan() {
 	}
-	return s, errors.Join(err, c.cmd.Wait())
+	return line, errors.Join(err, c.cmd.Wait())
 }
 
 // limitedWriter keeps the first n bytes written to it.

@@ -69,6 +69,18 @@ func (h *hist) data() *histData {
 	return &histData{Counts: c, Max: h.max.Load()}
 }
 
+// merge adds the samples of d, another histogram's data.
+func (h *hist) merge(d *histData) {
+	for i, n := range d.Counts {
+		if i >= 0 && i < histBuckets {
+			h.counts[i].Add(n)
+			h.n.Add(n)
+		}
+	}
+	for cur := h.max.Load(); d.Max > cur && !h.max.CompareAndSwap(cur, d.Max); cur = h.max.Load() {
+	}
+}
+
 // count is the number of samples.
 func (h *hist) count() int64 { return h.n.Load() }
 

@@ -42,10 +42,13 @@ type stormClient struct {
 	gens  atomic.Int64
 }
 
-// storm is one run's shared state.
+// storm is one run's shared state: in the parent, the publisher's side
+// and, once merged, every client's figures; in a child (see
+// bench_stormfleet.go), its share of the clients.
 type storm struct {
 	rooms   []string
-	clients []*stormClient
+	n, room int            // clients in all, and per room
+	clients []*stormClient // this process's; a parent with children gets theirs at the end
 	start   time.Time
 
 	opened   atomic.Int64 // clients open at least once
@@ -72,11 +75,16 @@ type storm struct {
 func newStorm(n, room int) *storm {
 	var id [4]byte
 	rand.Read(id[:])
-	s := &storm{ready: make(chan struct{}), lat: newWindow(), start: time.Now()}
+	var rooms []string
 	for k := range (n + room - 1) / room {
-		s.rooms = append(s.rooms, fmt.Sprintf("bench:storm:%s:%d", hex.EncodeToString(id[:]), k))
+		rooms = append(rooms, fmt.Sprintf("bench:storm:%s:%d", hex.EncodeToString(id[:]), k))
 	}
-	return s
+	return stormOf(rooms, n, room)
+}
+
+// stormOf is the state of a storm of n clients over rooms, room a room.
+func stormOf(rooms []string, n, room int) *storm {
+	return &storm{rooms: rooms, n: n, room: room, ready: make(chan struct{}), lat: newWindow(), start: time.Now()}
 }
 
 // newClient makes subscriber i of url.
@@ -155,6 +163,7 @@ func runStorm(ctx context.Context, b *bench) (*benchResult, error) {
 	if b.cfg.restartCmd == "" && !b.cfg.chaos && b.cfg.pid == 0 {
 		return nil, errors.New("say how to break the connections: --restart-cmd (with --pid for a SIGTERM first) or --chaos")
 	}
+	life := ctx // children live until the run's hard limit at most
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.duration)
 	defer cancel()
 	before, err := b.scrape(ctx)
@@ -180,18 +189,23 @@ func runStorm(ctx context.Context, b *bench) (*benchResult, error) {
 	var runs sync.WaitGroup
 	defer runs.Wait()
 	defer stopClients()
+	var crowd sharedCrowd
 	var r rate
 	w := b.watch("clients back", func() sample {
-		s.backMu.Lock()
-		n := int64(len(s.back))
-		s.backMu.Unlock()
-		return sample{Open: s.openNow.Load(), Rate: r.per(n), P99: s.lat.p99()}
+		c := crowd.counts(true)
+		return sample{Open: c.Open, Rate: r.per(c.Back), P99: c.P99}
 	})
 	defer w.end()
-	for i := range b.cfg.n {
-		s.clients = append(s.clients, s.newClient(target, i, b.cfg.room))
+	c, err := b.startCrowd(ctx, life, s, &crowd, func(ctx context.Context) error {
+		for i := range b.cfg.n {
+			s.clients = append(s.clients, s.newClient(target, i, b.cfg.room))
+		}
+		return s.connect(ctx, runCtx, &runs, b.cfg.concurrency)
+	}, func() { stopClients(); runs.Wait() })
+	if c != nil {
+		defer c.finish(nil) // on an error; run finishes it otherwise
 	}
-	if err := s.connect(ctx, runCtx, &runs, b.cfg.concurrency); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	// The publisher is the instrument, not a subject: it comes back after
@@ -199,7 +213,7 @@ func runStorm(ctx context.Context, b *bench) (*benchResult, error) {
 	pub := client.New(target, &client.Options{QueueSize: 1 << 16,
 		Backoff: func(n int) time.Duration { return client.Backoff(n, 100*time.Millisecond, time.Second, nil) }})
 	runs.Go(func() { pub.Run(runCtx) })
-	res, err := s.run(ctx, b, pub, proxy, w, func() { stopClients(); runs.Wait() })
+	res, err := s.run(ctx, b, pub, proxy, w, c)
 	if res != nil {
 		if !b.cfg.chaos {
 			before = nil // a new server: its counters start again
@@ -251,7 +265,7 @@ func (s *storm) connect(ctx, runCtx context.Context, runs *sync.WaitGroup, concu
 
 // run publishes, breaks the connections, waits for the clients to come
 // back and for the publications to arrive, and counts.
-func (s *storm) run(ctx context.Context, b *bench, pub *client.Client, proxy *chaos.Proxy, w *watcher, stop func()) (*benchResult, error) {
+func (s *storm) run(ctx context.Context, b *bench, pub *client.Client, proxy *chaos.Proxy, w *watcher, crowd stormCrowd) (*benchResult, error) {
 	drain := min(max(b.cfg.duration/5, time.Second), 5*time.Second)
 	pubCtx, stopPub := context.WithDeadline(ctx, deadlineOf(ctx).Add(-drain))
 	ackCtx, stopAcks := context.WithCancel(ctx)
@@ -261,13 +275,17 @@ func (s *storm) run(ctx context.Context, b *bench, pub *client.Client, proxy *ch
 	pubs.Go(func() { s.publish(pubCtx, pub, b.cfg.rate, acks) })
 	pubs.Go(func() { s.collectAcks(ackCtx, acks) })
 	sleepCtx(pubCtx, min(max(b.cfg.duration/10, 300*time.Millisecond), 2*time.Second))
+	admitted := b.sampleAdmissions(ctx)
 	breakAt := time.Now()
 	s.breakAt.Store(breakAt.UnixNano())
+	if err := crowd.breakAll(breakAt); err != nil {
+		return nil, err
+	}
 	restart, err := b.breakServer(pubCtx, proxy)
 	if err != nil {
 		return nil, err
 	}
-	allBack := s.awaitBack(pubCtx)
+	allBack := s.awaitBack(pubCtx, crowd)
 	for pub.State() != client.StateOpen && pubCtx.Err() == nil {
 		sleepCtx(pubCtx, 10*time.Millisecond) // the publisher is back too
 	}
@@ -277,17 +295,24 @@ func (s *storm) run(ctx context.Context, b *bench, pub *client.Client, proxy *ch
 	pubs.Wait()
 	late.Stop()
 	deliverCtx, cancel := context.WithTimeout(ctx, drain)
-	s.awaitDeliveries(deliverCtx) // lost ones never come: wait a drain at most
+	s.awaitDeliveries(deliverCtx, crowd) // lost ones never come: wait a drain at most
 	cancel()
 	after, _ := b.scrape(context.WithoutCancel(ctx))
+	highest := admitted.end()
 	timeline := w.end()
-	stop() // the clients' state is ours from here
+	finishErr := crowd.finish(s) // the clients' figures are in s from here
 	if restart != nil {
 		reap(restart)
+	}
+	if finishErr != nil {
+		return nil, finishErr
 	}
 	res := &benchResult{Timeline: timeline, Server: after,
 		Latency: map[string]*latencyStats{"delivery": s.lat.all.stats()}}
 	s.figures(res, allBack)
+	if highest >= 0 {
+		res.add("highest upgrades admitted in one second (server)", highest, "/s")
+	}
 	if e := s.firstRefusal.Load(); e != nil {
 		fmt.Fprintf(b.stderr, "bench: %d publishes refused; the first: %v (a pulse server limits each connection's publishes: pulse serve --publish-rate)\n", s.refused.Load(), e)
 	}
@@ -368,15 +393,13 @@ func (b *bench) breakServer(ctx context.Context, proxy *chaos.Proxy) (*exec.Cmd,
 }
 
 // awaitBack waits until every client lost at the break is open again, or
-// ctx ends; it reports whether they all came back.
-func (s *storm) awaitBack(ctx context.Context) bool {
-	t := time.NewTicker(10 * time.Millisecond)
+// ctx ends; it reports whether they all came back. (The times come from
+// the clients themselves: the polling only decides when to stop.)
+func (s *storm) awaitBack(ctx context.Context, crowd stormCrowd) bool {
+	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
-		s.backMu.Lock()
-		n := len(s.back)
-		s.backMu.Unlock()
-		if n == len(s.clients) {
+		if crowd.counts(false).Back == int64(s.n) {
 			return true
 		}
 		select {
@@ -387,27 +410,25 @@ func (s *storm) awaitBack(ctx context.Context) bool {
 	}
 }
 
-// expected is how many deliveries the acknowledged publications make.
+// expected is how many deliveries the acknowledged publications make:
+// room r holds clients r*room to (r+1)*room-1.
 func (s *storm) expected() int64 {
-	size := make([]int64, len(s.rooms))
-	for _, sc := range s.clients {
-		size[sc.room]++
-	}
 	s.ackMu.Lock()
 	defer s.ackMu.Unlock()
 	var n int64
 	for _, seq := range s.acked {
-		n += size[(seq-1)%int64(len(s.rooms))]
+		r := int((seq - 1) % int64(len(s.rooms)))
+		n += int64(min(s.room, s.n-r*s.room))
 	}
 	return n
 }
 
 // awaitDeliveries waits until the acknowledged publications have all been
 // delivered, or ctx ends.
-func (s *storm) awaitDeliveries(ctx context.Context) {
-	t := time.NewTicker(10 * time.Millisecond)
+func (s *storm) awaitDeliveries(ctx context.Context, crowd stormCrowd) {
+	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
-	for s.delivers.Load() < s.expected() {
+	for crowd.counts(false).Delivers < s.expected() {
 		select {
 		case <-ctx.Done():
 			return

@@ -242,3 +242,70 @@ func serverFigures(before, after map[string]float64) map[string]float64 {
 	}
 	return out
 }
+
+// admissionSampler reads the server's pulse_upgrades_admitted_total
+// every second and keeps the highest count between two readings, per
+// second of the time between them (a second at least, so that a correct
+// admission control never shows more than its rate and burst). A counter
+// that went back belongs to a restarted server: its whole count is new,
+// made since the last reading that failed (the server was down then).
+type admissionSampler struct {
+	stop    context.CancelFunc
+	done    chan struct{}
+	highest float64 // -1 until two readings; owned by the sampling goroutine until done
+}
+
+// sampleAdmissions starts sampling until end is called or ctx ends.
+func (b *bench) sampleAdmissions(ctx context.Context) *admissionSampler {
+	ctx, cancel := context.WithCancel(ctx)
+	a := &admissionSampler{stop: cancel, done: make(chan struct{}), highest: -1}
+	go func() {
+		defer close(a.done)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		var last admissionReading
+		for {
+			a.read(b, ctx, &last)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return a
+}
+
+// admissionReading is the last reading, and the last failed one since.
+type admissionReading struct {
+	v          float64
+	at, failed time.Time // at zero: none yet
+}
+
+// read takes one reading and updates highest.
+func (a *admissionSampler) read(b *bench, ctx context.Context, last *admissionReading) {
+	m, _ := b.scrape(ctx)
+	v, ok := m["pulse_upgrades_admitted_total"]
+	now := time.Now()
+	switch {
+	case !ok:
+		last.failed = now
+		return
+	case last.at.IsZero():
+	case v >= last.v:
+		a.highest = max(a.highest, (v-last.v)/max(now.Sub(last.at).Seconds(), 1))
+	case !last.failed.IsZero():
+		a.highest = max(a.highest, v/max(now.Sub(last.failed).Seconds(), 1))
+	default: // restarted between two readings
+		a.highest = max(a.highest, v/max(now.Sub(last.at).Seconds(), 1))
+	}
+	*last = admissionReading{v: v, at: now}
+}
+
+// end stops the sampling and returns the highest admitted per second, or
+// -1 if the server did not say.
+func (a *admissionSampler) end() float64 {
+	a.stop()
+	<-a.done
+	return a.highest
+}
