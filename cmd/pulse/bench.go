@@ -27,7 +27,7 @@ var benchScenarios = map[string]struct {
 	"idle":     {"hold N connections with heartbeats; server RSS per connection and CPU per 1,000 heartbeats (--pid)", runIdle, true},
 	"upgrades": {"open and close connections as fast as the server takes them; handshake latency", runUpgrades, true},
 	"latency":  {"echo round trip percentiles under background load", runLatency, true},
-	"fanout":   {"S subscribers in rooms of R, publishers at a total rate; delivery latency, lost, duplicated", runFanout, false},
+	"fanout":   {"S subscribers in rooms of R, publishers at a total rate; delivery latency, lost, duplicated", runFanout, true},
 	"storm":    {"N real clients, then a server restart or a network cut; time until they are back, lost messages", runStorm, false},
 }
 
@@ -91,7 +91,7 @@ func parseBenchFlags(args []string, stdout io.Writer) (*benchConfig, error) {
 	}
 	args = rest
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.BoolVar(&c.raw, "raw", false, "plain WebSocket, for servers that do not speak pulse.v1 (idle, upgrades, latency on an echo endpoint)")
+	fs.BoolVar(&c.raw, "raw", false, "plain WebSocket, for servers that do not speak pulse.v1 (idle, upgrades, latency on an echo endpoint,\nfanout on a broadcast endpoint: {room} in the URL stands for the room's number)")
 	fs.IntVar(&c.n, "n", 100, "connections: held (idle), in the background (latency), clients (storm)")
 	fs.DurationVar(&c.duration, "duration", benchDefaultDuration, "how long the run lasts, ramp included; a hard limit")
 	fs.BoolVar(&c.allowRemote, "allow-remote", false, "allow a target that is not on this machine (loopback)")
@@ -152,6 +152,9 @@ func (c *benchConfig) validate() error {
 			c.rate, c.n, c.rate/float64(c.n), maxAppPings)
 	case c.restartCmd != "" && c.chaos:
 		return errors.New("bench: --restart-cmd and --chaos are two ways to break a storm; give one")
+	case c.scenario == "fanout" && c.raw && !strings.Contains(c.url, roomVar) && c.room != c.subscribers:
+		return fmt.Errorf("bench: fanout --raw on a URL without %s has one room: give --room %d, as many as --subscribers, "+
+			"or put %s in the URL where the room's number goes", roomVar, c.subscribers, roomVar)
 	}
 	if c.url == "" {
 		return errors.New("bench: missing URL, such as ws://localhost:8080/ws (see pulse bench --help)")

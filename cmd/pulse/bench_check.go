@@ -96,7 +96,11 @@ func (b *bench) ownFiles() int {
 func (b *bench) connections() int {
 	switch b.cfg.scenario {
 	case "fanout":
-		return b.cfg.subscribers + b.cfg.publishers
+		rooms := 1
+		if b.cfg.raw && strings.Contains(b.cfg.url, roomVar) {
+			rooms = (b.cfg.subscribers + b.cfg.room - 1) / b.cfg.room // a publisher joins each
+		}
+		return b.cfg.subscribers + b.cfg.publishers*rooms
 	case "latency":
 		return b.cfg.n + 1
 	case "upgrades":

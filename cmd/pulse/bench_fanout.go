@@ -245,7 +245,7 @@ func (f *fanout) caughtUp(ctx context.Context) {
 // runFanout is "pulse bench fanout".
 func runFanout(ctx context.Context, b *bench) (*benchResult, error) {
 	if b.cfg.raw {
-		return runFanoutRaw(ctx, b) // the baseline's run: validate refuses --raw
+		return runFanoutRaw(ctx, b) // a broadcast endpoint, or the baseline's run
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.duration)
 	defer cancel()

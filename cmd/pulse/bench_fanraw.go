@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,13 +16,26 @@ import (
 	"github.com/pulse-go/pulse/internal/baseline"
 )
 
+// Raw fan-out: against a broadcast endpoint, where every message a
+// connection sends is received by every connection on the endpoint (the
+// gorilla chat example), or the baseline's rooms. A broadcast endpoint
+// whose URL holds {room} has one endpoint per room, {room} replaced by the
+// room's number; subscriber i joins room K = i / --room, and each
+// publisher joins every room, to send each room's messages on its own
+// connection there (what a publisher receives is read and dropped).
+// Without {room} there is one room. Before the run, each publisher sends a
+// warm-up message (sequence number 0) every 100 ms until every subscriber
+// has had one from every publisher: all are members of their rooms.
+//
 // The fan-out baseline: the same rooms, subscribers, publishers and rate
 // against one baseline.Fanout (gorilla's chat hub) per room, in the child.
-// Subscriber i joins /room/K, K = i / --room; a publisher's connection
-// goes to /publish, whose reader hands each message to the hub of the
-// room it names. The baseline has no positions: each message carries its
-// publisher and a sequence number per publisher and room, so a subscriber
-// counts a gap as lost and a number it already passed as duplicated.
+// Subscriber i joins /room/K; a publisher's connection goes to /publish,
+// whose reader hands each message to the hub of the room it names; the
+// child says when its hubs hold every subscriber.
+//
+// Neither has positions: each message carries its publisher and a
+// sequence number per publisher and room, so a subscriber counts a gap as
+// lost and a number it already passed as duplicated.
 
 // rawPub is a baseline publication, as sent and as delivered.
 type rawPub struct {
@@ -30,18 +45,29 @@ type rawPub struct {
 	T    int64 `json:"t"`
 }
 
-// rawFanout is one baseline run's shared state.
+// rawFanout is one raw run's shared state.
 type rawFanout struct {
 	rooms, room int
 	sent        [][]atomic.Int64 // [publisher][room]: the last sequence number sent
 	last        [][]atomic.Int64 // [subscriber][publisher]: the last received
 	fanCounts
+	// Set while connecting, read-only after.
+	pubConns [][]*benchConn // [publisher][room], or [publisher][0] for every room
+	// The warm-up: warm[i][p] once subscriber i had one from publisher p.
+	warm   [][]atomic.Bool
+	warmed atomic.Int64 // pairs warm
 }
 
 // receive counts one message to subscriber i.
 func (f *rawFanout) receive(i int, data []byte, at time.Time) {
 	var p rawPub
 	if json.Unmarshal(data, &p) != nil || p.Pub < 0 || p.Pub >= len(f.sent) {
+		return
+	}
+	if p.Seq == 0 { // warm-up
+		if !f.warm[i][p.Pub].Swap(true) {
+			f.warmed.Add(1)
+		}
 		return
 	}
 	last := &f.last[i][p.Pub]
@@ -69,19 +95,27 @@ func (f *rawFanout) tailLost() int64 {
 	return n
 }
 
-// runFanoutRaw is the fanout scenario against the baseline's rooms.
+// runFanoutRaw is the fanout scenario on a broadcast endpoint, or the
+// baseline's rooms.
 func runFanoutRaw(ctx context.Context, b *bench) (*benchResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.duration)
 	defer cancel()
-	n, per := b.cfg.subscribers, b.cfg.room
+	n, per, np := b.cfg.subscribers, b.cfg.room, b.cfg.publishers
 	f := &rawFanout{rooms: (n + per - 1) / per, room: per, fanCounts: fanCounts{lat: newWindow()},
-		sent: grid(b.cfg.publishers, (n+per-1)/per), last: grid(n, b.cfg.publishers)}
+		sent: grid(np, (n+per-1)/per), last: grid(n, np), warm: make([][]atomic.Bool, n), pubConns: make([][]*benchConn, np)}
+	for i := range f.warm {
+		f.warm[i] = make([]atomic.Bool, np)
+	}
 	subs, pubs := newGroup(), newGroup()
 	defer pubs.close()
 	defer subs.close()
 	w := f.watch(b, subs, pubs)
 	defer w.end()
-	if err := f.connect(ctx, b, subs, pubs); err != nil {
+	connect := f.connectBroadcast
+	if b.members != nil {
+		connect = f.connect
+	}
+	if err := connect(ctx, b, subs, pubs); err != nil {
 		return nil, err
 	}
 	sent, window, inWindow := publishFor(ctx, b, f, pubs)
@@ -107,11 +141,10 @@ func grid(rows, cols int) [][]atomic.Int64 {
 	return g
 }
 
-// connect dials each room's subscribers and the publishers, and waits
-// until the hubs hold every subscriber.
-func (f *rawFanout) connect(ctx context.Context, b *bench, subs, pubs *group) error {
+// dialRooms dials each room's subscribers, room K's at roomURL(K).
+func (f *rawFanout) dialRooms(ctx context.Context, b *bench, subs *group, roomURL func(k int) string) error {
 	for k := range f.rooms {
-		d := &benchDialer{url: fmt.Sprintf("%sroom/%d", b.cfg.url, k), raw: true}
+		d := &benchDialer{url: roomURL(k), raw: true}
 		count := min(f.room, b.cfg.subscribers-k*f.room)
 		err := subs.dialAll(ctx, d, count, b.cfg.concurrency, func(i int, _ *benchConn) func([]byte, time.Time) {
 			return func(data []byte, at time.Time) { f.receive(k*f.room+i, data, at) }
@@ -120,14 +153,98 @@ func (f *rawFanout) connect(ctx context.Context, b *bench, subs, pubs *group) er
 			return err
 		}
 	}
-	d := &benchDialer{url: b.cfg.url + "publish", raw: true}
-	if err := pubs.dialAll(ctx, d, b.cfg.publishers, b.cfg.concurrency, nil); err != nil {
-		return err
-	}
 	if n := subs.cnt.opened.Load(); n < int64(b.cfg.subscribers) {
 		return fmt.Errorf("only %d of %d subscribers connected (%d failures)", n, b.cfg.subscribers, subs.cnt.failures.Load())
 	}
-	var err error
+	return nil
+}
+
+// dialPublishers dials every publisher's connection to roomURL(k), in
+// column k of pubConns.
+func (f *rawFanout) dialPublishers(ctx context.Context, b *bench, pubs *group, k int, roomURL string) error {
+	d := &benchDialer{url: roomURL, raw: true}
+	err := pubs.dialAll(ctx, d, b.cfg.publishers, b.cfg.concurrency, func(p int, c *benchConn) func([]byte, time.Time) {
+		f.pubConns[p][k] = c
+		return nil
+	})
+	for p := range f.pubConns {
+		if err == nil && f.pubConns[p][k] == nil {
+			err = fmt.Errorf("publisher %d could not connect to %s", p, roomURL)
+		}
+	}
+	return err
+}
+
+// connectBroadcast dials the subscribers and the publishers of a
+// broadcast endpoint and warms them up.
+func (f *rawFanout) connectBroadcast(ctx context.Context, b *bench, subs, pubs *group) error {
+	roomURL := func(k int) string { return strings.ReplaceAll(b.cfg.url, roomVar, strconv.Itoa(k)) }
+	if err := f.dialRooms(ctx, b, subs, roomURL); err != nil {
+		return err
+	}
+	for p := range f.pubConns {
+		f.pubConns[p] = make([]*benchConn, f.rooms)
+	}
+	for k := range f.rooms {
+		if err := f.dialPublishers(ctx, b, pubs, k, roomURL(k)); err != nil {
+			return err
+		}
+	}
+	return f.warmUp(ctx)
+}
+
+// roomVar, in a raw fanout's URL, stands for the room's number.
+const roomVar = "{room}"
+
+// warmUp sends a warm-up on every publisher's connections every 100 ms
+// until every subscriber has had one from every publisher.
+func (f *rawFanout) warmUp(ctx context.Context) error {
+	want := int64(len(f.warm) * len(f.pubConns))
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for f.warmed.Load() < want {
+		for p, row := range f.pubConns {
+			for k, c := range row {
+				data, _ := json.Marshal(rawPub{Room: k, Pub: p, T: time.Now().UnixNano()})
+				c.write(data)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("only %d of %d subscribers had a warm-up message from every publisher before --duration ended: "+
+				"does every connection of the endpoint receive what each sends?", f.warmedSubscribers(), len(f.warm))
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// warmedSubscribers counts the subscribers warm from every publisher.
+func (f *rawFanout) warmedSubscribers() int {
+	n := 0
+	for i := range f.warm {
+		all := true
+		for p := range f.warm[i] {
+			all = all && f.warm[i][p].Load()
+		}
+		n += btoi(all)
+	}
+	return n
+}
+
+// connect dials the baseline's rooms and publishers, and waits until the
+// hubs hold every subscriber.
+func (f *rawFanout) connect(ctx context.Context, b *bench, subs, pubs *group) error {
+	err := f.dialRooms(ctx, b, subs, func(k int) string { return fmt.Sprintf("%sroom/%d", b.cfg.url, k) })
+	if err != nil {
+		return err
+	}
+	for p := range f.pubConns {
+		f.pubConns[p] = make([]*benchConn, 1)
+	}
+	if err := f.dialPublishers(ctx, b, pubs, 0, b.cfg.url+"publish"); err != nil {
+		return err
+	}
 	poll(ctx, func() bool {
 		n, e := b.members()
 		err = e
@@ -155,19 +272,17 @@ func poll(ctx context.Context, done func() bool) {
 
 // publishAll publishes at rate per second in all, round robin over the
 // publishers and over the rooms, until ctx ends; it returns how many it sent.
-func (f *rawFanout) publishAll(ctx context.Context, rate float64, pubs *group) int64 {
-	pubs.mu.Lock()
-	conns := append([]*benchConn(nil), pubs.conns...)
-	pubs.mu.Unlock()
+func (f *rawFanout) publishAll(ctx context.Context, rate float64, _ *group) int64 {
+	np := len(f.pubConns)
 	var sent atomic.Int64
 	var wg sync.WaitGroup
-	for k, c := range conns {
+	for k, row := range f.pubConns {
 		wg.Go(func() {
-			pace(ctx, rate/float64(len(conns)), func(i int64) {
-				room := int((i*int64(len(conns)) + int64(k)) % int64(f.rooms))
+			pace(ctx, rate/float64(np), func(i int64) {
+				room := int((i*int64(np) + int64(k)) % int64(f.rooms))
 				seq := f.sent[k][room].Load() + 1
 				data, _ := json.Marshal(rawPub{Room: room, Pub: k, Seq: seq, T: time.Now().UnixNano()})
-				if c.write(data) == nil {
+				if row[min(room, len(row)-1)].write(data) == nil {
 					f.sent[k][room].Store(seq)
 					sent.Add(1)
 				}

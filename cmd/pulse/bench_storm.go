@@ -309,10 +309,7 @@ func (s *storm) run(ctx context.Context, b *bench, pub *client.Client, proxy *ch
 	}
 	res := &benchResult{Timeline: timeline, Server: after,
 		Latency: map[string]*latencyStats{"delivery": s.lat.all.stats()}}
-	s.figures(res, allBack)
-	if highest >= 0 {
-		res.add("highest upgrades admitted in one second (server)", highest, "/s")
-	}
+	s.figures(res, allBack, highest)
 	if e := s.firstRefusal.Load(); e != nil {
 		fmt.Fprintf(b.stderr, "bench: %d publishes refused; the first: %v (a pulse server limits each connection's publishes: pulse serve --publish-rate)\n", s.refused.Load(), e)
 	}
@@ -446,8 +443,9 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	}
 }
 
-// figures fills res once the clients have stopped.
-func (s *storm) figures(res *benchResult, allBack bool) {
+// figures fills res once the clients have stopped; admitted is the
+// server's highest count of upgrades admitted in a second, -1 if unknown.
+func (s *storm) figures(res *benchResult, allBack bool, admitted float64) {
 	n := len(s.clients)
 	back := slices.Clone(s.back)
 	slices.Sort(back)
@@ -462,6 +460,9 @@ func (s *storm) figures(res *benchResult, allBack bool) {
 		}
 	}
 	res.add("highest welcomes in one second", float64(maxPerSecond(s.opens, time.Unix(0, s.breakAt.Load()))), "/s")
+	if admitted >= 0 {
+		res.add("highest admitted in one second, server's count", admitted, "/s")
+	}
 	var lost, missed, dups int64
 	s.ackMu.Lock()
 	for _, sc := range s.clients {

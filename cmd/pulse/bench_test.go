@@ -5,11 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -133,7 +136,8 @@ func TestBenchRefusals(t *testing.T) {
 		{[]string{"bench", "idle"}, []string{"missing URL"}},
 		{[]string{"bench", "ws://127.0.0.1:1/ws", "--n", "0", "idle"}, []string{"--n", "must be at least 1"}},
 		{[]string{"bench", "idle", "ws://example.com/ws"}, []string{"example.com is not on this machine", "--allow-remote"}},
-		{[]string{"bench", "fanout", "--raw", s.url("ws", "/echo")}, []string{"fanout has no raw mode"}},
+		{[]string{"bench", "storm", "--raw", s.url("ws", "/echo")}, []string{"storm has no raw mode"}},
+		{[]string{"bench", "fanout", "--raw", s.url("ws", "/echo")}, []string{"has one room", "--room 100", "{room}"}},
 		{[]string{"bench", "idle", "--duration", "2s", closed}, []string{"refused", "is the server running"}},
 		{[]string{"bench", "idle", "--duration", "2s", s.url("ws", "/echo")}, []string{"does not speak pulse.v1", "--raw"}},
 		{[]string{"bench", "storm", "--chaos", "--duration", "2s", closed}, []string{"refused", "is the server running"}},
@@ -370,7 +374,7 @@ func checkStorm(t *testing.T, s *served, before map[string]float64, res *benchRe
 	// a handshake later than its admission, which may shift a few into the
 	// same second of its own clock.
 	limit := admitted + admitted/10
-	if v := fig(t, res, "highest upgrades admitted in one second (server)"); v <= 0 || v > limit {
+	if v := fig(t, res, "highest admitted in one second, server's count"); v <= 0 || v > limit {
 		t.Errorf("the server admitted up to %v upgrades in a second; its rate is %v and burst %v", v, admitted, admitted/10)
 	}
 	if welcomes := fig(t, res, "highest welcomes in one second"); welcomes <= 0 || welcomes > 1.2*limit {
@@ -465,4 +469,49 @@ func TestBenchFanoutBaseline(t *testing.T) {
 		t.Errorf("the table shows no baseline column:\n%s", table.String())
 	}
 	settled(t, s)
+}
+
+// TestBenchFanoutRawBroadcast runs fanout --raw on a broadcast endpoint,
+// the baseline's rooms (every member receives what each sends), with
+// {room} in the URL and with one room: every publication reaches every
+// subscriber of its room once, and the server saw each connection.
+func TestBenchFanoutRawBroadcast(t *testing.T) {
+	rooms := newFanoutRooms(2, time.Minute, time.Minute)
+	var upgrades atomic.Int64
+	h := rooms.handler()
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		upgrades.Add(1)
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(rooms.close)
+	t.Cleanup(hs.Close)
+	base := "ws" + strings.TrimPrefix(hs.URL, "http")
+	for _, tt := range []struct {
+		url                     string
+		subscribers, room, pubs int
+	}{
+		{base + "/room/{room}", 40, 20, 2},
+		{base + "/room/1", 30, 30, 3},
+	} {
+		before := upgrades.Load()
+		res := benchJSON(t, "fanout", "--raw", "--subscribers", strconv.Itoa(tt.subscribers), "--room", strconv.Itoa(tt.room),
+			"--publishers", strconv.Itoa(tt.pubs), "--rate", "100", "--duration", "1500ms", tt.url)
+		nrooms := tt.subscribers / tt.room
+		if got, want := upgrades.Load()-before, int64(tt.subscribers+tt.pubs*nrooms); got != want {
+			t.Errorf("%s: the server upgraded %d connections; %d subscribers and %d publishers in %d rooms make %d",
+				tt.url, got, tt.subscribers, tt.pubs, nrooms, want)
+		}
+		sent, delivered := fig(t, res, "publications sent"), fig(t, res, "deliveries")
+		if sent < 50 || delivered != sent*float64(tt.room) {
+			t.Errorf("%s: %v deliveries of %v publications in rooms of %d", tt.url, delivered, sent, tt.room)
+		}
+		for _, name := range []string{"lost", "duplicated", "undelivered at the end", "connections dropped"} {
+			if v := fig(t, res, name); v != 0 {
+				t.Errorf("%s: %s: %v", tt.url, name, v)
+			}
+		}
+		if l := res.Latency["delivery"]; l == nil || l.Count != int64(delivered) || l.P50 > l.P99 {
+			t.Errorf("%s: delivery latency %+v for %v deliveries", tt.url, l, delivered)
+		}
+	}
 }

@@ -244,15 +244,18 @@ func serverFigures(before, after map[string]float64) map[string]float64 {
 }
 
 // admissionSampler reads the server's pulse_upgrades_admitted_total
-// every second and keeps the highest count between two readings, per
-// second of the time between them (a second at least, so that a correct
-// admission control never shows more than its rate and burst). A counter
-// that went back belongs to a restarted server: its whole count is new,
-// made since the last reading that failed (the server was down then).
+// every second and keeps the highest count between two readings per
+// second of the time between them. Each reading is taken by the server
+// somewhere between the request and its answer, so the time between two
+// is taken at its longest (from the first's request to the second's
+// answer), and a second at least: the figure may fall short of the true
+// peak but never exceeds it, so a correct admission control never shows
+// more than its rate and burst. A server that restarted (its
+// process_start_time_seconds changed) counts from zero since its start.
 type admissionSampler struct {
 	stop    context.CancelFunc
 	done    chan struct{}
-	highest float64 // -1 until two readings; owned by the sampling goroutine until done
+	highest float64 // -1 until a count; owned by the sampling goroutine until done
 }
 
 // sampleAdmissions starts sampling until end is called or ctx ends.
@@ -276,30 +279,31 @@ func (b *bench) sampleAdmissions(ctx context.Context) *admissionSampler {
 	return a
 }
 
-// admissionReading is the last reading, and the last failed one since.
+// admissionReading is one reading of the server's count.
 type admissionReading struct {
-	v          float64
-	at, failed time.Time // at zero: none yet
+	v       float64
+	started float64   // the server's process_start_time_seconds
+	asked   time.Time // zero: none yet
 }
 
 // read takes one reading and updates highest.
 func (a *admissionSampler) read(b *bench, ctx context.Context, last *admissionReading) {
+	asked := time.Now()
 	m, _ := b.scrape(ctx)
 	v, ok := m["pulse_upgrades_admitted_total"]
-	now := time.Now()
-	switch {
-	case !ok:
-		last.failed = now
+	answered := time.Now()
+	if !ok {
 		return
-	case last.at.IsZero():
-	case v >= last.v:
-		a.highest = max(a.highest, (v-last.v)/max(now.Sub(last.at).Seconds(), 1))
-	case !last.failed.IsZero():
-		a.highest = max(a.highest, v/max(now.Sub(last.failed).Seconds(), 1))
-	default: // restarted between two readings
-		a.highest = max(a.highest, v/max(now.Sub(last.at).Seconds(), 1))
 	}
-	*last = admissionReading{v: v, at: now}
+	r := admissionReading{v: v, started: m["process_start_time_seconds"], asked: asked}
+	if !last.asked.IsZero() && r.started > 0 {
+		since, n := last.asked, v-last.v
+		if r.started != last.started { // a new server: everything since its start
+			since, n = time.Unix(0, int64(r.started*1e9)), v
+		}
+		a.highest = max(a.highest, n/max(answered.Sub(since).Seconds(), 1))
+	}
+	*last = r
 }
 
 // end stops the sampling and returns the highest admitted per second, or
