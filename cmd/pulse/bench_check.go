@@ -77,9 +77,9 @@ func (b *bench) checkFiles() error {
 }
 
 // ownFiles is how many files this process needs for its connections:
-// idle and storm spread the ones beyond --per-process over children (a
-// storm's publisher stays here, through its own proxy with --chaos); the
-// others hold them all.
+// idle, storm and fanout spread the ones beyond --per-process over
+// children (a storm's publisher stays here, through its own proxy with
+// --chaos, and a fan-out's publishers); the others hold them all.
 func (b *bench) ownFiles() int {
 	switch {
 	case b.cfg.scenario == "idle":
@@ -88,6 +88,8 @@ func (b *bench) ownFiles() int {
 		return 3
 	case b.cfg.scenario == "storm" && b.cfg.chaos:
 		return 3 * b.connections()
+	case b.cfg.scenario == "fanout" && !b.cfg.raw && b.connections() > b.cfg.perProcess:
+		return b.cfg.publishers
 	}
 	return b.connections()
 }

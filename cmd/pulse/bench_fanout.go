@@ -57,18 +57,25 @@ type publication struct {
 func newFanout(subscribers, room int) *fanout {
 	var id [4]byte
 	rand.Read(id[:])
-	f := &fanout{fanCounts: fanCounts{lat: newWindow()}, subsDone: make(chan struct{}), subs: make([]*fanSub, subscribers)}
+	var rooms []string
 	for k := range (subscribers + room - 1) / room {
-		f.rooms = append(f.rooms, fmt.Sprintf("bench:%s:%d", hex.EncodeToString(id[:]), k))
+		rooms = append(rooms, fmt.Sprintf("bench:%s:%d", hex.EncodeToString(id[:]), k))
 	}
-	f.acked = make([]atomic.Int64, len(f.rooms))
-	return f
+	return fanoutOf(rooms, subscribers)
 }
 
-// subscriber returns the handler of subscriber i's messages.
-func (f *fanout) subscriber(room int) func(i int, c *benchConn) func([]byte, time.Time) {
+// fanoutOf is the state of a fan-out over rooms with n subscribers in
+// this process.
+func fanoutOf(rooms []string, n int) *fanout {
+	return &fanout{rooms: rooms, fanCounts: fanCounts{lat: newWindow()}, subsDone: make(chan struct{}),
+		subs: make([]*fanSub, n), acked: make([]atomic.Int64, len(rooms))}
+}
+
+// subscriber returns the handler of the messages of subscriber first+i,
+// the i-th of this process's.
+func (f *fanout) subscriber(first, room int) func(i int, c *benchConn) func([]byte, time.Time) {
 	return func(i int, c *benchConn) func([]byte, time.Time) {
-		s := &fanSub{conn: c, room: i / room}
+		s := &fanSub{conn: c, room: (first + i) / room}
 		f.subs[i] = s
 		return func(data []byte, at time.Time) { f.receive(s, data, at) }
 	}
@@ -228,25 +235,12 @@ func (f *fanout) tailLost() int64 {
 	return n
 }
 
-// caughtUp waits until every subscriber has every acknowledged publication
-// of its room, or ctx ends.
-func (f *fanout) caughtUp(ctx context.Context) {
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	for f.tailLost() > 0 {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
 // runFanout is "pulse bench fanout".
 func runFanout(ctx context.Context, b *bench) (*benchResult, error) {
 	if b.cfg.raw {
 		return runFanoutRaw(ctx, b) // a broadcast endpoint, or the baseline's run
 	}
+	life := ctx // children live until the run's hard limit at most
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.duration)
 	defer cancel()
 	before, err := b.scrape(ctx)
@@ -255,35 +249,63 @@ func runFanout(ctx context.Context, b *bench) (*benchResult, error) {
 	}
 	f := newFanout(b.cfg.subscribers, b.cfg.room)
 	d := &benchDialer{url: b.cfg.url}
-	subs, pubs := newGroup(), newGroup()
+	pubs := newGroup()
 	defer pubs.close()
-	defer subs.close()
-	w := f.watch(b, subs, pubs)
+	var shown atomic.Pointer[fanSubscribers]
+	var r rate
+	w := b.watch("deliveries", func() sample {
+		var t fanTotals
+		if subs := shown.Load(); subs != nil {
+			t = (*subs).totals(true)
+		}
+		return sample{Open: t.Open + pubs.cnt.open.Load(), Rate: r.per(t.Delivers), P99: t.P99, Errs: t.Dropped + pubs.cnt.dropped.Load() + t.Lost}
+	})
 	defer w.end()
-	if err := f.connect(ctx, b, d, subs, pubs); err != nil {
+	subs, err := b.startFanSubscribers(ctx, life, f, d)
+	if subs != nil {
+		defer subs.close()
+		shown.Store(&subs)
+	}
+	if err != nil {
 		return nil, err
 	}
-	sent, window, deliveredInWindow := publishFor(ctx, b, f, pubs)
-	f.caughtUp(ctx)
+	if err := pubs.dialAll(ctx, d, b.cfg.publishers, b.cfg.concurrency, f.publisher); err != nil {
+		return nil, err
+	}
+	sent, window, deliveredInWindow := publishFor(ctx, b, fanPublisher{f, subs}, pubs)
+	poll(ctx, func() bool { return subs.tailLost() <= 0 })
 	after, _ := b.scrape(context.WithoutCancel(ctx))
-	res := &benchResult{Timeline: w.end(), Server: serverFigures(before, after),
-		Latency: map[string]*latencyStats{"delivery": f.lat.all.stats()}}
-	res.add("subscribers", float64(subs.cnt.opened.Load()), "")
+	t, tail := subs.totals(false), subs.tailLost()
+	res := &benchResult{Timeline: w.end(), Server: serverFigures(before, after)}
+	if err := subs.close(); err != nil {
+		return nil, err
+	}
+	res.Latency = map[string]*latencyStats{"delivery": f.lat.all.stats()}
+	res.add("subscribers", float64(t.Opened), "")
 	res.add("rooms", float64(len(f.rooms)), "")
 	res.add("publications sent", float64(sent), "")
 	res.add("publications acknowledged", float64(f.acks.Load()), "")
-	res.add("deliveries", float64(f.delivers.Load()), "")
+	res.add("deliveries", float64(t.Delivers), "")
 	res.add("deliveries/s", float64(deliveredInWindow)/window.Seconds(), "/s")
-	res.add("lost", float64(f.lost.Load()), "")
-	res.add("undelivered at the end", float64(f.tailLost()), "")
-	res.add("duplicated", float64(f.dups.Load()), "")
+	res.add("lost", float64(t.Lost), "")
+	res.add("undelivered at the end", float64(tail), "")
+	res.add("duplicated", float64(t.Dups), "")
 	res.add("publishes refused", float64(f.refused.Load()), "")
 	if e := f.firstRefusal.Load(); e != nil {
 		fmt.Fprintf(b.stderr, "bench: %d publishes refused; the first: %s: %s (a pulse server limits each connection's publishes: pulse serve --publish-rate, or more --publishers)\n", f.refused.Load(), e.Code, e.Message)
 	}
-	res.add("connections dropped", float64(subs.cnt.dropped.Load()+pubs.cnt.dropped.Load()), "")
+	res.add("connections dropped", float64(t.Dropped+pubs.cnt.dropped.Load()), "")
 	return res, nil
 }
+
+// fanPublisher is the fan-out's publishing side for publishFor, with the
+// deliveries of its subscribers wherever they are.
+type fanPublisher struct {
+	*fanout
+	subs fanSubscribers
+}
+
+func (p fanPublisher) delivered() int64 { return p.subs.totals(false).Delivers }
 
 // fanCounts is what both fanout runs, pulse's and the baseline's, count.
 type fanCounts struct {
@@ -324,21 +346,19 @@ func deadlineOf(ctx context.Context) time.Time {
 	return d
 }
 
-// connect dials the subscribers and the publishers and subscribes.
-func (f *fanout) connect(ctx context.Context, b *bench, d *benchDialer, subs, pubs *group) error {
-	if err := subs.dialAll(ctx, d, b.cfg.subscribers, b.cfg.concurrency, f.subscriber(b.cfg.room)); err != nil {
+// subscribeAll dials f's subscribers, the first of them number first of
+// the run, subscribes each to its room and waits until all are confirmed.
+func (f *fanout) subscribeAll(ctx context.Context, d *benchDialer, subs *group, first, room, concurrency int) error {
+	if err := subs.dialAll(ctx, d, len(f.subs), concurrency, f.subscriber(first, room)); err != nil {
 		return err
 	}
-	if err := pubs.dialAll(ctx, d, b.cfg.publishers, b.cfg.concurrency, f.publisher); err != nil {
-		return err
-	}
-	if n := subs.cnt.opened.Load(); n < int64(b.cfg.subscribers) {
-		return fmt.Errorf("only %d of %d subscribers connected (%d failures)", n, b.cfg.subscribers, subs.cnt.failures.Load())
+	if n := subs.cnt.opened.Load(); n < int64(len(f.subs)) {
+		return fmt.Errorf("only %d of %d subscribers connected (%d failures)", n, len(f.subs), subs.cnt.failures.Load())
 	}
 	for i, s := range f.subs {
 		msg := wire.MustEncode(wire.Subscribe{ID: 1, Channel: f.rooms[s.room]})
 		if err := s.conn.write(msg); err != nil {
-			return fmt.Errorf("subscriber %d: %w", i, err)
+			return fmt.Errorf("subscriber %d: %w", first+i, err)
 		}
 	}
 	select {

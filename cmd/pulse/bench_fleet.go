@@ -54,6 +54,9 @@ type holdJob struct {
 	// Storm makes it run a share of a storm's clients instead (see
 	// stormWorker).
 	Storm *stormJob `json:"storm,omitempty"`
+	// Fanout makes it hold a share of a fan-out's subscribers instead
+	// (see fanoutWorker).
+	Fanout *fanoutJob `json:"fanout,omitempty"`
 }
 
 // holdStats is what a holder counted.
@@ -106,6 +109,9 @@ func benchWorker(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 	}
 	if job.Storm != nil {
 		return stormWorker(ctx, job, in, stdout)
+	}
+	if job.Fanout != nil {
+		return fanoutWorker(ctx, job, in, stdout)
 	}
 	if job.Baseline {
 		return serveBaseline(job, func(answer func(string, string) (string, bool), stop func() string) error {

@@ -148,8 +148,8 @@ func TestBenchRefusals(t *testing.T) {
 			[]string{"may open at most", "ulimit -n", "hard limit of " + strconv.FormatUint(hard, 10)}},
 		{[]string{"bench", "idle", "--n", "5000", "--pid", lowPID, s.url("ws", "/ws")},
 			[]string{"the server (pid " + lowPID + ") may open at most 1024 files", `raise the limit with "ulimit -n 5016"`}},
-		{[]string{"bench", "fanout", "--subscribers", "30000", s.url("ws", "/ws")},
-			[]string{"this process may open at most", "30257", "fanout holds all its connections in this process"}},
+		{[]string{"bench", "latency", "--n", "30000", s.url("ws", "/ws")},
+			[]string{"this process may open at most", "30257", "latency holds all its connections in this process"}},
 	}
 	for _, tt := range tests {
 		err := run(t.Context(), tt.args, &bytes.Buffer{}, &bytes.Buffer{})
@@ -514,4 +514,33 @@ func TestBenchFanoutRawBroadcast(t *testing.T) {
 			t.Errorf("%s: delivery latency %+v for %v deliveries", tt.url, l, delivered)
 		}
 	}
+}
+
+// TestBenchFanoutChildren spreads the subscribers over three children:
+// the same figures as in one process, checked against the server.
+func TestBenchFanoutChildren(t *testing.T) {
+	useTestWorkers(t)
+	s := startBenchServe(t)
+	before := serverMetrics(t, s)
+	res := benchJSON(t, "fanout", "--subscribers", "60", "--room", "20", "--publishers", "2", "--rate", "200",
+		"--per-process", "22", "--duration", "2s", s.url("ws", "/ws"))
+	acked, delivered := fig(t, res, "publications acknowledged"), fig(t, res, "deliveries")
+	if subs := fig(t, res, "subscribers"); subs != 60 {
+		t.Errorf("%v subscribers, want 60", subs)
+	}
+	if acked < 100 || delivered != acked*20 {
+		t.Errorf("%v deliveries of %v acknowledged publications in rooms of 20", delivered, acked)
+	}
+	for _, name := range []string{"lost", "duplicated", "undelivered at the end", "connections dropped"} {
+		if v := fig(t, res, name); v != 0 {
+			t.Errorf("%s: %v", name, v)
+		}
+	}
+	if l := res.Latency["delivery"]; l == nil || l.Count != int64(delivered) || l.P50 > l.P99 || l.P99 > l.Max {
+		t.Errorf("delivery latency %+v for %v deliveries", l, delivered)
+	}
+	if ended := endedAtServer(t, s, before, 62); ended < 62 {
+		t.Errorf("the server saw %v connections end; the tool had 62", ended)
+	}
+	settled(t, s)
 }
