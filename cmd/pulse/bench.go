@@ -150,6 +150,8 @@ func (c *benchConfig) validate() error {
 		return fmt.Errorf("bench: --rate %g over --n %d is %g a second on each connection; a pulse server closes one that pings "+
 			"more than 50 times a second (pulse serve --max-ping-rate): keep it under %d with more --n or a lower --rate",
 			c.rate, c.n, c.rate/float64(c.n), maxAppPings)
+	case c.scenario == "storm" && c.baseline && !c.chaos:
+		return errors.New("bench: the storm's baseline is cut by the chaos proxy: --baseline works with --chaos")
 	case c.restartCmd != "" && c.chaos:
 		return errors.New("bench: --restart-cmd and --chaos are two ways to break a storm; give one")
 	case c.scenario == "fanout" && c.raw && !strings.Contains(c.url, roomVar) && c.room != c.subscribers:

@@ -23,7 +23,7 @@ import (
 // bench_fanraw.go).
 
 // baselineScenarios are those the baseline can serve: it speaks no pulse.v1.
-var baselineScenarios = []string{"idle", "upgrades", "latency", "fanout"}
+var baselineScenarios = []string{"idle", "upgrades", "latency", "fanout", "storm"}
 
 // runBaseline starts the baseline server and runs the scenario against it.
 func runBaseline(ctx context.Context, b *bench) (*benchResult, error) {
@@ -49,6 +49,7 @@ func runBaseline(ctx context.Context, b *bench) (*benchResult, error) {
 	cfg := *b.cfg
 	cfg.pacedProbes = !b.cfg.raw // the same probes as pulse's run
 	cfg.url, cfg.raw, cfg.pid, cfg.metricsURL, cfg.baseline = "ws://"+addr+"/", true, c.cmd.Process.Pid, "", false
+	cfg.chaos, cfg.restartCmd = true, "" // a storm's baseline is cut by the proxy
 	bb := &bench{cfg: &cfg, progress: b.progress, stderr: b.stderr, noMetrics: true, members: c.members}
 	ctx, cancel := context.WithTimeout(ctx, cfg.duration+benchCloseGrace)
 	defer cancel()

@@ -67,8 +67,8 @@ type fanSubscribers interface {
 	// tailLost counts the publications acknowledged to f's publishers
 	// that a subscriber has not received.
 	tailLost() int64
-	// close closes them; their latencies are in f.lat.all from here. It
-	// may be called again.
+	// close closes them; their latencies are in f.lat.all from here, and
+	// totals gives their final counts. It may be called again.
 	close() error
 }
 
@@ -101,6 +101,7 @@ type fleetSubs struct {
 	mu       sync.Mutex
 	children []*child
 	done     bool
+	final    fanTotals // once done
 }
 
 // startFanSubscribers dials and subscribes every subscriber: here, or in
@@ -150,11 +151,11 @@ func (fs *fleetSubs) ready() error {
 func (fs *fleetSubs) totals(p99 bool) fanTotals {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
+	if fs.done {
+		return fs.final
+	}
 	var sum fanTotals
 	for _, c := range fs.children {
-		if fs.done {
-			break
-		}
 		var t fanTotals
 		if err := c.ask("stats", map[bool]string{true: "p99"}[p99], &t); err != nil {
 			t.Err = err.Error()
@@ -197,21 +198,24 @@ func (fs *fleetSubs) close() error {
 	}
 	fs.done = true
 	errs := make([]error, len(fs.children))
+	shares := make([]fanShare, len(fs.children))
 	var wg sync.WaitGroup
 	for i, c := range fs.children {
 		wg.Go(func() {
 			line, err := c.stopLine()
-			var sh fanShare
 			if err == nil {
-				err = json.Unmarshal([]byte(line), &sh)
-			}
-			if err == nil && sh.Lat != nil {
-				fs.f.lat.all.merge(sh.Lat)
+				err = json.Unmarshal([]byte(line), &shares[i])
 			}
 			errs[i] = err
 		})
 	}
 	wg.Wait()
+	for _, sh := range shares {
+		fs.final.plus(sh.Totals)
+		if sh.Lat != nil {
+			fs.f.lat.all.merge(sh.Lat)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -250,8 +254,8 @@ func fanoutWorker(ctx context.Context, job holdJob, in io.Reader, out io.Writer)
 	}
 	return fleet.Serve(fleetName, in, out, answer, func() string {
 		closed.Store(true)
-		t := l.totals(false)
 		l.close()
+		t := l.totals(false) // closed: nothing arrives any more
 		data, _ := json.Marshal(fanShare{Totals: t, Lat: f.lat.all.data()})
 		return string(data)
 	})

@@ -275,11 +275,12 @@ func runFanout(ctx context.Context, b *bench) (*benchResult, error) {
 	sent, window, deliveredInWindow := publishFor(ctx, b, fanPublisher{f, subs}, pubs)
 	poll(ctx, func() bool { return subs.tailLost() <= 0 })
 	after, _ := b.scrape(context.WithoutCancel(ctx))
-	t, tail := subs.totals(false), subs.tailLost()
+	tail := subs.tailLost()
 	res := &benchResult{Timeline: w.end(), Server: serverFigures(before, after)}
 	if err := subs.close(); err != nil {
 		return nil, err
 	}
+	t := subs.totals(false) // closed: nothing arrives any more
 	res.Latency = map[string]*latencyStats{"delivery": f.lat.all.stats()}
 	res.add("subscribers", float64(t.Opened), "")
 	res.add("rooms", float64(len(f.rooms)), "")

@@ -120,6 +120,8 @@ func runFanoutRaw(ctx context.Context, b *bench) (*benchResult, error) {
 	}
 	sent, window, inWindow := publishFor(ctx, b, f, pubs)
 	poll(ctx, func() bool { return f.tailLost() == 0 })
+	subs.close() // nothing arrives any more: the counts hold still
+	pubs.close()
 	res := &benchResult{Timeline: w.end(), Latency: map[string]*latencyStats{"delivery": f.lat.all.stats()}}
 	res.add("subscribers", float64(subs.cnt.opened.Load()), "")
 	res.add("rooms", float64(f.rooms), "")

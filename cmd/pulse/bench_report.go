@@ -106,13 +106,16 @@ func printTable(w io.Writer, res *benchResult) {
 			if v, ok := base.figure(f.Name); ok {
 				fmt.Fprintf(tw, "%s\t%s\t", num(v), ratio(f.Value, v))
 			} else {
-				fmt.Fprintf(tw, "-\t-\t")
+				fmt.Fprintf(tw, "n/a\t\t")
 			}
 		}
 		fmt.Fprintln(tw)
 	}
 	printLatency(tw, res)
 	tw.Flush()
+	if base != nil && base.Scenario == "storm" {
+		fmt.Fprintln(w, "baseline: plain WebSocket clients, no publications and no resume: lost and duplicated do not apply")
+	}
 	printServer(w, res.Server)
 }
 

@@ -50,6 +50,11 @@ type storm struct {
 	n, room int            // clients in all, and per room
 	clients []*stormClient // this process's; a parent with children gets theirs at the end
 	start   time.Time
+	// raw: the clients are plain WebSocket ones of url, the baseline's
+	// (see bench_stormraw.go).
+	raw       bool
+	url       string
+	rawCounts counters
 
 	opened   atomic.Int64 // clients open at least once
 	openNow  atomic.Int64 // clients open now
@@ -90,6 +95,10 @@ func stormOf(rooms []string, n, room int) *storm {
 // newClient makes subscriber i of url.
 func (s *storm) newClient(url string, i, room int) *stormClient {
 	sc := &stormClient{room: i / room}
+	if s.raw {
+		s.url = url
+		return sc
+	}
 	sc.c = client.New(url, &client.Options{
 		QueueSize:    16,
 		OnState:      func(ch client.StateChange) { s.state(sc, ch) },
@@ -116,6 +125,7 @@ func (s *storm) state(sc *stormClient, ch client.StateChange) {
 		if sc.gens.Add(1) == 1 {
 			s.opened.Add(1)
 			<-s.slots
+			s.firstOpen()
 		}
 	case client.StateReconnecting, client.StateClosed:
 		if sc.open {
@@ -172,7 +182,7 @@ func runStorm(ctx context.Context, b *bench) (*benchResult, error) {
 	}
 	// One dial first: a server that is not there, or does not speak
 	// pulse.v1, is said once, not retried by N clients until the end.
-	probe, err := (&benchDialer{url: b.cfg.url}).dial(ctx, 10*time.Second)
+	probe, err := (&benchDialer{url: b.cfg.url, raw: b.cfg.raw}).dial(ctx, 10*time.Second)
 	if err != nil {
 		return nil, err
 	}
@@ -185,6 +195,7 @@ func runStorm(ctx context.Context, b *bench) (*benchResult, error) {
 		defer proxy.Close()
 	}
 	s := newStorm(b.cfg.n, b.cfg.room)
+	s.raw = b.cfg.raw
 	runCtx, stopClients := context.WithCancel(context.WithoutCancel(ctx))
 	var runs sync.WaitGroup
 	defer runs.Wait()
@@ -209,10 +220,14 @@ func runStorm(ctx context.Context, b *bench) (*benchResult, error) {
 		return nil, err
 	}
 	// The publisher is the instrument, not a subject: it comes back after
-	// a second at most, so that the acks that count losses arrive.
-	pub := client.New(target, &client.Options{QueueSize: 1 << 16,
-		Backoff: func(n int) time.Duration { return client.Backoff(n, 100*time.Millisecond, time.Second, nil) }})
-	runs.Go(func() { pub.Run(runCtx) })
+	// a second at most, so that the acks that count losses arrive. A raw
+	// storm (the baseline's) has none.
+	var pub *client.Client
+	if !b.cfg.raw {
+		pub = client.New(target, &client.Options{QueueSize: 1 << 16,
+			Backoff: func(n int) time.Duration { return client.Backoff(n, 100*time.Millisecond, time.Second, nil) }})
+		runs.Go(func() { pub.Run(runCtx) })
+	}
 	res, err := s.run(ctx, b, pub, proxy, w, c)
 	if res != nil {
 		if !b.cfg.chaos {
@@ -244,7 +259,9 @@ func (s *storm) connect(ctx, runCtx context.Context, runs *sync.WaitGroup, concu
 	now, cancel := context.WithCancel(ctx)
 	cancel()
 	for _, sc := range s.clients {
-		sc.c.Subscribe(now, s.rooms[sc.room], nil) // requested; confirmed through OnSubscribed
+		if !s.raw {
+			sc.c.Subscribe(now, s.rooms[sc.room], nil) // requested; confirmed through OnSubscribed
+		}
 	}
 	s.slots = make(chan struct{}, concurrency)
 	for _, sc := range s.clients {
@@ -253,7 +270,7 @@ func (s *storm) connect(ctx, runCtx context.Context, runs *sync.WaitGroup, concu
 		case <-ctx.Done():
 			return fmt.Errorf("only %d of %d clients were open before --duration ended", s.opened.Load(), len(s.clients))
 		}
-		runs.Go(func() { sc.c.Run(runCtx) })
+		s.startClient(runCtx, runs, sc)
 	}
 	select {
 	case <-s.ready:
@@ -272,8 +289,10 @@ func (s *storm) run(ctx context.Context, b *bench, pub *client.Client, proxy *ch
 	acks := make(chan stormAck, 1<<16)
 	var pubs sync.WaitGroup
 	defer func() { stopPub(); stopAcks(); pubs.Wait() }() // at once, on an error
-	pubs.Go(func() { s.publish(pubCtx, pub, b.cfg.rate, acks) })
-	pubs.Go(func() { s.collectAcks(ackCtx, acks) })
+	if pub != nil {
+		pubs.Go(func() { s.publish(pubCtx, pub, b.cfg.rate, acks) })
+		pubs.Go(func() { s.collectAcks(ackCtx, acks) })
+	}
 	sleepCtx(pubCtx, min(max(b.cfg.duration/10, 300*time.Millisecond), 2*time.Second))
 	admitted := b.sampleAdmissions(ctx)
 	breakAt := time.Now()
@@ -286,10 +305,12 @@ func (s *storm) run(ctx context.Context, b *bench, pub *client.Client, proxy *ch
 		return nil, err
 	}
 	allBack := s.awaitBack(pubCtx, crowd)
-	for pub.State() != client.StateOpen && pubCtx.Err() == nil {
-		sleepCtx(pubCtx, 10*time.Millisecond) // the publisher is back too
+	if pub != nil {
+		for pub.State() != client.StateOpen && pubCtx.Err() == nil {
+			sleepCtx(pubCtx, 10*time.Millisecond) // the publisher is back too
+		}
+		sleepCtx(pubCtx, min(time.Second, time.Until(deadlineOf(pubCtx)))) // publications flow again
 	}
-	sleepCtx(pubCtx, min(time.Second, time.Until(deadlineOf(pubCtx)))) // publications flow again
 	stopPub()
 	late := time.AfterFunc(drain, stopAcks) // acks of the last publications: a drain at most
 	pubs.Wait()
@@ -307,8 +328,10 @@ func (s *storm) run(ctx context.Context, b *bench, pub *client.Client, proxy *ch
 	if finishErr != nil {
 		return nil, finishErr
 	}
-	res := &benchResult{Timeline: timeline, Server: after,
-		Latency: map[string]*latencyStats{"delivery": s.lat.all.stats()}}
+	res := &benchResult{Timeline: timeline, Server: after}
+	if !s.raw {
+		res.Latency = map[string]*latencyStats{"delivery": s.lat.all.stats()}
+	}
 	s.figures(res, allBack, highest)
 	if e := s.firstRefusal.Load(); e != nil {
 		fmt.Fprintf(b.stderr, "bench: %d publishes refused; the first: %v (a pulse server limits each connection's publishes: pulse serve --publish-rate)\n", s.refused.Load(), e)
@@ -462,6 +485,9 @@ func (s *storm) figures(res *benchResult, allBack bool, admitted float64) {
 	res.add("highest welcomes in one second", float64(maxPerSecond(s.opens, time.Unix(0, s.breakAt.Load()))), "/s")
 	if admitted >= 0 {
 		res.add("highest admitted in one second, server's count", admitted, "/s")
+	}
+	if s.raw {
+		return // no publications: lost and duplicated do not apply
 	}
 	var lost, missed, dups int64
 	s.ackMu.Lock()

@@ -36,6 +36,7 @@ type stormJob struct {
 	N     int      `json:"n"`
 	Room  int      `json:"room"`
 	Chaos bool     `json:"chaos,omitempty"`
+	Raw   bool     `json:"raw,omitempty"` // plain WebSocket clients (the baseline's)
 }
 
 // stormCounts is what the run watches while the clients run.
@@ -96,7 +97,7 @@ func (b *bench) startCrowd(ctx, life context.Context, s *storm, shown *sharedCro
 	for i := range k {
 		first, share := b.cfg.n*i/k, b.cfg.n*(i+1)/k-b.cfg.n*i/k
 		job := holdJob{URL: b.cfg.url, Concurrency: max(b.cfg.concurrency/k, 1), Local: sourceIP(b.cfg.url, i), Deadline: deadline,
-			Storm: &stormJob{Rooms: s.rooms, Total: b.cfg.n, First: first, N: share, Room: b.cfg.room, Chaos: b.cfg.chaos}}
+			Storm: &stormJob{Rooms: s.rooms, Total: b.cfg.n, First: first, N: share, Room: b.cfg.room, Chaos: b.cfg.chaos, Raw: b.cfg.raw}}
 		c, err := startChild(life, job)
 		if err != nil {
 			f.finish(nil)
@@ -294,6 +295,7 @@ func (s *storm) share() *stormShare {
 func stormWorker(ctx context.Context, job holdJob, in io.Reader, out io.Writer) error {
 	sj := job.Storm
 	s := stormOf(sj.Rooms, sj.Total, sj.Room)
+	s.raw = sj.Raw
 	target, proxy := job.URL, (*chaos.Proxy)(nil)
 	if sj.Chaos {
 		var err error

@@ -544,3 +544,37 @@ func TestBenchFanoutChildren(t *testing.T) {
 	}
 	settled(t, s)
 }
+
+// TestBenchStormBaseline cuts pulse's clients and then as many plain
+// ones of the baseline through the chaos proxy: both come back, and the
+// table says what does not apply to the baseline.
+func TestBenchStormBaseline(t *testing.T) {
+	useTestWorkers(t)
+	s := startBenchServe(t)
+	const n = 100
+	res := benchJSON(t, "storm", "--chaos", "--baseline", "--n", strconv.Itoa(n), "--room", "20", "--rate", "100", "--duration", "8s", s.url("ws", "/ws"))
+	base := res.Baseline
+	if base == nil || base.Mode != "raw" || base.Scenario != "storm" {
+		t.Fatalf("baseline %+v, want a raw storm", base)
+	}
+	for _, r := range []*benchResult{res, base} {
+		if back := fig(t, r, "clients back"); back != n {
+			t.Errorf("%s: %v of %d clients back", r.Mode, back, n)
+		}
+		if v := fig(t, r, "100 % back"); v <= 0 {
+			t.Errorf("%s: 100 %% back after %vs", r.Mode, v)
+		}
+		if v := fig(t, r, "highest welcomes in one second"); v <= 0 || v > n {
+			t.Errorf("%s: %v welcomes in a second of %d clients", r.Mode, v, n)
+		}
+	}
+	if _, ok := base.figure("lost"); ok {
+		t.Error("the baseline counts lost publications; it has none")
+	}
+	var table bytes.Buffer
+	printTable(&table, res)
+	if !containsAll(table.String(), []string{"n/a", "lost and duplicated do not apply"}) {
+		t.Errorf("the table does not say what the baseline lacks:\n%s", table.String())
+	}
+	settled(t, s)
+}
