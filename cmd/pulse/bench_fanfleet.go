@@ -157,7 +157,7 @@ func (fs *fleetSubs) totals(p99 bool) fanTotals {
 	var sum fanTotals
 	for _, c := range fs.children {
 		var t fanTotals
-		if err := c.ask("stats", map[bool]string{true: "p99"}[p99], &t); err != nil {
+		if err := c.ask("stats", statsArgs(p99), &t); err != nil {
 			t.Err = err.Error()
 		}
 		sum.plus(t)

@@ -185,7 +185,7 @@ func (f *fleetCrowd) counts(p99 bool) stormCounts {
 	}
 	for _, c := range f.children {
 		var s stormCounts
-		err := c.ask("stats", map[bool]string{true: "p99"}[p99], &s)
+		err := c.ask("stats", statsArgs(p99), &s)
 		if err != nil {
 			s.Err = err.Error()
 		}
@@ -387,4 +387,13 @@ func (s *sharedCrowd) counts(p99 bool) stormCounts {
 		return (*c).counts(p99)
 	}
 	return stormCounts{}
+}
+
+// statsArgs are the arguments of a child's "stats": "p99" to have the
+// p99 of its deliveries since the last such question.
+func statsArgs(p99 bool) string {
+	if p99 {
+		return "p99"
+	}
+	return ""
 }
