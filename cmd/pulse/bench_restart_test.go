@@ -49,6 +49,12 @@ func TestBenchStormRestart(t *testing.T) {
 	if v := fig(t, res, "resubscriptions not recovered"); v != n {
 		t.Errorf("%v resubscriptions not recovered; a restarted memory broker recovers none of %d", v, n)
 	}
+	// The new server's count starts again from zero: a reading per
+	// second, a second at least between two, shows no more than the
+	// clients and the publisher that came back to it.
+	if v := fig(t, res, "highest admitted in one second, server's count"); v <= 0 || v > n+1 {
+		t.Errorf("the server admitted up to %v upgrades in a second; %d clients and the publisher came back", v, n)
+	}
 	sent, delivered := fig(t, res, "publications sent"), fig(t, res, "deliveries")
 	if delivered == 0 || delivered > sent*20 {
 		t.Errorf("%v deliveries of %v publications in rooms of 20", delivered, sent)
