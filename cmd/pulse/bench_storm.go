@@ -36,7 +36,6 @@ type stormClient struct {
 	room  int
 	seen  []uint64 // bitset of the room's publications received, by seq/rooms
 	dups  int64
-	downs int  // connections lost since the break
 	back  bool // open again after the break
 	open  bool // its connection is open now
 	gens  atomic.Int64
@@ -116,9 +115,10 @@ func (s *storm) state(sc *stormClient, ch client.StateChange) {
 		s.openNow.Add(1)
 		s.backMu.Lock()
 		s.opens = append(s.opens, now)
-		if b := s.breakAt.Load(); b != 0 && sc.downs > 0 {
+		// Back: the first welcome after the break, whether the client
+		// lost its connection at the break or a moment before it.
+		if b := s.breakAt.Load(); b != 0 && !sc.back {
 			s.back = append(s.back, now.Sub(time.Unix(0, b)))
-			sc.downs = -1 << 30 // counted once
 			sc.back = true
 		}
 		s.backMu.Unlock()
@@ -131,9 +131,6 @@ func (s *storm) state(sc *stormClient, ch client.StateChange) {
 		if sc.open {
 			sc.open = false
 			s.openNow.Add(-1)
-		}
-		if s.breakAt.Load() != 0 && sc.downs == 0 {
-			sc.downs++
 		}
 	}
 }

@@ -41,6 +41,7 @@ func (s *storm) holdRaw(ctx context.Context, sc *stormClient, c *benchConn) (sta
 	stop := context.AfterFunc(ctx, c.close)
 	c.read(&s.rawCounts, nil)
 	stop()
+	c.ws.Close() // gorilla leaves a failed connection's socket open
 	s.state(sc, client.StateChange{State: client.StateReconnecting})
 	return time.Since(opened) >= client.DefaultStableAfter
 }
