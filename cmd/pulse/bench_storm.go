@@ -32,13 +32,13 @@ import (
 // stormClient is one subscriber. Its fields belong to the client's
 // callbacks (one at a time, on its Run goroutine) until Run returns.
 type stormClient struct {
-	c     *client.Client
-	room  int
-	seen  []uint64 // bitset of the room's publications received, by seq/rooms
-	dups  int64
-	back  bool // open again after the break
-	open  bool // its connection is open now
-	gens  atomic.Int64
+	c    *client.Client
+	room int
+	seen []uint64 // bitset of the room's publications received, by seq/rooms
+	dups int64
+	back bool // open again after the break
+	open bool // its connection is open now
+	gens atomic.Int64
 }
 
 // storm is one run's shared state: in the parent, the publisher's side
