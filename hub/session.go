@@ -51,7 +51,7 @@ type session struct {
 	member string // public; the member id in presence, derived from token
 	client string
 	info   json.RawMessage
-	subs   map[string]*subscription
+	subs   subSet
 	limit  *publishLimit // made at the first publish (limits.go)
 
 	// Set by Accept, then owned by the worker (auth_session.go): who the
@@ -67,7 +67,7 @@ type session struct {
 
 func newSession(h *Hub, id *Identity) *session {
 	token := randomHex(16)
-	return &session{hub: h, owner: randomHex(8), token: token, member: memberID(token), identity: id, subs: make(map[string]*subscription)}
+	return &session{hub: h, owner: randomHex(8), token: token, member: memberID(token), identity: id}
 }
 
 // Open welcomes the connection: the welcome is its first message.
@@ -191,7 +191,7 @@ func (s *session) unavailable(op string, err error) *protocolError {
 }
 
 func (s *session) subscribe(ctx context.Context, req wire.Subscribe) *protocolError {
-	if s.subs[req.Channel] != nil {
+	if s.subs.get(req.Channel) != nil {
 		return badRequest("already subscribed to %q", req.Channel)
 	}
 	if len(s.subs) >= s.hub.opts.MaxSubscriptions {
@@ -217,7 +217,7 @@ func (s *session) subscribe(ctx context.Context, req wire.Subscribe) *protocolEr
 	if len(pubs) > s.hub.opts.MaxReplay {
 		pubs, err = nil, ErrUnrecoverable // too far behind: the client refetches
 	}
-	s.subs[req.Channel] = sub
+	s.subs.add(sub)
 	reply := wire.Subscribed{ID: req.ID, Channel: req.Channel, Position: top}
 	if req.Since != nil {
 		recovered := err == nil
@@ -229,6 +229,10 @@ func (s *session) subscribe(ctx context.Context, req wire.Subscribe) *protocolEr
 	// The replay runs beside the reader, which must go on reading: the
 	// client's heartbeat answers count as its life.
 	s.reply(ctx, reply) // the answer comes first, whatever happens to the replay
+	if len(pubs) == 0 {
+		s.turnLive(ctx, fan, sub, top)
+		return nil
+	}
 	replayCtx, stop := context.WithTimeout(context.Background(), replayTimeout)
 	sub.stopReplay, sub.replayed = stop, make(chan struct{})
 	s.replays.Go(func() {
@@ -240,6 +244,15 @@ func (s *session) subscribe(ctx context.Context, req wire.Subscribe) *protocolEr
 		}
 	})
 	return nil
+}
+
+// turnLive turns a subscription with no history to replay live, in the
+// worker: it sends the few live events that came during the subscribe, so
+// a subscription holds no replay goroutine, context or channel.
+func (s *session) turnLive(ctx context.Context, fan *fanout, sub *subscription, top Position) {
+	if err := fan.recover(ctx, sub, nil, top); errors.Is(err, context.DeadlineExceeded) {
+		s.conn.Close(pulse.CloseSlowConsumer, "live events of a subscribe not taken in time")
+	}
 }
 
 func (s *session) asMember() Member {
@@ -261,7 +274,7 @@ func (s *session) drop(ctx context.Context, sub *subscription) {
 		sub.stopReplay() // nothing of the channel may follow its unsubscribe's ack
 		<-sub.replayed
 	}
-	delete(s.subs, sub.channel)
+	s.subs.remove(sub.channel)
 	s.hub.leave(sub)
 	if pb, ok := s.hub.opts.Broker.(PresenceBroker); ok && sub.presence {
 		if err := pb.Leave(ctx, sub.channel, s.asMember()); err != nil {
@@ -271,7 +284,7 @@ func (s *session) drop(ctx context.Context, sub *subscription) {
 }
 
 func (s *session) unsubscribe(ctx context.Context, req wire.Unsubscribe) *protocolError {
-	sub := s.subs[req.Channel]
+	sub := s.subs.get(req.Channel)
 	if sub == nil {
 		return &protocolError{code: wire.CodeNotSubscribed, message: "not subscribed to " + req.Channel}
 	}
@@ -316,7 +329,7 @@ func (s *session) presence(ctx context.Context, req wire.PresenceQuery) *protoco
 // channel that is still recovering: a subscriber gets its own publication
 // before the publish's ack, as it would had the subscription been live.
 func (s *session) awaitReplay(ctx context.Context, channel string) {
-	if sub := s.subs[channel]; sub != nil && sub.replayed != nil {
+	if sub := s.subs.get(channel); sub != nil && sub.replayed != nil {
 		select {
 		case <-sub.replayed:
 		case <-ctx.Done():
@@ -330,8 +343,8 @@ func (s *session) end() {
 	s.stopWorker()
 	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
 	defer cancel()
-	for _, sub := range s.subs {
-		s.drop(ctx, sub)
+	for len(s.subs) > 0 {
+		s.drop(ctx, s.subs[len(s.subs)-1])
 	}
 	s.replays.Wait() // the connection has closed: each ends at its next send
 }
