@@ -2,7 +2,6 @@ package hub
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -66,8 +65,8 @@ type session struct {
 }
 
 func newSession(h *Hub, id *Identity) *session {
-	token := randomHex(16)
-	return &session{hub: h, owner: randomHex(8), token: token, member: memberID(token), identity: id}
+	token, owner := h.ids.sessionIDs()
+	return &session{hub: h, owner: owner, token: token, member: memberID(token), identity: id}
 }
 
 // Open welcomes the connection: the welcome is its first message.
@@ -83,12 +82,6 @@ func (s *session) Receive(m pulse.Message) { s.receive(m) }
 
 // Closed releases everything the session holds.
 func (s *session) Closed(*pulse.CloseError) { s.end() }
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
 
 // memberID derives the public member id from a session token, so that the
 // id others see in presence cannot be used to take over the session.
@@ -106,7 +99,7 @@ func validToken(t string) bool {
 // welcome tells the client its session id and the liveness rule.
 func (s *session) welcome() {
 	interval, timeout := s.conn.Liveness()
-	s.conn.Send(pulse.Message{Type: pulse.MessageText, Data: wire.MustEncode(wire.Welcome{Session: s.token, Member: s.member, User: s.user(), IntervalMS: interval.Milliseconds(), TimeoutMS: timeout.Milliseconds()})})
+	s.conn.Send(pulse.Message{Type: pulse.MessageText, Data: encodeWelcome(wire.Welcome{Session: s.token, Member: s.member, User: s.user(), IntervalMS: interval.Milliseconds(), TimeoutMS: timeout.Milliseconds()})})
 }
 
 func (s *session) peer() Peer {
