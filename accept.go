@@ -45,6 +45,7 @@ func (s *Server) Handler(h Handler) http.Handler {
 		CheckOrigin:     s.opts.CheckOrigin,
 		Error:           refusals.refuse,
 	}
+	heartbeats := s.heartbeatHeaders()
 	var speaks string
 	if sh, ok := h.(SubprotocolHandler); ok {
 		speaks = sh.Subprotocol()
@@ -65,7 +66,7 @@ func (s *Server) Handler(h Handler) http.Handler {
 			refusals.refused(w, r, refusal(err))
 			return
 		}
-		header := http.Header{"Pulse-Heartbeat": {heartbeatHeader(kind, s.opts.Interval, s.opts.Timeout)}}
+		header := heartbeats.upgradeHeader(kind)
 		ws, err := upgrader.Upgrade(w, r, header)
 		if err != nil {
 			return // the upgrader has answered with an HTTP error

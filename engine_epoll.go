@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"time"
@@ -148,7 +149,7 @@ type pollConn struct {
 	p      *poller
 	c      *Conn
 	key    uint64
-	remote string
+	remote netip.AddrPort // formatted only when asked: most connections never are
 
 	// Owned by the loop.
 	r frameReader
@@ -178,7 +179,7 @@ func (s *Server) serveEpoll(conn net.Conn, kind HeartbeatKind, subprotocol strin
 		s.opts.Logger.Warn("pulse: handing a connection to epoll", "err", err)
 		return true
 	}
-	t := &pollConn{fd: fd, remote: tcp.RemoteAddr().String(), r: frameReader{limit: s.opts.MaxMessageSize}}
+	t := &pollConn{fd: fd, remote: tcpAddrPort(tcp.RemoteAddr()), r: frameReader{limit: s.opts.MaxMessageSize}}
 	p, err := s.poller()
 	if err == nil {
 		t.p = p
@@ -195,6 +196,18 @@ func (s *Server) serveEpoll(conn net.Conn, kind HeartbeatKind, subprotocol strin
 		t.endRead(err)
 	}
 	return true
+}
+
+// tcpAddrPort is a socket's address as a value of 32 bytes, which the
+// connection keeps without an allocation and formats only when asked, as
+// net.TCPAddr would (an IPv4-mapped address as IPv4).
+func tcpAddrPort(addr net.Addr) netip.AddrPort {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return netip.AddrPort{}
+	}
+	ap := tcp.AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 // takeSocket duplicates tcp's descriptor, non-blocking, and closes tcp:
@@ -539,10 +552,7 @@ func (t *pollConn) close() error {
 	if fd >= 0 {
 		t.fd = -1
 		if t.key != 0 {
-			if !t.detached {
-				unix.EpollCtl(t.p.epfd, unix.EPOLL_CTL_DEL, fd, nil)
-			}
-			t.p.forget(t)
+			t.p.forget(t) // closing fd, its only descriptor, takes it out of epoll
 		}
 		unix.Close(fd)
 		if t.writableCh != nil {
@@ -565,7 +575,7 @@ func (t *pollConn) abort() error {
 	return t.close()
 }
 
-func (t *pollConn) remoteAddr() string { return t.remote }
+func (t *pollConn) remoteAddr() string { return t.remote.String() }
 
 // bind sets the Conn that t feeds; s.open calls it before the session opens.
 func (t *pollConn) bind(c *Conn) { t.c = c }
