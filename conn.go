@@ -66,6 +66,8 @@ type Conn struct {
 	node     wheelNode[*Conn]
 	pingTick int64 // the tick of the next heartbeat
 
+	deadline atomic.Pointer[connDeadline] // set by OnDeadline, taken by the wheel (deadline.go)
+
 	// Durations on the server clock. lastRecv and the RTTs are written by
 	// the reader; pingSent is set by the writer and taken by the reader.
 	lastRecv  atomic.Int64
@@ -231,6 +233,7 @@ func (c *Conn) start() {
 // closes a silent connection or sends the heartbeat that is due, and returns
 // the next tick it needs a turn at, or -1.
 func (c *Conn) heartbeat(k int64, now time.Duration) int64 {
+	own := c.fireDeadline(now)
 	deadline := time.Duration(c.lastRecv.Load()) + c.srv.bound
 	if now >= deadline {
 		c.closeFor(CloseHeartbeatTimeout, "heartbeat timeout", DisconnectHeartbeatTimeout)
@@ -244,7 +247,11 @@ func (c *Conn) heartbeat(k int64, now time.Duration) int64 {
 			c.pingTick += c.srv.steps
 		}
 	}
-	return min(c.pingTick, c.srv.wheel.ceil(deadline))
+	next := min(c.pingTick, c.srv.wheel.ceil(deadline))
+	if own >= 0 {
+		next = min(next, own)
+	}
+	return next
 }
 
 // closeFor closes the connection at once for a fault, dropping what is queued.
