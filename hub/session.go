@@ -59,9 +59,6 @@ type session struct {
 	identity *Identity
 
 	replays sync.WaitGroup // the goroutines replaying history to the client
-
-	authMu sync.Mutex   // guards auth
-	auth   authDeadline // closes the connection at its token's expiry, or without one in time
 }
 
 func newSession(h *Hub, id *Identity) *session {
@@ -332,7 +329,6 @@ func (s *session) awaitReplay(ctx context.Context, channel string) {
 
 // end releases everything the session holds, once its connection closed.
 func (s *session) end() {
-	s.stopAuth()
 	s.stopWorker()
 	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
 	defer cancel()
