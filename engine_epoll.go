@@ -168,7 +168,7 @@ var errReadsEnded = errors.New("pulse: reads ended after the close frame")
 
 // serveEpoll hands an upgraded connection to the epoll loop, or reports
 // false for a socket it cannot take (TLS), which stays on gorilla.
-func (s *Server) serveEpoll(conn net.Conn, kind HeartbeatKind, subprotocol string, session Session) bool {
+func (s *Server) serveEpoll(conn net.Conn, kind HeartbeatKind, subprotocol string, session Session, deflate bool) bool {
 	tcp, ok := conn.(*net.TCPConn)
 	if !ok {
 		return false
@@ -178,11 +178,11 @@ func (s *Server) serveEpoll(conn net.Conn, kind HeartbeatKind, subprotocol strin
 		s.opts.Logger.Warn("pulse: handing a connection to epoll", "err", err)
 		return true
 	}
-	t := &pollConn{fd: fd, remote: tcp.RemoteAddr().String(), r: frameReader{limit: s.opts.MaxMessageSize}}
+	t := &pollConn{fd: fd, remote: tcp.RemoteAddr().String(), r: frameReader{limit: s.opts.MaxMessageSize, deflate: deflate}}
 	p, err := s.poller()
 	if err == nil {
 		t.p = p
-		_, err = s.open(t, kind, subprotocol, session) // binds t.c
+		_, err = s.open(t, kind, subprotocol, session, deflate) // binds t.c
 	}
 	if err != nil {
 		payload := closePayload(newCloseError(CloseServiceRestart, withRetry("server restart", s.opts.DrainWindow)))
@@ -301,14 +301,7 @@ func (t *pollConn) fault(err error) {
 	if !errors.As(err, &fe) {
 		fe = protocolError(err.Error())
 	}
-	label := DisconnectProtocolError
-	switch fe.code {
-	case CloseMessageTooBig:
-		label = DisconnectMessageTooBig
-	case CloseInvalidPayload:
-		label = DisconnectInvalidPayload
-	}
-	req := &closeRequest{err: newCloseError(fe.code, fe.reason), label: label}
+	req := &closeRequest{err: newCloseError(fe.code, fe.reason), label: fe.label()}
 	go func() { // the parser is done, so no delivery starts after this one's Wait
 		t.deliveries.Wait() // the session answers what came before the fault
 		t.c.mu.Lock()
