@@ -5,12 +5,14 @@ import (
 	"bytes"
 	"compress/flate"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -253,5 +255,50 @@ func TestDeflateIncompressible(t *testing.T) {
 	}
 	if out, err := inflate(z[len("prefix"):], 1<<20); err != nil || !bytes.Equal(out, long) {
 		t.Fatalf("round trip: %d bytes, %v", len(out), err)
+	}
+}
+
+// deflateReaderCase is a row of the frame parser's table on a connection
+// that negotiated compression; the rows seed FuzzFrameReader too.
+type deflateReaderCase struct {
+	name   string
+	in     []byte
+	events []string
+	code   CloseCode // of the error; 0 for none
+}
+
+func deflateReaderCases(tb testing.TB) []deflateReaderCase {
+	long := strings.Repeat("squeeze ", 100)
+	z, _ := deflate(nil, []byte(long))
+	return []deflateReaderCase{
+		{"compressed text", compressedFrames(tb, opText, []byte(long), 1), []string{fmt.Sprintf("msg 1 %q", long)}, 0},
+		{"compressed in fragments, a ping between", cat(clientFrame(false, opBinary, z[:5], 4), ping("p"), clientFrame(true, opContinuation, z[5:], 0)),
+			[]string{`ping "p"`, fmt.Sprintf("msg 2 %q", long)}, 0},
+		{"uncompressed beside", text("plain"), []string{`msg 1 "plain"`}, 0},
+		{"empty compressed message", clientFrame(true, opText, []byte{0x00}, 4), []string{`msg 1 ""`}, 0},
+		{"RSV1 on a ping", clientFrame(true, opPing, nil, 4), nil, CloseProtocolError},
+		{"RSV1 on a continuation", cat(clientFrame(false, opText, []byte("a"), 0), clientFrame(true, opContinuation, []byte("b"), 4)), nil, CloseProtocolError},
+		{"RSV2", clientFrame(true, opText, []byte("a"), 2), nil, CloseProtocolError},
+		{"corrupt", clientFrame(true, opBinary, []byte{0xff, 0xff, 0xff}, 4), nil, CloseProtocolError},
+		{"bomb past the limit", compressedFrames(tb, opBinary, make([]byte, 1<<20), 1), nil, CloseMessageTooBig},
+		{"invalid UTF-8 once inflated", compressedFrames(tb, opText, []byte("ok \xff"), 1), nil, CloseInvalidPayload},
+	}
+}
+
+func TestFrameReaderDeflate(t *testing.T) {
+	for _, tc := range deflateReaderCases(t) {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, step := range []int{1, 3, 1 << 20} {
+				events, err := parseWith(tc.in, step, 4096, true)
+				var fe *frameError
+				code := CloseCode(0)
+				if errors.As(err, &fe) {
+					code = fe.code
+				}
+				if !slices.Equal(events, tc.events) || code != tc.code {
+					t.Fatalf("in pieces of %d: %.100q, error %v; want %.100q, code %v", step, events, err, tc.events, tc.code)
+				}
+			}
+		})
 	}
 }

@@ -23,7 +23,13 @@ func (s *recordSink) peerClose(code CloseCode, reason string) {
 
 // parse feeds data to a new frameReader in pieces of at most step bytes.
 func parse(data []byte, step int, limit int64) ([]string, error) {
-	r := frameReader{limit: limit}
+	return parseWith(data, step, limit, false)
+}
+
+// parseWith is parse on a connection where permessage-deflate was
+// negotiated, if deflate is set.
+func parseWith(data []byte, step int, limit int64, deflate bool) ([]string, error) {
+	r := frameReader{limit: limit, deflate: deflate}
 	s := &recordSink{}
 	data = bytes.Clone(data) // feed unmasks in place
 	var err error
@@ -79,17 +85,21 @@ func TestFrameReader(t *testing.T) {
 // message over the limit.
 func FuzzFrameReader(f *testing.F) {
 	for _, tc := range rfcCases() {
-		f.Add(tc.send, uint8(1))
-		f.Add(tc.send, uint8(7))
+		f.Add(tc.send, uint8(1), false)
+		f.Add(tc.send, uint8(7), false)
 	}
-	f.Fuzz(func(t *testing.T, in []byte, step uint8) {
+	for _, tc := range deflateReaderCases(f) {
+		f.Add(tc.in, uint8(1), true)
+		f.Add(tc.in, uint8(5), true)
+	}
+	f.Fuzz(func(t *testing.T, in []byte, step uint8, deflate bool) {
 		const limit = 1 << 12
-		whole, werr := parse(in, len(in)+1, limit)
-		pieces, perr := parse(in, int(step)+1, limit)
+		whole, werr := parseWith(in, len(in)+1, limit, deflate)
+		pieces, perr := parseWith(in, int(step)+1, limit, deflate)
 		if !slices.Equal(whole, pieces) || fmt.Sprint(werr) != fmt.Sprint(perr) {
 			t.Fatalf("whole: %q, %v\npieces of %d: %q, %v", whole, werr, int(step)+1, pieces, perr)
 		}
-		r := frameReader{limit: limit}
+		r := frameReader{limit: limit, deflate: deflate}
 		r.feed(bytes.Clone(in), checkSink{t})
 	})
 }
