@@ -29,8 +29,9 @@ const compressionLevel = flate.BestSpeed
 // connection holds no compressor and no window.
 type CompressionOptions struct {
 	// Threshold is the size in bytes of the smallest data message sent
-	// compressed; smaller ones, and every control frame, go as they are.
-	// Zero means DefaultCompressionThreshold (512).
+	// compressed; smaller ones, and every control frame, go as they are
+	// (1 compresses every message but the empty one). Zero means
+	// DefaultCompressionThreshold (512).
 	Threshold int
 }
 

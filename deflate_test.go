@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -300,5 +301,22 @@ func TestFrameReaderDeflate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// PROTOCOL.md's section on compression shows the answer the server gives
+// and its threshold.
+func TestProtocolDocCompression(t *testing.T) {
+	doc, err := os.ReadFile("PROTOCOL.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"Sec-WebSocket-Extensions: " + deflateResponse,
+		fmt.Sprintf("at least %d bytes", DefaultCompressionThreshold),
+	} {
+		if !bytes.Contains(doc, []byte(want)) {
+			t.Errorf("PROTOCOL.md lacks %q", want)
+		}
 	}
 }
