@@ -320,3 +320,21 @@ func TestProtocolDocCompression(t *testing.T) {
 		}
 	}
 }
+
+// Compression's threshold defaults to 512, is kept when set, and may not
+// be negative; the caller's options are not changed.
+func TestCompressionOptionsResolved(t *testing.T) {
+	for _, tc := range []struct {
+		threshold, want int
+		fails           bool
+	}{{0, DefaultCompressionThreshold, false}, {1, 1, false}, {4096, 4096, false}, {-1, 0, true}} {
+		given := &CompressionOptions{Threshold: tc.threshold}
+		r, err := (&Options{Compression: given}).resolved()
+		if (err != nil) != tc.fails || !tc.fails && r.Compression.Threshold != tc.want || given.Threshold != tc.threshold {
+			t.Errorf("Threshold %d: resolved to %+v, %v; want %d", tc.threshold, r.Compression, err, tc.want)
+		}
+	}
+	if r, _ := (&Options{}).resolved(); r.Compression != nil {
+		t.Error("compression is on by default")
+	}
+}
