@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/pulse-go/pulse/internal/stats"
 )
@@ -126,7 +127,7 @@ var errBadDeflate = protocolError("invalid permessage-deflate data")
 // as soon as it passes limit bytes (so a small bomb never takes more
 // memory than the limit allows) and with errBadDeflate for data that is
 // not DEFLATE.
-func inflate(msg []byte, limit int64) ([]byte, error) {
+func inflate(msg []byte, limit int64) ([]byte, *frameError) {
 	in := inflaters.Get().(*inflater)
 	defer inflaters.Put(in)
 	in.src = inflateSource{msg: msg, tail: inflateTail}
@@ -148,9 +149,22 @@ func inflate(msg []byte, limit int64) ([]byte, error) {
 		case err == io.EOF:
 			return out, nil
 		case err != nil:
-			return nil, deflateError(err)
+			return nil, errBadDeflate // the data is all in memory: no other fault is possible
 		}
 	}
+}
+
+// inflateMessage returns a compressed message inflated, failing as
+// inflate does, and with errInvalidUTF8 for text that is not UTF-8.
+func inflateMessage(op opcode, msg []byte, limit int64) ([]byte, *frameError) {
+	data, err := inflate(msg, limit)
+	if err != nil {
+		return nil, err
+	}
+	if op == opText && !utf8.Valid(data) {
+		return nil, errInvalidUTF8
+	}
+	return data, nil
 }
 
 // growTo returns b with capacity n, its bytes kept.

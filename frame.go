@@ -168,9 +168,11 @@ var (
 )
 
 // frameSink receives what a frameReader parses. message owns data; ping's
-// and pong's payloads are valid only during the call.
+// and pong's payloads are valid only during the call. A compressed
+// message comes as it arrived, for the sink to inflate (inflateMessage)
+// off the reader's goroutine.
 type frameSink interface {
-	message(op opcode, data []byte)
+	message(op opcode, data []byte, compressed bool)
 	ping(payload []byte)
 	pong()
 	peerClose(code CloseCode, reason string)
@@ -182,9 +184,12 @@ type frameSink interface {
 // checked for UTF-8 as it arrives, so invalid bytes fail the connection
 // at once (1007); a data frame whose announced length takes its message
 // past limit fails at its header (1009); everything else RFC 6455 forbids
-// fails with 1002. Owned by the goroutine that feeds it.
+// fails with 1002, and so does RSV1 anywhere but on the first frame of a
+// message once permessage-deflate is negotiated (RFC 7692 6.1). A
+// compressed message is handed over as it came, for the sink to inflate
+// and check. Owned by the goroutine that feeds it.
 type frameReader struct {
-	limit   int64 // the largest message, inflated
+	limit   int64 // the largest message, as it arrives (the sink bounds it inflated)
 	deflate bool  // permessage-deflate was negotiated: RSV1 marks a compressed message
 
 	// The frame being read.
@@ -371,34 +376,13 @@ func (r *frameReader) payload(chunk []byte, s frameSink) error {
 	if !r.fin {
 		return nil
 	}
-	op, msg, err := r.whole()
-	if err != nil {
-		return err
+	if r.msgOp == opText && !r.compressed && r.checked != len(r.msg) {
+		return errInvalidUTF8 // it ends inside a character
 	}
+	op, msg, compressed := r.msgOp, r.msg, r.compressed
 	r.msgOp, r.msg, r.checked, r.compressed = 0, nil, 0, false
-	s.message(op, msg)
+	s.message(op, msg, compressed)
 	return nil
-}
-
-// whole returns the message whose last frame is in: inflated if it came
-// compressed, and checked, when text, for ending inside a character (or,
-// inflated, for any invalid UTF-8).
-func (r *frameReader) whole() (opcode, []byte, error) {
-	msg := r.msg
-	if r.compressed {
-		var err error
-		if msg, err = inflate(msg, r.limit); err != nil {
-			return 0, nil, err
-		}
-		r.checked = 0
-		if n, ok := validPrefix(msg); ok {
-			r.checked = n
-		}
-	}
-	if r.msgOp == opText && r.checked != len(msg) {
-		return 0, nil, errInvalidUTF8
-	}
-	return r.msgOp, msg, nil
 }
 
 // control handles a whole control frame.

@@ -9,10 +9,21 @@ import (
 	"unicode/utf8"
 )
 
-// recordSink writes down what a frameReader parsed.
-type recordSink struct{ events []string }
+// recordSink writes down what a frameReader parsed; it inflates a
+// compressed message as the epoll engine does, up to limit.
+type recordSink struct {
+	events []string
+	limit  int64
+}
 
-func (s *recordSink) message(op opcode, data []byte) {
+func (s *recordSink) message(op opcode, data []byte, compressed bool) {
+	if compressed {
+		var fe *frameError
+		if data, fe = inflateMessage(op, data, s.limit); fe != nil {
+			s.events = append(s.events, fmt.Sprintf("inflate fails %d", fe.code))
+			return
+		}
+	}
 	s.events = append(s.events, fmt.Sprintf("msg %d %q", op, data))
 }
 func (s *recordSink) ping(p []byte) { s.events = append(s.events, fmt.Sprintf("ping %q", p)) }
@@ -30,7 +41,7 @@ func parse(data []byte, step int, limit int64) ([]string, error) {
 // negotiated, if deflate is set.
 func parseWith(data []byte, step int, limit int64, deflate bool) ([]string, error) {
 	r := frameReader{limit: limit, deflate: deflate}
-	s := &recordSink{}
+	s := &recordSink{limit: limit}
 	data = bytes.Clone(data) // feed unmasks in place
 	var err error
 	for len(data) > 0 && err == nil {
@@ -107,7 +118,13 @@ func FuzzFrameReader(f *testing.F) {
 // checkSink fails on a text message that is not UTF-8 or one over the limit.
 type checkSink struct{ t *testing.T }
 
-func (s checkSink) message(op opcode, data []byte) {
+func (s checkSink) message(op opcode, data []byte, compressed bool) {
+	if compressed {
+		var fe *frameError
+		if data, fe = inflateMessage(op, data, 1<<12); fe != nil {
+			return
+		}
+	}
 	if op == opText && !utf8.Valid(data) || len(data) > 1<<12 {
 		s.t.Fatalf("handed over %d bytes of op %d: %q", len(data), op, data)
 	}
