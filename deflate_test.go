@@ -44,7 +44,13 @@ func TestNegotiateDeflate(t *testing.T) {
 }
 
 func negotiationCases() []negotiationCase {
-	return []negotiationCase{
+	var cases []negotiationCase
+	for bits := 8; bits <= 15; bits++ { // declined: the server's window is 15 bits
+		cases = append(cases,
+			negotiationCase{fmt.Sprintf("permessage-deflate; server_max_window_bits=%d", bits), false},
+			negotiationCase{fmt.Sprintf("permessage-deflate; client_max_window_bits=%d", bits), true})
+	}
+	return append(cases, []negotiationCase{
 		{"", false},
 		{"permessage-deflate", true},
 		{"permessage-deflate; server_no_context_takeover", true},
@@ -75,7 +81,7 @@ func negotiationCases() []negotiationCase {
 		{"foo, permessage-deflate", true},
 		{"permessage-deflate; a=\"b\\\"\", permessage-deflate", false}, // an escape ends the parse, as gorilla's
 		{"permessage-deflate; @", false},
-	}
+	}...)
 }
 
 // The answer on the wire to every offer of the table, on both engines:
