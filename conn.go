@@ -30,6 +30,8 @@ const (
 type Message struct {
 	Type MessageType
 	Data []byte
+
+	prep *prepared // the compressed form shared by the copies of a Prepare'd message; nil otherwise
 }
 
 // transport is the framing layer under a Conn. Its reader feeds the Conn
@@ -61,6 +63,7 @@ type Conn struct {
 	kind        HeartbeatKind
 	subprotocol string
 	session     Session
+	deflateMin  int // the smallest message sent compressed; 0 without permessage-deflate
 
 	// Owned by the timing wheel.
 	node     wheelNode[*Conn]

@@ -162,8 +162,9 @@ func (s *Server) connsLocked() []*Conn {
 }
 
 // open registers a connection accepted on t, opens its session and starts
-// its heartbeats. It fails once the server is draining.
-func (s *Server) open(t transport, kind HeartbeatKind, subprotocol string, session Session) (*Conn, error) {
+// its heartbeats; deflate says permessage-deflate was negotiated. It fails
+// once the server is draining.
+func (s *Server) open(t transport, kind HeartbeatKind, subprotocol string, session Session, deflate bool) (*Conn, error) {
 	s.mu.Lock()
 	if !s.accepting() {
 		s.mu.Unlock()
@@ -172,6 +173,9 @@ func (s *Server) open(t transport, kind HeartbeatKind, subprotocol string, sessi
 	s.nextID++
 	c := &Conn{srv: s, t: t, id: s.nextID, kind: kind, subprotocol: subprotocol, session: session}
 	c.node.value = c
+	if deflate {
+		c.deflateMin = s.opts.Compression.Threshold
+	}
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
 
