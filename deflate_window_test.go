@@ -141,6 +141,39 @@ func TestPreparedPerWindow(t *testing.T) {
 	}
 }
 
+// A prepared message sent to connections with different windows reaches
+// each within its own, on both engines: compressed once for the windows
+// that hold it whole, once more for the smaller one.
+func TestPreparedFanoutWindows(t *testing.T) { onEngines(t, testPreparedFanoutWindows) }
+
+func testPreparedFanoutWindows(t *testing.T, engine Engine) {
+	l := startLive(t, engine, &Options{Interval: time.Hour, Compression: &CompressionOptions{}})
+	windows := []deflateBits{15, 8, 12, 8, 15}
+	peers := make([]*rawPeer, len(windows))
+	conns := make([]*Conn, len(windows))
+	for i, bits := range windows {
+		peers[i], _ = dialDeflate(t, l, fmt.Sprintf("permessage-deflate; server_max_window_bits=%d", bits))
+		conns[i] = l.nextOpen(t)
+	}
+	msg := jsonRecords(4 << 10) // 2^12 bytes: whole for 12 and 15 bits
+	m := Prepare(Message{Type: MessageText, Data: msg})
+	before := stats.Deflates.Load()
+	for _, c := range conns {
+		c.Send(m)
+	}
+	for i, p := range peers {
+		p.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if err := p.expectEcho(msg, windows[i]); err != nil {
+			t.Fatalf("connection %d, window %d bits: %v", i, windows[i], err)
+		}
+		p.conn.Close()
+		l.nextClose(t)
+	}
+	if got := stats.Deflates.Load() - before; got != 2 {
+		t.Errorf("compressed %d times for windows of 8, 12 and 15 bits; want 2", got)
+	}
+}
+
 // windowOffers are Autobahn's offers with server_max_window_bits (cases
 // 13.3 to 13.7), and that parameter alone at every other size, with the
 // window each gets.
