@@ -269,7 +269,9 @@ func (p *prepared) form(window deflateBits) *preparedForm {
 // Prepare returns m ready to be sent on many connections, as a hub's
 // fan-out does: on connections that compress it, it is compressed once,
 // by the first writer that needs it, and the result is shared by every
-// copy of the returned Message. On other connections it is sent as m is.
+// copy of the returned Message. A connection whose client asked for a
+// window (server_max_window_bits) smaller than the message gets a form
+// made once for that window. On other connections it is sent as m is.
 // It costs one small allocation; a Message sent once gains nothing.
 func Prepare(m Message) Message {
 	m.prep = new(prepared)
