@@ -29,7 +29,9 @@ const compressionLevel = flate.BestSpeed
 
 // CompressionOptions configures permessage-deflate (RFC 7692). Messages
 // are compressed without context takeover in both directions, so an idle
-// connection holds no compressor and no window.
+// connection holds no compressor and no window. A client may ask for a
+// window smaller than 32 KiB (server_max_window_bits, 8 to 15), which the
+// server's messages then keep to.
 type CompressionOptions struct {
 	// Threshold is the size in bytes of the smallest data message sent
 	// compressed; smaller ones, and every control frame, go as they are
@@ -72,6 +74,10 @@ var (
 	huffmen   = deflaterPool(flate.HuffmanOnly)
 )
 
+// minPieceBits is the smallest window whose pieces deflate compresses
+// with back references (1 KiB); below it, huffmen code the message.
+const minPieceBits = 10
+
 // deflate appends the compressed form of src to dst, as RFC 7692 7.2.1
 // frames it (the tail stripped), its back references within a window of
 // 2^window bytes; ok is false when it is no shorter than src, which is
@@ -80,17 +86,17 @@ var (
 // compress/flate's window is 2^maxWindowBits, so a message no longer than
 // the window is compressed whole (no distance can pass its length). A
 // longer one is compressed in pieces of 2^window bytes, each by a fresh
-// compressor, so a reference never reaches into the piece before; at 8
-// bits, pieces of 256 bytes cost more in block headers than their matches
-// save, and the message is Huffman-coded without back references instead
-// (on JSON: 68% of the size in pieces, 61% Huffman-coded, 27% whole;
-// README's design note on compression).
+// compressor, so a reference never reaches into the piece before. Below
+// pieces of 2^minPieceBits bytes, the message is Huffman-coded without
+// back references instead: each piece pays for a block and its code
+// tables, and smaller ones cost far more time than they save bytes
+// (README's design note on compression has the figures).
 func deflate(dst, src []byte, window deflateBits) (out []byte, ok bool) {
 	stats.Deflates.Add(1)
 	pool, piece := deflaters, len(src)
 	switch {
 	case len(src) <= 1<<window || window >= maxWindowBits:
-	case window == minWindowBits:
+	case window < minPieceBits:
 		pool = huffmen
 	default:
 		piece = 1 << window
