@@ -92,7 +92,7 @@ func (s *Server) heartbeatFor(r *http.Request, pulse bool) (HeartbeatKind, error
 	return parseHeartbeatKind(param)
 }
 
-func (s *Server) serveWS(ws *websocket.Conn, kind HeartbeatKind, session Session, deflate bool) {
+func (s *Server) serveWS(ws *websocket.Conn, kind HeartbeatKind, session Session, deflate deflateBits) {
 	if s.opts.Engine == EngineEpoll && s.serveEpoll(unguarded(ws.NetConn()), kind, ws.Subprotocol(), session, deflate) {
 		return
 	}

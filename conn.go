@@ -57,13 +57,14 @@ type transport interface {
 // Send, Close and the getters may be called from any goroutine.
 type Conn struct {
 	// Set at accept, never changes.
-	srv         *Server
-	t           transport
-	id          uint64
-	kind        HeartbeatKind
-	subprotocol string
-	session     Session
-	deflateMin  int // the smallest message sent compressed; 0 without permessage-deflate
+	srv           *Server
+	t             transport
+	id            uint64
+	kind          HeartbeatKind
+	subprotocol   string
+	session       Session
+	deflateMin    int         // the smallest message sent compressed; 0 without permessage-deflate
+	deflateWindow deflateBits // the window compressed messages keep to (server_max_window_bits); 0 without permessage-deflate
 
 	// Owned by the timing wheel.
 	node     wheelNode[*Conn]

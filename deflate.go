@@ -14,7 +14,9 @@ import (
 // chosen by negotiateDeflate (deflate_offer.go), and each message is
 // compressed or inflated with a flate writer or reader taken from a pool
 // for that message only. Both directions run without context takeover,
-// so a connection holds no compression state between messages.
+// so a connection holds no compression state between messages; what it
+// keeps is the window its compressed messages must keep to
+// (Conn.deflateWindow).
 
 // DefaultCompressionThreshold is the size of the smallest message sent
 // compressed when CompressionOptions.Threshold is zero: below it deflate
@@ -27,7 +29,9 @@ const compressionLevel = flate.BestSpeed
 
 // CompressionOptions configures permessage-deflate (RFC 7692). Messages
 // are compressed without context takeover in both directions, so an idle
-// connection holds no compressor and no window.
+// connection holds no compressor and no window. A client may ask for a
+// window smaller than 32 KiB (server_max_window_bits, 8 to 15), which the
+// server's messages then keep to.
 type CompressionOptions struct {
 	// Threshold is the size in bytes of the smallest data message sent
 	// compressed; smaller ones, and every control frame, go as they are
@@ -55,25 +59,62 @@ func (d *deflater) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-var deflaters = sync.Pool{New: func() any {
-	d := new(deflater)
-	d.fw, _ = flate.NewWriter(d, compressionLevel) // the level is valid
-	return d
-}}
+func deflaterPool(level int) *sync.Pool {
+	return &sync.Pool{New: func() any {
+		d := new(deflater)
+		d.fw, _ = flate.NewWriter(d, level) // the level is valid
+		return d
+	}}
+}
+
+// The pooled compressors: deflaters find back references, huffmen only
+// code bytes (no back reference, so any window holds their output).
+var (
+	deflaters = deflaterPool(compressionLevel)
+	huffmen   = deflaterPool(flate.HuffmanOnly)
+)
+
+// minPieceBits is the smallest window whose pieces deflate compresses
+// with back references (1 KiB); below it, huffmen code the message.
+const minPieceBits = 10
 
 // deflate appends the compressed form of src to dst, as RFC 7692 7.2.1
-// frames it (the tail stripped); ok is false when it is no shorter than
-// src, which is then better sent as it is.
-func deflate(dst, src []byte) (out []byte, ok bool) {
+// frames it (the tail stripped), its back references within a window of
+// 2^window bytes; ok is false when it is no shorter than src, which is
+// then better sent as it is.
+//
+// compress/flate's window is 2^maxWindowBits, so a message no longer than
+// the window is compressed whole (no distance can pass its length). A
+// longer one is compressed in pieces of 2^window bytes, each by a fresh
+// compressor, so a reference never reaches into the piece before. Below
+// pieces of 2^minPieceBits bytes, the message is Huffman-coded without
+// back references instead: each piece pays for a block and its code
+// tables, and smaller ones cost far more time than they save bytes
+// (README's design note on compression has the figures).
+func deflate(dst, src []byte, window deflateBits) (out []byte, ok bool) {
 	stats.Deflates.Add(1)
-	d := deflaters.Get().(*deflater)
+	pool, piece := deflaters, len(src)
+	switch {
+	case len(src) <= 1<<window || window >= maxWindowBits:
+	case window < minPieceBits:
+		pool = huffmen
+	default:
+		piece = 1 << window
+	}
+	d := pool.Get().(*deflater)
 	start := len(dst)
 	d.out = dst
-	d.fw.Reset(d)
-	d.fw.Write(src) // writes to d, which never fails
-	d.fw.Flush()
+	for rest := src; ; {
+		k := min(piece, len(rest))
+		d.fw.Reset(d)
+		d.fw.Write(rest[:k]) // writes to d, which never fails
+		d.fw.Flush()         // ends byte-aligned: the next piece follows as a new block
+		if rest = rest[k:]; len(rest) == 0 {
+			break
+		}
+	}
 	out, d.out = d.out, nil
-	deflaters.Put(d)
+	pool.Put(d)
 	out = out[:len(out)-len(deflateTail)] // a flush ends with the empty stored block
 	return out, len(out)-start < len(src)
 }
@@ -185,27 +226,58 @@ func deflateError(err error) error {
 
 // prepared is the compressed form of a Message made once for all its
 // copies (Prepare): the first compressed connection that writes it
-// compresses it, the others wait for that and share the bytes.
+// compresses it, the others wait for that and share the bytes. A message
+// longer than a connection's window is compressed for that window
+// (deflate): such forms are made on demand, one per window.
 type prepared struct {
+	whole preparedForm // for windows at least as long as the message
+
+	mu    sync.Mutex                    // guards small
+	small map[deflateBits]*preparedForm // for windows shorter than the message
+}
+
+// preparedForm is one compressed form of a prepared message.
+type preparedForm struct {
 	once sync.Once
 	data []byte // nil when compressing does not make it shorter
 }
 
-// compressed returns the compressed form of data, and false when it is
-// better sent as it is.
-func (p *prepared) compressed(data []byte) ([]byte, bool) {
-	p.once.Do(func() {
-		if z, ok := deflate(make([]byte, 0, len(data)/2+64), data); ok {
-			p.data = z[:len(z):len(z)]
+// compressed returns the compressed form of data for a window of
+// 2^window bytes, and false when it is better sent as it is.
+func (p *prepared) compressed(data []byte, window deflateBits) ([]byte, bool) {
+	form := &p.whole
+	if len(data) > 1<<window && window < maxWindowBits {
+		form = p.form(window)
+	}
+	form.once.Do(func() {
+		if z, ok := deflate(make([]byte, 0, len(data)/2+64), data, window); ok {
+			form.data = z[:len(z):len(z)]
 		}
 	})
-	return p.data, p.data != nil
+	return form.data, form.data != nil
+}
+
+// form returns the form for a window shorter than the message.
+func (p *prepared) form(window deflateBits) *preparedForm {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f := p.small[window]
+	if f == nil {
+		if p.small == nil {
+			p.small = make(map[deflateBits]*preparedForm)
+		}
+		f = new(preparedForm)
+		p.small[window] = f
+	}
+	return f
 }
 
 // Prepare returns m ready to be sent on many connections, as a hub's
 // fan-out does: on connections that compress it, it is compressed once,
 // by the first writer that needs it, and the result is shared by every
-// copy of the returned Message. On other connections it is sent as m is.
+// copy of the returned Message. A connection whose client asked for a
+// window (server_max_window_bits) smaller than the message gets a form
+// made once for that window. On other connections it is sent as m is.
 // It costs one small allocation; a Message sent once gains nothing.
 func Prepare(m Message) Message {
 	m.prep = new(prepared)

@@ -2,9 +2,12 @@ package pulse
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
+	"errors"
 	"net"
 	"net/http"
+	"slices"
 
 	"github.com/gorilla/websocket"
 )
@@ -14,9 +17,12 @@ import (
 // EnableCompression accepts any permessage-deflate offer, whatever its
 // parameters, and refuses an answer written by the application; so a
 // Handler keeps a second Upgrader that compresses, and uses it only for a
-// request whose offer negotiateDeflate accepts (its answer is gorilla's).
-// gorilla inflates what it reads (readMessage bounds the result); pulse's
-// writer compresses itself (flush.compress), as it encodes every frame.
+// request whose offer negotiateDeflate accepts. gorilla's answer is
+// deflateResponse; where negotiateDeflate's differs (it has
+// server_max_window_bits), the hijacked connection replaces gorilla's
+// line as the 101 response is written (rsvGuard.Write). gorilla inflates
+// what it reads (readMessage bounds the result); pulse's writer
+// compresses itself (flush.compress), as it encodes every frame.
 
 // deflatingUpgrader returns a copy of up that negotiates compression, or
 // nil when the server does not offer it.
@@ -31,25 +37,69 @@ func deflatingUpgrader(up *websocket.Upgrader, o *CompressionOptions) *websocket
 
 // upgrade upgrades the request with plain, or with deflating when the
 // request offers permessage-deflate in a form the server accepts; it
-// reports which. A compressed connection reads through an rsvGuard.
-func upgrade(plain, deflating *websocket.Upgrader, w http.ResponseWriter, r *http.Request, h http.Header) (*websocket.Conn, bool, error) {
-	if deflating == nil || !negotiateDeflate(r.Header) {
-		ws, err := plain.Upgrade(w, r, h)
-		return ws, false, err
+// returns the window the server's messages keep to, 0 when uncompressed.
+// A compressed connection reads through an rsvGuard.
+func upgrade(plain, deflating *websocket.Upgrader, w http.ResponseWriter, r *http.Request, h http.Header) (*websocket.Conn, deflateBits, error) {
+	var answer string
+	var window deflateBits
+	if deflating != nil {
+		answer, window = negotiateDeflate(r.Header)
 	}
-	ws, err := deflating.Upgrade(guardWriter{w}, r, h)
-	return ws, true, err
+	if window == 0 {
+		ws, err := plain.Upgrade(w, r, h)
+		return ws, 0, err
+	}
+	ws, err := deflating.Upgrade(guardWriter{w, answer}, r, h)
+	return ws, window, err
 }
 
-// guardWriter hands gorilla the hijacked connection inside an rsvGuard.
-type guardWriter struct{ http.ResponseWriter }
+// guardWriter hands gorilla the hijacked connection inside an rsvGuard,
+// which writes answer as the extension line of the 101 response.
+type guardWriter struct {
+	http.ResponseWriter
+	answer string
+}
 
 func (g guardWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, rw, err := http.NewResponseController(g.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
 	}
-	return &rsvGuard{Conn: conn}, rw, nil
+	guard := &rsvGuard{Conn: conn}
+	if g.answer != deflateResponse {
+		guard.answer = g.answer
+	}
+	return guard, rw, nil
+}
+
+// gorillaAnswer is the extension line of gorilla's 101 response on a
+// compressed connection (gorilla/websocket v1.5.3, server.go), written
+// in one call with the rest of the response.
+const gorillaAnswer = "\r\nSec-WebSocket-Extensions: " + deflateResponse + "\r\n"
+
+// errGorillaAnswer fails an upgrade whose 101 response lacks gorilla's
+// extension line, rather than answer what the server would not keep to.
+var errGorillaAnswer = errors.New("pulse: the 101 response has no permessage-deflate line to replace")
+
+// Write writes what gorilla writes; the first write, the 101 response,
+// with g.answer in place of gorilla's extension line when it differs.
+// It is called by gorilla's Upgrade before the reader starts, and later
+// only for gorilla's own close frames.
+func (g *rsvGuard) Write(p []byte) (int, error) {
+	if g.answer == "" {
+		return g.Conn.Write(p)
+	}
+	answer := g.answer
+	g.answer = ""
+	i := bytes.Index(p, []byte(gorillaAnswer))
+	if i < 0 || bytes.Count(p, []byte(gorillaAnswer)) != 1 {
+		return 0, errGorillaAnswer
+	}
+	resp := slices.Concat(p[:i], []byte("\r\nSec-WebSocket-Extensions: "+answer+"\r\n"), p[i+len(gorillaAnswer):])
+	if _, err := g.Conn.Write(resp); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // unguarded returns the connection inside an rsvGuard, or conn itself:
@@ -69,10 +119,11 @@ func unguarded(conn net.Conn) net.Conn {
 // header cut by a read; owned by the reading goroutine.
 type rsvGuard struct {
 	net.Conn
-	hdr  [10]byte // the header, up to its length; the mask key is skipped with the payload
-	hdrN int
-	skip int64 // bytes before the next header
-	err  error // the fault found: every later read fails with it
+	answer string   // the extension line's answer; set at hijack, cleared by the 101 response's write
+	hdr    [10]byte // the header, up to its length; the mask key is skipped with the payload
+	hdrN   int
+	skip   int64 // bytes before the next header
+	err    error // the fault found: every later read fails with it
 }
 
 func (g *rsvGuard) Read(p []byte) (int, error) {

@@ -21,11 +21,20 @@ import (
 
 // permessage-deflate (RFC 7692) over raw sockets, on both engines.
 
-// negotiationCase is an offer and whether the server accepts it.
+// negotiationCase is an offer, the answer the server gives (deflateResponse
+// when answer is "accept"; "" when it declines) and the window its
+// messages then keep to.
 type negotiationCase struct {
-	offer string
-	want  bool
+	offer  string
+	answer string
+	window deflateBits
 }
+
+// accepted and declined are the answers of most rows.
+const (
+	accepted = deflateResponse
+	declined = ""
+)
 
 func TestNegotiateDeflate(t *testing.T) {
 	for _, tc := range negotiationCases() {
@@ -33,60 +42,68 @@ func TestNegotiateDeflate(t *testing.T) {
 		if tc.offer != "" {
 			h.Set("Sec-WebSocket-Extensions", tc.offer)
 		}
-		if got := negotiateDeflate(h); got != tc.want {
-			t.Errorf("offer %q: accepted %v, want %v", tc.offer, got, tc.want)
+		if answer, window := negotiateDeflate(h); answer != tc.answer || window != tc.window {
+			t.Errorf("offer %q: answered %q with window %d, want %q with %d", tc.offer, answer, window, tc.answer, tc.window)
 		}
 	}
 	two := http.Header{"Sec-Websocket-Extensions": {"permessage-deflate; meow", "permessage-deflate"}}
-	if !negotiateDeflate(two) {
+	if answer, _ := negotiateDeflate(two); answer != accepted {
 		t.Error("the offer of a second header line was declined")
 	}
 }
 
 func negotiationCases() []negotiationCase {
 	var cases []negotiationCase
-	for bits := 8; bits <= 15; bits++ { // declined: the server's window is 15 bits
+	for bits := deflateBits(8); bits <= 15; bits++ {
+		small := fmt.Sprintf("%s; server_max_window_bits=%d", accepted, bits)
 		cases = append(cases,
-			negotiationCase{fmt.Sprintf("permessage-deflate; server_max_window_bits=%d", bits), false},
-			negotiationCase{fmt.Sprintf("permessage-deflate; client_max_window_bits=%d", bits), true})
+			negotiationCase{fmt.Sprintf("permessage-deflate; server_max_window_bits=%d", bits), small, bits},
+			negotiationCase{fmt.Sprintf("permessage-deflate; client_max_window_bits=%d", bits), accepted, 15},
+			// Autobahn's offers (cases 13.3 to 13.6)
+			negotiationCase{fmt.Sprintf("permessage-deflate; client_no_context_takeover; client_max_window_bits; server_max_window_bits=%d", bits), small, bits},
+			negotiationCase{fmt.Sprintf("permessage-deflate; client_no_context_takeover; client_max_window_bits; server_no_context_takeover; server_max_window_bits=%d", bits), small, bits})
 	}
 	return append(cases, []negotiationCase{
-		{"", false},
-		{"permessage-deflate", true},
-		{"permessage-deflate; server_no_context_takeover", true},
-		{"permessage-deflate; client_no_context_takeover", true},
-		{"permessage-deflate; server_no_context_takeover; client_no_context_takeover", true},
-		{"permessage-deflate; client_max_window_bits", true},
-		{"permessage-deflate; client_max_window_bits=8", true},
-		{"permessage-deflate; client_max_window_bits=15", true},
-		{`permessage-deflate; client_max_window_bits="10"`, true},
-		{"permessage-deflate;client_max_window_bits=12 ;  server_no_context_takeover", true},
-		{"permessage-deflate; server_max_window_bits=8", false},
-		{"permessage-deflate; server_max_window_bits=10", false},
-		{"permessage-deflate; server_max_window_bits=15", false},
-		{"permessage-deflate; server_max_window_bits", false},
-		{"permessage-deflate; client_max_window_bits=7", false},
-		{"permessage-deflate; client_max_window_bits=16", false},
-		{"permessage-deflate; client_max_window_bits=010", false},
-		{"permessage-deflate; client_max_window_bits=abc", false},
-		{"permessage-deflate; client_max_window_bits=", false},
-		{"permessage-deflate; server_no_context_takeover=1", false},
-		{"permessage-deflate; client_no_context_takeover; client_no_context_takeover", false},
-		{"permessage-deflate; client_max_window_bits; client_max_window_bits=10", false},
-		{"permessage-deflate; meow", false},
-		{"x-webkit-deflate-frame", false},
-		{"permessage-deflate; meow, permessage-deflate; client_max_window_bits", true},
-		{"permessage-deflate; server_max_window_bits=10, permessage-deflate", true},
-		{"permessage-deflate; server_max_window_bits=10, permessage-deflate; server_max_window_bits=9", false},
-		{"foo, permessage-deflate", true},
-		{"permessage-deflate; a=\"b\\\"\", permessage-deflate", false}, // an escape ends the parse, as gorilla's
-		{"permessage-deflate; @", false},
+		{"", declined, 0},
+		{"permessage-deflate", accepted, 15},
+		{"permessage-deflate; server_no_context_takeover", accepted, 15},
+		{"permessage-deflate; client_no_context_takeover", accepted, 15},
+		{"permessage-deflate; server_no_context_takeover; client_no_context_takeover", accepted, 15},
+		{"permessage-deflate; client_max_window_bits", accepted, 15},
+		{`permessage-deflate; client_max_window_bits="10"`, accepted, 15},
+		{"permessage-deflate;client_max_window_bits=12 ;  server_no_context_takeover", accepted, 15},
+		{`permessage-deflate; server_max_window_bits="9"`, accepted + "; server_max_window_bits=9", 9},
+		{"permessage-deflate; server_max_window_bits=10; client_max_window_bits=8", accepted + "; server_max_window_bits=10", 10},
+		{"permessage-deflate; server_max_window_bits", declined, 0},
+		{"permessage-deflate; server_max_window_bits=7", declined, 0},
+		{"permessage-deflate; server_max_window_bits=16", declined, 0},
+		{"permessage-deflate; server_max_window_bits=08", declined, 0},
+		{"permessage-deflate; server_max_window_bits=8; server_max_window_bits=8", declined, 0},
+		{"permessage-deflate; client_max_window_bits=7", declined, 0},
+		{"permessage-deflate; client_max_window_bits=16", declined, 0},
+		{"permessage-deflate; client_max_window_bits=010", declined, 0},
+		{"permessage-deflate; client_max_window_bits=abc", declined, 0},
+		{"permessage-deflate; client_max_window_bits=", declined, 0},
+		{"permessage-deflate; server_no_context_takeover=1", declined, 0},
+		{"permessage-deflate; client_no_context_takeover; client_no_context_takeover", declined, 0},
+		{"permessage-deflate; client_max_window_bits; client_max_window_bits=10", declined, 0},
+		{"permessage-deflate; meow", declined, 0},
+		{"x-webkit-deflate-frame", declined, 0},
+		{"permessage-deflate; meow, permessage-deflate; client_max_window_bits", accepted, 15},
+		// several offers: the first acceptable one wins (Autobahn's 13.7)
+		{"permessage-deflate; server_no_context_takeover; server_max_window_bits=8, permessage-deflate; server_no_context_takeover, permessage-deflate",
+			accepted + "; server_max_window_bits=8", 8},
+		{"permessage-deflate; server_max_window_bits=7, permessage-deflate; server_max_window_bits=9", accepted + "; server_max_window_bits=9", 9},
+		{"permessage-deflate; server_max_window_bits=7, permessage-deflate", accepted, 15},
+		{"permessage-deflate; server_max_window_bits=10, permessage-deflate", accepted + "; server_max_window_bits=10", 10},
+		{"foo, permessage-deflate", accepted, 15},
+		{"permessage-deflate; a=\"b\\\"\", permessage-deflate", declined, 0}, // an escape ends the parse, as gorilla's
+		{"permessage-deflate; @", declined, 0},
 	}...)
 }
 
-// The answer on the wire to every offer of the table, on both engines:
-// deflateResponse or no extension; and none from a server without
-// compression.
+// The answer on the wire to every offer of the table, on both engines;
+// and none from a server without compression.
 func TestDeflateHandshake(t *testing.T) { onEngines(t, testDeflateHandshake) }
 
 func testDeflateHandshake(t *testing.T, engine Engine) {
@@ -100,12 +117,8 @@ func testDeflateHandshake(t *testing.T, engine Engine) {
 		return resp.Header.Get("Sec-WebSocket-Extensions")
 	}
 	for _, tc := range negotiationCases() {
-		want := ""
-		if tc.want {
-			want = deflateResponse
-		}
-		if got := answer(on, tc.offer); got != want {
-			t.Errorf("offer %q: answered %q, want %q", tc.offer, got, want)
+		if got := answer(on, tc.offer); got != tc.answer {
+			t.Errorf("offer %q: answered %q, want %q", tc.offer, got, tc.answer)
 		}
 	}
 	if got := answer(off, "permessage-deflate"); got != "" {
@@ -140,7 +153,7 @@ func dialDeflate(t *testing.T, l *liveServer, offer string) (*rawPeer, *http.Res
 // compressedFrames is msg compressed as a client sends it, in n frames:
 // RSV1 on the first only (RFC 7692 6.1).
 func compressedFrames(t testing.TB, op opcode, msg []byte, n int) []byte {
-	z, _ := deflate(nil, msg)
+	z, _ := deflate(nil, msg, maxWindowBits)
 	var out []byte
 	size := (len(z) + n - 1) / n
 	for i := range n {
@@ -156,31 +169,38 @@ func compressedFrames(t testing.TB, op opcode, msg []byte, n int) []byte {
 // nextDeflated reads one server frame as "op:payload", "opz:payload" when
 // it came compressed (inflated here), or a close frame's code and reason.
 func (p *rawPeer) nextDeflated() (string, error) {
+	op, rsv1, payload, err := p.nextFrameRSV1()
+	if err != nil || !rsv1 {
+		return describe(op, payload), err
+	}
+	fr := flate.NewReader(io.MultiReader(bytes.NewReader(payload), bytes.NewReader(inflateTail)))
+	data, err := io.ReadAll(fr)
+	return fmt.Sprintf("%dz:%s", op, data), err
+}
+
+// nextFrameRSV1 reads one server frame, and whether it has RSV1.
+func (p *rawPeer) nextFrameRSV1() (op byte, rsv1 bool, payload []byte, err error) {
 	var h [2]byte
 	if _, err := io.ReadFull(p.r, h[:]); err != nil {
-		return "", err
+		return 0, false, nil, err
 	}
 	n := uint64(h[1] & 0x7f)
 	switch n {
 	case 126:
 		var b [2]byte
-		io.ReadFull(p.r, b[:])
+		_, err = io.ReadFull(p.r, b[:])
 		n = uint64(binary.BigEndian.Uint16(b[:]))
 	case 127:
 		var b [8]byte
-		io.ReadFull(p.r, b[:])
+		_, err = io.ReadFull(p.r, b[:])
 		n = binary.BigEndian.Uint64(b[:])
 	}
-	payload := make([]byte, n)
-	if _, err := io.ReadFull(p.r, payload); err != nil {
-		return "", err
+	if err != nil {
+		return 0, false, nil, err
 	}
-	if h[0]&rsv1Bit == 0 {
-		return describe(h[0]&0x0f, payload), nil
-	}
-	fr := flate.NewReader(io.MultiReader(bytes.NewReader(payload), bytes.NewReader(inflateTail)))
-	data, err := io.ReadAll(fr)
-	return fmt.Sprintf("%dz:%s", h[0]&0x0f, data), err
+	payload = make([]byte, n)
+	_, err = io.ReadFull(p.r, payload)
+	return h[0] & 0x0f, h[0]&rsv1Bit != 0, payload, err
 }
 
 func TestDeflateRoundTrips(t *testing.T) { onEngines(t, testDeflateRoundTrips) }
@@ -245,7 +265,7 @@ func testDeflateRoundTrips(t *testing.T, engine Engine) {
 // not the bomb's.
 func TestInflateBounded(t *testing.T) {
 	const limit = 64 << 10
-	bomb, _ := deflate(nil, make([]byte, 100<<20))
+	bomb, _ := deflate(nil, make([]byte, 100<<20), maxWindowBits)
 	inflate(bomb, limit) // fill the pool
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
@@ -258,7 +278,7 @@ func TestInflateBounded(t *testing.T) {
 		t.Fatalf("inflating the bomb allocated %d bytes; the limit is %d", got, limit)
 	}
 	msg := []byte(strings.Repeat("x", limit))
-	z, _ := deflate(nil, msg)
+	z, _ := deflate(nil, msg, maxWindowBits)
 	if out, err := inflate(z, limit); err != nil || !bytes.Equal(out, msg) {
 		t.Fatalf("a message at the limit: %d bytes, %v", len(out), err)
 	}
@@ -268,11 +288,11 @@ func TestInflateBounded(t *testing.T) {
 func TestDeflateIncompressible(t *testing.T) {
 	noise := make([]byte, 4096)
 	rand.NewChaCha8([32]byte{7}).Read(noise)
-	if z, ok := deflate(nil, noise); ok {
+	if z, ok := deflate(nil, noise, maxWindowBits); ok {
 		t.Fatalf("deflate shortened noise of %d bytes to %d", len(noise), len(z))
 	}
 	long := bytes.Repeat([]byte("abc"), 1000)
-	z, ok := deflate([]byte("prefix"), long)
+	z, ok := deflate([]byte("prefix"), long, maxWindowBits)
 	if !ok || !bytes.HasPrefix(z, []byte("prefix")) {
 		t.Fatalf("deflate of a compressible message: ok %v", ok)
 	}
@@ -292,7 +312,7 @@ type deflateReaderCase struct {
 
 func deflateReaderCases(tb testing.TB) []deflateReaderCase {
 	long := strings.Repeat("squeeze ", 100)
-	z, _ := deflate(nil, []byte(long))
+	z, _ := deflate(nil, []byte(long), maxWindowBits)
 	return []deflateReaderCase{
 		{"compressed text", compressedFrames(tb, opText, []byte(long), 1), []string{fmt.Sprintf("msg 1 %q", long)}, 0},
 		{"compressed in fragments, a ping between", cat(clientFrame(false, opBinary, z[:5], 4), ping("p"), clientFrame(true, opContinuation, z[5:], 0)),
@@ -335,6 +355,7 @@ func TestProtocolDocCompression(t *testing.T) {
 	}
 	for _, want := range []string{
 		"Sec-WebSocket-Extensions: " + deflateResponse,
+		"`server_max_window_bits` (8 to 15)",
 		fmt.Sprintf("at least %d bytes", DefaultCompressionThreshold),
 	} {
 		if !bytes.Contains(doc, []byte(want)) {

@@ -177,7 +177,7 @@ var errReadsEnded = errors.New("pulse: reads ended after the close frame")
 
 // serveEpoll hands an upgraded connection to the epoll loop, or reports
 // false for a socket it cannot take (TLS), which stays on gorilla.
-func (s *Server) serveEpoll(conn net.Conn, kind HeartbeatKind, subprotocol string, session Session, deflate bool) bool {
+func (s *Server) serveEpoll(conn net.Conn, kind HeartbeatKind, subprotocol string, session Session, deflate deflateBits) bool {
 	tcp, ok := conn.(*net.TCPConn)
 	if !ok {
 		return false
@@ -187,7 +187,7 @@ func (s *Server) serveEpoll(conn net.Conn, kind HeartbeatKind, subprotocol strin
 		s.opts.Logger.Warn("pulse: handing a connection to epoll", "err", err)
 		return true
 	}
-	t := &pollConn{fd: fd, remote: tcpAddrPort(tcp.RemoteAddr()), r: frameReader{limit: s.opts.MaxMessageSize, deflate: deflate}}
+	t := &pollConn{fd: fd, remote: tcpAddrPort(tcp.RemoteAddr()), r: frameReader{limit: s.opts.MaxMessageSize, deflate: deflate > 0}}
 	p, err := s.poller()
 	if err == nil {
 		t.p = p

@@ -70,20 +70,21 @@ func encodeFrames(fs []frame) *flush {
 const rsv1Bit = 0x40
 
 // compress replaces the payload of each frame marked compress by its
-// compressed form, made into f.z or shared by a prepared message, and
-// marks it rsv1; a payload deflate does not shorten stays as it is.
+// compressed form within the frame's window, made into f.z or shared by a
+// prepared message, and marks it rsv1; a payload deflate does not shorten
+// stays as it is.
 func (f *flush) compress(fs []frame) {
 	for i := range fs {
 		fr := &fs[i]
 		switch {
-		case !fr.compress:
+		case fr.compress == 0:
 		case fr.prep != nil:
-			if z, ok := fr.prep.compressed(fr.data); ok {
+			if z, ok := fr.prep.compressed(fr.data, fr.compress); ok {
 				fr.data, fr.rsv1 = z, true
 			}
 		default:
 			start := len(f.z)
-			z, ok := deflate(f.z, fr.data)
+			z, ok := deflate(f.z, fr.data, fr.compress)
 			if !ok {
 				f.z = z[:start]
 				continue

@@ -162,9 +162,9 @@ func (s *Server) connsLocked() []*Conn {
 }
 
 // open registers a connection accepted on t, opens its session and starts
-// its heartbeats; deflate says permessage-deflate was negotiated. It fails
-// once the server is draining.
-func (s *Server) open(t transport, kind HeartbeatKind, subprotocol string, session Session, deflate bool) (*Conn, error) {
+// its heartbeats; deflate is the window of permessage-deflate, 0 when it
+// was not negotiated. It fails once the server is draining.
+func (s *Server) open(t transport, kind HeartbeatKind, subprotocol string, session Session, deflate deflateBits) (*Conn, error) {
 	s.mu.Lock()
 	if !s.accepting() {
 		s.mu.Unlock()
@@ -173,8 +173,8 @@ func (s *Server) open(t transport, kind HeartbeatKind, subprotocol string, sessi
 	s.nextID++
 	c := &Conn{srv: s, t: t, id: s.nextID, kind: kind, subprotocol: subprotocol, session: session}
 	c.node.value = c
-	if deflate {
-		c.deflateMin = s.opts.Compression.Threshold
+	if deflate > 0 {
+		c.deflateMin, c.deflateWindow = s.opts.Compression.Threshold, deflate
 	}
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
