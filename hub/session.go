@@ -330,10 +330,17 @@ func (s *session) awaitReplay(ctx context.Context, channel string) {
 // end releases everything the session holds, once its connection closed.
 func (s *session) end() {
 	s.stopWorker()
+	if len(s.subs) > 0 { // most connections end with none: no context to make
+		s.dropAll()
+	}
+	s.replays.Wait() // the connection has closed: each ends at its next send
+}
+
+// dropAll ends every subscription, its broker calls bounded by brokerTimeout.
+func (s *session) dropAll() {
 	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
 	defer cancel()
 	for len(s.subs) > 0 {
 		s.drop(ctx, s.subs[len(s.subs)-1])
 	}
-	s.replays.Wait() // the connection has closed: each ends at its next send
 }
