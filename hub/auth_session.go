@@ -35,9 +35,14 @@ func (s *session) startAuth(timeout time.Duration) {
 	}
 }
 
-// armExpiry sets the deadline to the identity's expiry.
+// armExpiry sets the deadline to the identity's expiry. A zero expiry is
+// long past (OnDeadline would read it as none): the deadline is now.
 func (s *session) armExpiry() {
-	s.arm(s.identity.Expires, pulse.CloseTokenExpired, "token expired")
+	t := s.identity.Expires
+	if t.IsZero() {
+		t = time.Now()
+	}
+	s.arm(t, pulse.CloseTokenExpired, "token expired")
 }
 
 // arm replaces the connection's deadline: at t, it is closed with code and
@@ -46,7 +51,9 @@ func (s *session) arm(t time.Time, code pulse.CloseCode, reason string) {
 	s.conn.OnDeadline(t, func() { s.expire(code, reason) })
 }
 
-// expire closes the connection at its deadline, from the timing wheel.
+// expire closes the connection at its deadline, from the timing wheel's
+// goroutine: nothing here blocks (Close does not; the refusal log is
+// rate-limited).
 func (s *session) expire(code pulse.CloseCode, reason string) {
 	if code == pulse.CloseUnauthorized {
 		s.refuse(ReasonUnauthorized, reason)
