@@ -45,11 +45,13 @@ func (s *Server) Handler(h Handler) http.Handler {
 		CheckOrigin:     s.opts.CheckOrigin,
 		Error:           refusals.refuse,
 	}
+	heartbeats := s.heartbeatHeaders()
 	var speaks string
 	if sh, ok := h.(SubprotocolHandler); ok {
 		speaks = sh.Subprotocol()
 		upgrader.Subprotocols = []string{speaks}
 	}
+	deflating := deflatingUpgrader(upgrader, s.opts.Compression)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.accepting() {
 			http.Error(w, errNotAccepting.Error(), http.StatusServiceUnavailable)
@@ -65,12 +67,12 @@ func (s *Server) Handler(h Handler) http.Handler {
 			refusals.refused(w, r, refusal(err))
 			return
 		}
-		header := http.Header{"Pulse-Heartbeat": {heartbeatHeader(kind, s.opts.Interval, s.opts.Timeout)}}
-		ws, err := upgrader.Upgrade(w, r, header)
+		header := heartbeats.upgradeHeader(kind)
+		ws, deflate, err := upgrade(upgrader, deflating, w, r, header)
 		if err != nil {
 			return // the upgrader has answered with an HTTP error
 		}
-		s.serveWS(ws, kind, session)
+		s.serveWS(ws, kind, session, deflate)
 	})
 }
 
@@ -90,12 +92,12 @@ func (s *Server) heartbeatFor(r *http.Request, pulse bool) (HeartbeatKind, error
 	return parseHeartbeatKind(param)
 }
 
-func (s *Server) serveWS(ws *websocket.Conn, kind HeartbeatKind, session Session) {
-	if s.opts.Engine == EngineEpoll && s.serveEpoll(ws.NetConn(), kind, ws.Subprotocol(), session) {
+func (s *Server) serveWS(ws *websocket.Conn, kind HeartbeatKind, session Session, deflate deflateBits) {
+	if s.opts.Engine == EngineEpoll && s.serveEpoll(unguarded(ws.NetConn()), kind, ws.Subprotocol(), session, deflate) {
 		return
 	}
 	t := &wsTransport{ws: ws}
-	c, err := s.open(t, kind, ws.Subprotocol(), session)
+	c, err := s.open(t, kind, ws.Subprotocol(), session, deflate)
 	if err != nil {
 		payload := closePayload(newCloseError(CloseServiceRestart, withRetry("server restart", s.opts.DrainWindow)))
 		ws.WriteControl(websocket.CloseMessage, payload, time.Now().Add(closeGrace))
@@ -127,7 +129,7 @@ func (t *wsTransport) writeFrames(fs []frame, deadline time.Time) error {
 	if len(fs) == 0 {
 		return nil
 	}
-	conn := t.ws.NetConn()
+	conn := unguarded(t.ws.NetConn())
 	if err := conn.SetWriteDeadline(deadline); err != nil {
 		return err
 	}
@@ -148,7 +150,7 @@ func (t *wsTransport) remoteAddr() string       { return t.ws.RemoteAddr().Strin
 // abort closes the socket with SO_LINGER 0: unsent data is dropped at once
 // instead of held by the kernel for a peer that does not take it.
 func (t *wsTransport) abort() error {
-	conn := t.ws.NetConn()
+	conn := unguarded(t.ws.NetConn())
 	if tlsConn, ok := conn.(interface{ NetConn() net.Conn }); ok {
 		conn = tlsConn.NetConn()
 	}
@@ -164,7 +166,12 @@ func (t *wsTransport) abort() error {
 // The read limit is checked against each frame's announced length as soon
 // as its header is in, so an oversized message ends the connection at once;
 // gorilla then writes the 1009 close frame itself (WriteControl, which is
-// safe beside the writer, whose own close frame then finds it sent).
+// safe beside the writer, whose own close frame then finds it sent). A
+// compressed message is held to the limit as it inflates (readMessage).
+// A fault found by pulse (a frameError) closes with its own code: after
+// a message, reads go on until the close frame is out; a fault in a frame
+// header (rsvGuard) fails gorilla's reader for good, so the loop waits for
+// the close frame to be written and ends.
 func (t *wsTransport) readLoop(c *Conn, limit int64) {
 	t.ws.SetPingHandler(func(data string) error { c.onPing([]byte(data)); return nil })
 	t.ws.SetPongHandler(func(string) error { c.onPong(); return nil })
@@ -176,17 +183,22 @@ func (t *wsTransport) readLoop(c *Conn, limit int64) {
 	for {
 		op, r, err := t.ws.NextReader()
 		var data []byte
+		inHeader := err != nil
 		if err == nil {
 			c.touch()
-			data, err = readMessage(op, r)
+			data, err = readMessage(op, r, limit)
 		}
 		if errors.Is(err, websocket.ErrReadLimit) {
 			t.closeSent.Store(true)
 			c.onTooBig()
 		}
-		if err == errInvalidUTF8 {
-			c.closeFor(CloseInvalidPayload, err.(*frameError).reason, DisconnectInvalidPayload)
-			continue // reads end once the close frame is out
+		var fe *frameError
+		if errors.As(err, &fe) {
+			c.closeFor(fe.code, fe.reason, fe.label())
+			if !inHeader {
+				continue // reads end once the close frame is out
+			}
+			c.writers.Wait() // no writer starts once closing: this one writes the close frame
 		}
 		if err != nil {
 			c.readEnded(err)
@@ -198,16 +210,25 @@ func (t *wsTransport) readLoop(c *Conn, limit int64) {
 
 // readMessage reads a message as gorilla hands it over, piece by piece. A
 // text message is checked for UTF-8 as it comes, so that invalid bytes
-// fail it at once with errInvalidUTF8, not once its last frame is in.
-func readMessage(op int, r io.Reader) ([]byte, error) {
-	data := make([]byte, 0, 512)
+// fail it at once with errInvalidUTF8, not once its last frame is in. A
+// message inflated past limit fails with errTooBig as soon as it does, its
+// buffer never grown beyond limit+1 bytes; corrupt compressed data fails
+// with errBadDeflate.
+func readMessage(op int, r io.Reader, limit int64) ([]byte, error) {
+	data := make([]byte, 0, min(512, limit+1))
 	checked := 0
 	for {
 		if len(data) == cap(data) {
-			data = append(data, 0)[:len(data)]
+			if int64(len(data)) > limit {
+				return nil, errTooBig
+			}
+			data = growTo(data, min(2*int64(cap(data)), limit+1))
 		}
 		n, err := r.Read(data[len(data):cap(data)])
 		data = data[:len(data)+n]
+		if int64(len(data)) > limit {
+			return nil, errTooBig
+		}
 		if op == websocket.TextMessage {
 			k, ok := validPrefix(data[checked:])
 			if !ok {
@@ -221,7 +242,7 @@ func readMessage(op int, r io.Reader) ([]byte, error) {
 		case err == io.EOF:
 			return data, nil
 		case err != nil:
-			return nil, err
+			return nil, deflateError(err)
 		}
 	}
 }

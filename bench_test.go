@@ -69,8 +69,12 @@ var cpuRuns = []struct{ interval, window time.Duration }{
 // growth of the process's resident set after returning freed memory to
 // the OS, which also counts runtime overhead (and, since the sides run one
 // after another in one process, what the runtime kept from a side before).
+//
+// The sides "+deflate" are pulse with Options.Compression on, which the
+// fleet's clients accept (they offer permessage-deflate to every side;
+// the others decline it): memory per idle connection must not change.
 func BenchmarkIdleMemory(b *testing.B) {
-	for _, side := range benchSides {
+	for _, side := range append(benchSides, deflateSides...) {
 		b.Run(side.name, func(b *testing.B) {
 			srv := side.start(b, memInterval, memTimeout)
 			before := serverMemory()
@@ -80,6 +84,9 @@ func BenchmarkIdleMemory(b *testing.B) {
 			after := serverMemory()
 			if n := srv.conns(); n != memConns {
 				b.Fatalf("%d connections open after the heartbeats, want %d", n, memConns)
+			}
+			if srv.deflated != nil && srv.deflated() != memConns {
+				b.Fatalf("%d of %d connections negotiated compression", srv.deflated(), memConns)
 			}
 			perConn := func(v, v0 uint64) float64 { return (float64(v) - float64(v0)) / memConns }
 			b.ReportMetric(0, "ns/op")
@@ -153,9 +160,10 @@ func benchHeartbeatCPU(b *testing.B, start benchStart, interval, window time.Dur
 
 // benchServer is one side under measurement, serving on 127.0.0.1.
 type benchServer struct {
-	url   string
-	conns func() int   // connections open
-	pongs func() int64 // heartbeat answers received so far
+	url      string
+	conns    func() int   // connections open
+	pongs    func() int64 // heartbeat answers received so far
+	deflated func() int   // connections open with permessage-deflate; nil for a side without
 }
 
 // benchStart starts a side's server, which runs until the test ends.
@@ -178,14 +186,48 @@ type benchSide struct {
 	start benchStart
 }
 
+// deflateSides are pulse on each engine with compression on.
+var deflateSides = func() []benchSide {
+	var sides []benchSide
+	for _, e := range engines {
+		sides = append(sides, benchSide{"pulse-" + e.String() + "+deflate", func(tb testing.TB, interval, timeout time.Duration) *benchServer {
+			return startPulseBenchWith(tb, &Options{Engine: e, Interval: interval, Timeout: timeout, Compression: &CompressionOptions{}})
+		}})
+	}
+	return sides
+}()
+
 // startPulseBench runs a pulse Server on engine e, with an Observer
 // counting as a production one does, until the test ends.
 func startPulseBench(tb testing.TB, e Engine, interval, timeout time.Duration) *benchServer {
-	o := &countingObserver{}
-	s := newTestServer(tb, &Options{Interval: interval, Timeout: timeout, Observer: o, Engine: e})
+	return startPulseBenchWith(tb, &Options{Interval: interval, Timeout: timeout, Engine: e})
+}
+
+// startPulseBenchWith is startPulseBench with options o.
+func startPulseBenchWith(tb testing.TB, o *Options) *benchServer {
+	obs := &countingObserver{}
+	o.Observer = obs
+	s := newTestServer(tb, o)
 	runServer(tb, s)
 	url := baseline.Serve(tb, s.Handler(Funcs{}))
-	return &benchServer{url: url, conns: s.Len, pongs: o.allPongs}
+	srv := &benchServer{url: url, conns: s.Len, pongs: obs.allPongs}
+	if o.Compression != nil {
+		srv.deflated = func() int { return countDeflated(s) }
+	}
+	return srv
+}
+
+// countDeflated is how many of s's connections negotiated compression.
+func countDeflated(s *Server) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for c := range s.conns {
+		if c.deflateMin > 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // startBaselineBench runs a baseline server until the test ends.
@@ -359,7 +401,7 @@ func TestClientFleet(t *testing.T) {
 		}
 		return
 	}
-	for _, side := range benchSides {
+	for _, side := range append(benchSides, deflateSides...) {
 		t.Run(side.name, func(t *testing.T) {
 			const n, rounds = 5, 3
 			srv := side.start(t, 20*time.Millisecond, time.Second)
@@ -368,6 +410,9 @@ func TestClientFleet(t *testing.T) {
 				return runFleet(srv.url, n, in, out)
 			})}
 			awaitConns(t, srv, n)
+			if srv.deflated != nil && srv.deflated() != n {
+				t.Errorf("%d of %d connections negotiated compression", srv.deflated(), n)
+			}
 			f.await(rounds)
 			awaitPongs(t, srv, rounds*n)
 			if c := f.stop(); c.lost != 0 || c.minPings < rounds || c.pings < rounds*n {
@@ -405,8 +450,10 @@ func runFleet(url string, n int, in io.Reader, out io.Writer) error {
 		}
 		return c
 	}
+	dialer := *websocket.DefaultDialer
+	dialer.EnableCompression = true // a server with Options.Compression accepts it; the others decline
 	err := baseline.DialAll(n, func(i int) error {
-		ws, resp, err := websocket.DefaultDialer.Dial(url, nil)
+		ws, resp, err := dialer.Dial(url, nil)
 		if err != nil {
 			return fmt.Errorf("dial %s: %w", url, err)
 		}

@@ -30,6 +30,8 @@ const (
 type Message struct {
 	Type MessageType
 	Data []byte
+
+	prep *prepared // the compressed form shared by the copies of a Prepare'd message; nil otherwise
 }
 
 // transport is the framing layer under a Conn. Its reader feeds the Conn
@@ -55,16 +57,20 @@ type transport interface {
 // Send, Close and the getters may be called from any goroutine.
 type Conn struct {
 	// Set at accept, never changes.
-	srv         *Server
-	t           transport
-	id          uint64
-	kind        HeartbeatKind
-	subprotocol string
-	session     Session
+	srv           *Server
+	t             transport
+	id            uint64
+	kind          HeartbeatKind
+	subprotocol   string
+	session       Session
+	deflateMin    int         // the smallest message sent compressed; 0 without permessage-deflate
+	deflateWindow deflateBits // the window compressed messages keep to (server_max_window_bits); 0 without permessage-deflate
 
 	// Owned by the timing wheel.
 	node     wheelNode[*Conn]
 	pingTick int64 // the tick of the next heartbeat
+
+	deadline atomic.Pointer[connDeadline] // set by OnDeadline, taken by the wheel (deadline.go)
 
 	// Durations on the server clock. lastRecv and the RTTs are written by
 	// the reader; pingSent is set by the writer and taken by the reader.
@@ -231,6 +237,7 @@ func (c *Conn) start() {
 // closes a silent connection or sends the heartbeat that is due, and returns
 // the next tick it needs a turn at, or -1.
 func (c *Conn) heartbeat(k int64, now time.Duration) int64 {
+	own := c.fireDeadline(now)
 	deadline := time.Duration(c.lastRecv.Load()) + c.srv.bound
 	if now >= deadline {
 		c.closeFor(CloseHeartbeatTimeout, "heartbeat timeout", DisconnectHeartbeatTimeout)
@@ -244,7 +251,11 @@ func (c *Conn) heartbeat(k int64, now time.Duration) int64 {
 			c.pingTick += c.srv.steps
 		}
 	}
-	return min(c.pingTick, c.srv.wheel.ceil(deadline))
+	next := min(c.pingTick, c.srv.wheel.ceil(deadline))
+	if own >= 0 {
+		next = min(next, own)
+	}
+	return next
 }
 
 // closeFor closes the connection at once for a fault, dropping what is queued.

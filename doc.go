@@ -7,7 +7,9 @@
 // owns the connection: its Open, Receive and Closed see the connection
 // open, its messages and its end; Conn.Send queues a message. Funcs makes
 // a Handler of plain functions; Options.Observer counts what happens (the
-// prom package exports it to Prometheus).
+// prom package exports it to Prometheus). Options.Compression offers
+// permessage-deflate; Prepare readies a message sent to many connections,
+// so that it is compressed once.
 //
 // # Heartbeats
 //

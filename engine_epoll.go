@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"time"
@@ -148,7 +149,7 @@ type pollConn struct {
 	p      *poller
 	c      *Conn
 	key    uint64
-	remote string
+	remote netip.AddrPort // formatted only when asked: most connections never are
 
 	// Owned by the loop.
 	r frameReader
@@ -159,16 +160,24 @@ type pollConn struct {
 	writableCh chan struct{}
 	readsDone  bool // reads have ended: the loop reads and delivers no more
 	paused     bool // the inbox is full: the socket is not read
-	inbox      []Message
+	inbox      []received
 	delivering bool // a delivery goroutine runs
+	faulted    bool // a message failed to inflate: nothing more is delivered
 	deliveries sync.WaitGroup
+}
+
+// received is a message waiting for the session; a compressed one is
+// inflated by the delivery goroutine, off the loop.
+type received struct {
+	m          Message
+	compressed bool
 }
 
 var errReadsEnded = errors.New("pulse: reads ended after the close frame")
 
 // serveEpoll hands an upgraded connection to the epoll loop, or reports
 // false for a socket it cannot take (TLS), which stays on gorilla.
-func (s *Server) serveEpoll(conn net.Conn, kind HeartbeatKind, subprotocol string, session Session) bool {
+func (s *Server) serveEpoll(conn net.Conn, kind HeartbeatKind, subprotocol string, session Session, deflate deflateBits) bool {
 	tcp, ok := conn.(*net.TCPConn)
 	if !ok {
 		return false
@@ -178,11 +187,11 @@ func (s *Server) serveEpoll(conn net.Conn, kind HeartbeatKind, subprotocol strin
 		s.opts.Logger.Warn("pulse: handing a connection to epoll", "err", err)
 		return true
 	}
-	t := &pollConn{fd: fd, remote: tcp.RemoteAddr().String(), r: frameReader{limit: s.opts.MaxMessageSize}}
+	t := &pollConn{fd: fd, remote: tcpAddrPort(tcp.RemoteAddr()), r: frameReader{limit: s.opts.MaxMessageSize, deflate: deflate > 0}}
 	p, err := s.poller()
 	if err == nil {
 		t.p = p
-		_, err = s.open(t, kind, subprotocol, session) // binds t.c
+		_, err = s.open(t, kind, subprotocol, session, deflate) // binds t.c
 	}
 	if err != nil {
 		payload := closePayload(newCloseError(CloseServiceRestart, withRetry("server restart", s.opts.DrainWindow)))
@@ -195,6 +204,18 @@ func (s *Server) serveEpoll(conn net.Conn, kind HeartbeatKind, subprotocol strin
 		t.endRead(err)
 	}
 	return true
+}
+
+// tcpAddrPort is a socket's address as a value of 32 bytes, which the
+// connection keeps without an allocation and formats only when asked, as
+// net.TCPAddr would (an IPv4-mapped address as IPv4).
+func tcpAddrPort(addr net.Addr) netip.AddrPort {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return netip.AddrPort{}
+	}
+	ap := tcp.AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 // takeSocket duplicates tcp's descriptor, non-blocking, and closes tcp:
@@ -301,14 +322,7 @@ func (t *pollConn) fault(err error) {
 	if !errors.As(err, &fe) {
 		fe = protocolError(err.Error())
 	}
-	label := DisconnectProtocolError
-	switch fe.code {
-	case CloseMessageTooBig:
-		label = DisconnectMessageTooBig
-	case CloseInvalidPayload:
-		label = DisconnectInvalidPayload
-	}
-	req := &closeRequest{err: newCloseError(fe.code, fe.reason), label: label}
+	req := &closeRequest{err: newCloseError(fe.code, fe.reason), label: fe.label()}
 	go func() { // the parser is done, so no delivery starts after this one's Wait
 		t.deliveries.Wait() // the session answers what came before the fault
 		t.c.mu.Lock()
@@ -319,13 +333,13 @@ func (t *pollConn) fault(err error) {
 
 // The frameSink methods, called by the loop.
 
-func (t *pollConn) message(op opcode, data []byte) {
+func (t *pollConn) message(op opcode, data []byte, compressed bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.readsDone {
+	if t.readsDone || t.faulted {
 		return
 	}
-	t.inbox = append(t.inbox, Message{Type: MessageType(op), Data: data})
+	t.inbox = append(t.inbox, received{Message{Type: MessageType(op), Data: data}, compressed})
 	if len(t.inbox) >= maxInbox && !t.paused {
 		t.paused = true
 		t.modifyLocked()
@@ -351,26 +365,51 @@ func (t *pollConn) peerClose(code CloseCode, reason string) {
 }
 
 // deliver hands the inbox to the session, one message at a time, until it
-// is empty; it resumes reading once the session has taken half.
+// is empty; it resumes reading once the session has taken half. It
+// inflates compressed messages, so that the loop never does.
 func (t *pollConn) deliver() {
 	defer t.deliveries.Done()
 	for {
 		t.mu.Lock()
-		if len(t.inbox) == 0 {
+		if len(t.inbox) == 0 || t.faulted {
 			t.inbox, t.delivering = nil, false
 			t.mu.Unlock()
 			return
 		}
-		m := t.inbox[0]
-		t.inbox[0] = Message{}
+		r := t.inbox[0]
+		t.inbox[0] = received{}
 		t.inbox = t.inbox[1:]
 		if t.paused && len(t.inbox) <= maxInbox/2 {
 			t.paused = false
 			t.modifyLocked()
 		}
 		t.mu.Unlock()
-		t.c.onMessage(m)
+		if r.compressed {
+			var fe *frameError
+			if r.m.Data, fe = inflateMessage(opcode(r.m.Type), r.m.Data, t.c.srv.opts.MaxMessageSize); fe != nil {
+				t.inflateFailed(fe)
+				continue // ends the loop: faulted
+			}
+		}
+		t.c.onMessage(r.m)
 	}
+}
+
+// inflateFailed closes the connection for a compressed message that does
+// not inflate, after the answers to what came before it, as fault does;
+// what came after it is dropped, and the loop reads on (answering nothing)
+// until the close frame is out.
+func (t *pollConn) inflateFailed(fe *frameError) {
+	t.mu.Lock()
+	t.faulted = true
+	if t.paused {
+		t.paused = false
+		t.modifyLocked()
+	}
+	t.mu.Unlock()
+	t.c.mu.Lock()
+	t.c.closeLocked(&closeRequest{err: newCloseError(fe.code, fe.reason), label: fe.label()}, true)
+	t.c.mu.Unlock()
 }
 
 // endRead ends the connection's reads, once: the loop stops reading it, and
@@ -539,10 +578,7 @@ func (t *pollConn) close() error {
 	if fd >= 0 {
 		t.fd = -1
 		if t.key != 0 {
-			if !t.detached {
-				unix.EpollCtl(t.p.epfd, unix.EPOLL_CTL_DEL, fd, nil)
-			}
-			t.p.forget(t)
+			t.p.forget(t) // closing fd, its only descriptor, takes it out of epoll
 		}
 		unix.Close(fd)
 		if t.writableCh != nil {
@@ -565,7 +601,7 @@ func (t *pollConn) abort() error {
 	return t.close()
 }
 
-func (t *pollConn) remoteAddr() string { return t.remote }
+func (t *pollConn) remoteAddr() string { return t.remote.String() }
 
 // bind sets the Conn that t feeds; s.open calls it before the session opens.
 func (t *pollConn) bind(c *Conn) { t.c = c }

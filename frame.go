@@ -25,6 +25,8 @@ const maxFlushBuffer = 64 << 10
 type flush struct {
 	buf []byte
 	vec net.Buffers
+	z   []byte // compressed payloads (permessage-deflate)
+	zAt []int  // for each payload in z: the frame's index, its start and end
 }
 
 var flushes = sync.Pool{New: func() any { return &flush{buf: make([]byte, 0, 4<<10)} }}
@@ -33,6 +35,7 @@ var flushes = sync.Pool{New: func() any { return &flush{buf: make([]byte, 0, 4<<
 // pooled flush; the caller puts it back with release.
 func encodeFrames(fs []frame) *flush {
 	f := flushes.Get().(*flush)
+	f.compress(fs)
 	inline := 0
 	for _, fr := range fs {
 		inline += maxHeader
@@ -45,7 +48,11 @@ func encodeFrames(fs []frame) *flush {
 	}
 	start := 0
 	for _, fr := range fs {
+		h := len(f.buf)
 		f.buf = appendHeader(f.buf, fr.op, len(fr.data))
+		if fr.rsv1 {
+			f.buf[h] |= rsv1Bit
+		}
 		if len(fr.data) <= inlinePayload {
 			f.buf = append(f.buf, fr.data...)
 			continue
@@ -57,6 +64,38 @@ func encodeFrames(fs []frame) *flush {
 		f.vec = append(f.vec, f.buf[start:])
 	}
 	return f
+}
+
+// rsv1Bit marks a compressed message's first frame (RFC 7692 6).
+const rsv1Bit = 0x40
+
+// compress replaces the payload of each frame marked compress by its
+// compressed form within the frame's window, made into f.z or shared by a
+// prepared message, and marks it rsv1; a payload deflate does not shorten
+// stays as it is.
+func (f *flush) compress(fs []frame) {
+	for i := range fs {
+		fr := &fs[i]
+		switch {
+		case fr.compress == 0:
+		case fr.prep != nil:
+			if z, ok := fr.prep.compressed(fr.data, fr.compress); ok {
+				fr.data, fr.rsv1 = z, true
+			}
+		default:
+			start := len(f.z)
+			z, ok := deflate(f.z, fr.data, fr.compress)
+			if !ok {
+				f.z = z[:start]
+				continue
+			}
+			f.z, fr.rsv1 = z, true
+			f.zAt = append(f.zAt, i, start, len(z))
+		}
+	}
+	for j := 0; j < len(f.zAt); j += 3 { // f.z has stopped moving
+		fs[f.zAt[j]].data = f.z[f.zAt[j+1]:f.zAt[j+2]]
+	}
 }
 
 // bytes returns the whole batch as one slice, copying only when a large
@@ -76,6 +115,10 @@ func (f *flush) release() {
 	clear(f.vec[:cap(f.vec)]) // drop the references to payloads
 	f.vec = f.vec[:0]
 	f.buf = f.buf[:0]
+	f.z, f.zAt = f.z[:0], f.zAt[:0]
+	if cap(f.z) > maxFlushBuffer {
+		f.z = nil
+	}
 	if cap(f.buf) <= maxFlushBuffer {
 		flushes.Put(f)
 	}
@@ -105,6 +148,17 @@ type frameError struct {
 
 func (e *frameError) Error() string { return "pulse: " + e.reason }
 
+// label is the reason Observer.Closed is told of a connection closed for e.
+func (e *frameError) label() DisconnectReason {
+	switch e.code {
+	case CloseMessageTooBig:
+		return DisconnectMessageTooBig
+	case CloseInvalidPayload:
+		return DisconnectInvalidPayload
+	}
+	return DisconnectProtocolError
+}
+
 func protocolError(reason string) *frameError {
 	return &frameError{code: CloseProtocolError, reason: reason}
 }
@@ -115,9 +169,11 @@ var (
 )
 
 // frameSink receives what a frameReader parses. message owns data; ping's
-// and pong's payloads are valid only during the call.
+// and pong's payloads are valid only during the call. A compressed
+// message comes as it arrived, for the sink to inflate (inflateMessage)
+// off the reader's goroutine.
 type frameSink interface {
-	message(op opcode, data []byte)
+	message(op opcode, data []byte, compressed bool)
 	ping(payload []byte)
 	pong()
 	peerClose(code CloseCode, reason string)
@@ -129,9 +185,13 @@ type frameSink interface {
 // checked for UTF-8 as it arrives, so invalid bytes fail the connection
 // at once (1007); a data frame whose announced length takes its message
 // past limit fails at its header (1009); everything else RFC 6455 forbids
-// fails with 1002. Owned by the goroutine that feeds it.
+// fails with 1002, and so does RSV1 anywhere but on the first frame of a
+// message once permessage-deflate is negotiated (RFC 7692 6.1). A
+// compressed message is handed over as it came, for the sink to inflate
+// and check. Owned by the goroutine that feeds it.
 type frameReader struct {
-	limit int64 // the largest message
+	limit   int64 // the largest message, as it arrives (the sink bounds it inflated)
+	deflate bool  // permessage-deflate was negotiated: RSV1 marks a compressed message
 
 	// The frame being read.
 	hdr     [14]byte // a header cut by a read
@@ -145,10 +205,11 @@ type frameReader struct {
 	ctrl    []byte // a control frame's payload cut by a read
 
 	// The message being read.
-	msgOp   opcode // 0 between messages
-	msg     []byte
-	checked int  // msg[:checked] is whole, valid UTF-8
-	done    bool // a close frame came: nothing more is read
+	msgOp      opcode // 0 between messages
+	msg        []byte
+	checked    int  // msg[:checked] is whole, valid UTF-8
+	compressed bool // msg is compressed: inflated and checked once whole
+	done       bool // a close frame came: nothing more is read
 }
 
 // feed parses data, which it unmasks in place, calling s for each
@@ -218,8 +279,12 @@ func headerLen(b1 byte) int {
 func (r *frameReader) begin() error {
 	h := r.hdr[:headerLen(r.hdr[1])]
 	r.fin, r.op = h[0]&0x80 != 0, opcode(h[0]&0x0f)
-	if h[0]&0x70 != 0 {
+	rsv1 := h[0]&rsv1Bit != 0
+	if h[0]&0x30 != 0 || rsv1 && !r.deflate {
 		return protocolError("reserved bits set without an extension")
+	}
+	if rsv1 && r.op != opText && r.op != opBinary {
+		return protocolError("RSV1 set on a control or continuation frame") // RFC 7692 6.1
 	}
 	switch n := h[1] & 0x7f; n {
 	case 126:
@@ -240,7 +305,7 @@ func (r *frameReader) begin() error {
 	}
 	r.inFrame = true
 	if r.op == opText || r.op == opBinary {
-		r.msgOp, r.checked = r.op, 0
+		r.msgOp, r.checked, r.compressed = r.op, 0, rsv1
 	}
 	return nil
 }
@@ -298,7 +363,7 @@ func (r *frameReader) payload(chunk []byte, s frameSink) error {
 		return r.control(chunk, s)
 	}
 	r.msg = append(r.msg, chunk...)
-	if r.msgOp == opText {
+	if r.msgOp == opText && !r.compressed {
 		n, ok := validPrefix(r.msg[r.checked:])
 		if !ok {
 			return errInvalidUTF8
@@ -312,12 +377,12 @@ func (r *frameReader) payload(chunk []byte, s frameSink) error {
 	if !r.fin {
 		return nil
 	}
-	if r.msgOp == opText && r.checked != len(r.msg) {
+	if r.msgOp == opText && !r.compressed && r.checked != len(r.msg) {
 		return errInvalidUTF8 // it ends inside a character
 	}
-	op, msg := r.msgOp, r.msg
-	r.msgOp, r.msg, r.checked = 0, nil, 0
-	s.message(op, msg)
+	op, msg, compressed := r.msgOp, r.msg, r.compressed
+	r.msgOp, r.msg, r.checked, r.compressed = 0, nil, 0, false
+	s.message(op, msg, compressed)
 	return nil
 }
 

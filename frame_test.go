@@ -9,10 +9,21 @@ import (
 	"unicode/utf8"
 )
 
-// recordSink writes down what a frameReader parsed.
-type recordSink struct{ events []string }
+// recordSink writes down what a frameReader parsed; it inflates a
+// compressed message as the epoll engine does, up to limit.
+type recordSink struct {
+	events []string
+	limit  int64
+}
 
-func (s *recordSink) message(op opcode, data []byte) {
+func (s *recordSink) message(op opcode, data []byte, compressed bool) {
+	if compressed {
+		var fe *frameError
+		if data, fe = inflateMessage(op, data, s.limit); fe != nil {
+			s.events = append(s.events, fmt.Sprintf("inflate fails %d", fe.code))
+			return
+		}
+	}
 	s.events = append(s.events, fmt.Sprintf("msg %d %q", op, data))
 }
 func (s *recordSink) ping(p []byte) { s.events = append(s.events, fmt.Sprintf("ping %q", p)) }
@@ -23,8 +34,14 @@ func (s *recordSink) peerClose(code CloseCode, reason string) {
 
 // parse feeds data to a new frameReader in pieces of at most step bytes.
 func parse(data []byte, step int, limit int64) ([]string, error) {
-	r := frameReader{limit: limit}
-	s := &recordSink{}
+	return parseWith(data, step, limit, false)
+}
+
+// parseWith is parse on a connection where permessage-deflate was
+// negotiated, if deflate is set.
+func parseWith(data []byte, step int, limit int64, deflate bool) ([]string, error) {
+	r := frameReader{limit: limit, deflate: deflate}
+	s := &recordSink{limit: limit}
 	data = bytes.Clone(data) // feed unmasks in place
 	var err error
 	for len(data) > 0 && err == nil {
@@ -79,17 +96,21 @@ func TestFrameReader(t *testing.T) {
 // message over the limit.
 func FuzzFrameReader(f *testing.F) {
 	for _, tc := range rfcCases() {
-		f.Add(tc.send, uint8(1))
-		f.Add(tc.send, uint8(7))
+		f.Add(tc.send, uint8(1), false)
+		f.Add(tc.send, uint8(7), false)
 	}
-	f.Fuzz(func(t *testing.T, in []byte, step uint8) {
+	for _, tc := range deflateReaderCases(f) {
+		f.Add(tc.in, uint8(1), true)
+		f.Add(tc.in, uint8(5), true)
+	}
+	f.Fuzz(func(t *testing.T, in []byte, step uint8, deflate bool) {
 		const limit = 1 << 12
-		whole, werr := parse(in, len(in)+1, limit)
-		pieces, perr := parse(in, int(step)+1, limit)
+		whole, werr := parseWith(in, len(in)+1, limit, deflate)
+		pieces, perr := parseWith(in, int(step)+1, limit, deflate)
 		if !slices.Equal(whole, pieces) || fmt.Sprint(werr) != fmt.Sprint(perr) {
 			t.Fatalf("whole: %q, %v\npieces of %d: %q, %v", whole, werr, int(step)+1, pieces, perr)
 		}
-		r := frameReader{limit: limit}
+		r := frameReader{limit: limit, deflate: deflate}
 		r.feed(bytes.Clone(in), checkSink{t})
 	})
 }
@@ -97,7 +118,13 @@ func FuzzFrameReader(f *testing.F) {
 // checkSink fails on a text message that is not UTF-8 or one over the limit.
 type checkSink struct{ t *testing.T }
 
-func (s checkSink) message(op opcode, data []byte) {
+func (s checkSink) message(op opcode, data []byte, compressed bool) {
+	if compressed {
+		var fe *frameError
+		if data, fe = inflateMessage(op, data, 1<<12); fe != nil {
+			return
+		}
+	}
 	if op == opText && !utf8.Valid(data) || len(data) > 1<<12 {
 		s.t.Fatalf("handed over %d bytes of op %d: %q", len(data), op, data)
 	}

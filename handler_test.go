@@ -95,7 +95,7 @@ func TestOpenSendsFirst(t *testing.T) {
 			c, err := srv.open(ft, HeartbeatApp, "", &funcSession{f: Funcs{Open: func(c *Conn) {
 				time.Sleep(2 * srv.Tick()) // a slow Open: heartbeats are due meanwhile
 				c.Send(Message{Type: MessageText, Data: []byte("first")})
-			}}})
+			}}}, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -150,7 +150,7 @@ func TestFirstMessageBeforeHeartbeat(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv := newTestServer(t, &Options{Interval: time.Second, Timeout: time.Second})
 		ft := newFakeTransport(nil)
-		c, err := srv.open(ft, HeartbeatApp, "", &funcSession{f: Funcs{}})
+		c, err := srv.open(ft, HeartbeatApp, "", &funcSession{f: Funcs{}}, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -50,9 +50,9 @@ const (
 	// DisconnectMessageTooBig: an inbound message exceeded
 	// Options.MaxMessageSize (1009).
 	DisconnectMessageTooBig DisconnectReason = "message_too_big"
-	// DisconnectProtocolError: the peer broke RFC 6455 (1002); only the
-	// epoll engine, which parses frames itself, tells this apart from a
-	// read error.
+	// DisconnectProtocolError: the peer broke RFC 6455 or RFC 7692 (1002);
+	// the std engine tells this apart from a read error only for the
+	// faults pulse finds itself (compression), the epoll engine always.
 	DisconnectProtocolError DisconnectReason = "protocol_error"
 	// DisconnectInvalidPayload: a text message was not valid UTF-8 (1007).
 	DisconnectInvalidPayload DisconnectReason = "invalid_payload"

@@ -164,6 +164,10 @@ type Options struct {
 	// Engine drives the connections after the upgrade. Zero means
 	// EngineStd; EngineEpoll fails NewServer where epoll is missing.
 	Engine Engine
+	// Compression offers permessage-deflate (RFC 7692) to clients that ask
+	// for it (every browser does): messages of at least its Threshold are
+	// sent compressed, and compressed messages are read. Nil means off.
+	Compression *CompressionOptions
 	// Observer is told of every open, close and heartbeat, to count them;
 	// package prom exports them to Prometheus. Its methods must not block.
 	// Nil means none.
@@ -189,6 +193,11 @@ func (o *Options) resolved() (Options, error) {
 	setDefault(&r.DrainWindow, DefaultDrainWindow)
 	setDefault(&r.MaxPingRate, DefaultMaxPingRate)
 	setDefault(&r.Engine, EngineStd)
+	if r.Compression != nil {
+		c := *r.Compression
+		setDefault(&c.Threshold, DefaultCompressionThreshold)
+		r.Compression = &c
+	}
 	if r.Logger == nil {
 		r.Logger = slog.Default()
 	}
@@ -197,6 +206,9 @@ func (o *Options) resolved() (Options, error) {
 	}
 	if r.Interval < time.Millisecond || r.Timeout < time.Millisecond {
 		return r, fmt.Errorf("pulse: Interval %v and Timeout %v must be at least 1ms", r.Interval, r.Timeout)
+	}
+	if r.Compression != nil && r.Compression.Threshold < 0 {
+		return r, fmt.Errorf("pulse: negative compression Threshold %d", r.Compression.Threshold)
 	}
 	if r.WriteTimeout < 0 || r.QueueSize < 0 || r.MaxMessageSize < 0 || r.DrainWindow < 0 || r.MaxPingRate < 0 {
 		return r, fmt.Errorf("pulse: negative WriteTimeout %v, QueueSize %d, MaxMessageSize %d or DrainWindow %v",

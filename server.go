@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -161,8 +162,9 @@ func (s *Server) connsLocked() []*Conn {
 }
 
 // open registers a connection accepted on t, opens its session and starts
-// its heartbeats. It fails once the server is draining.
-func (s *Server) open(t transport, kind HeartbeatKind, subprotocol string, session Session) (*Conn, error) {
+// its heartbeats; deflate is the window of permessage-deflate, 0 when it
+// was not negotiated. It fails once the server is draining.
+func (s *Server) open(t transport, kind HeartbeatKind, subprotocol string, session Session, deflate deflateBits) (*Conn, error) {
 	s.mu.Lock()
 	if !s.accepting() {
 		s.mu.Unlock()
@@ -171,6 +173,9 @@ func (s *Server) open(t transport, kind HeartbeatKind, subprotocol string, sessi
 	s.nextID++
 	c := &Conn{srv: s, t: t, id: s.nextID, kind: kind, subprotocol: subprotocol, session: session}
 	c.node.value = c
+	if deflate > 0 {
+		c.deflateMin, c.deflateWindow = s.opts.Compression.Threshold, deflate
+	}
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
 
@@ -180,7 +185,9 @@ func (s *Server) open(t transport, kind HeartbeatKind, subprotocol string, sessi
 	s.opts.Observer.Opened()
 	session.Open(c) // before the first heartbeat: what Open sends comes first
 	c.start()
-	s.opts.Logger.Debug("pulse: open", "conn", c.id, "remote", t.remoteAddr(), "heartbeat", kind)
+	if s.opts.Logger.Enabled(context.Background(), slog.LevelDebug) { // its arguments cost an upgrade some 2%
+		s.opts.Logger.Debug("pulse: open", "conn", c.id, "remote", t.remoteAddr(), "heartbeat", kind)
+	}
 	return c, nil
 }
 
@@ -202,11 +209,13 @@ var errNotAccepting = errors.New("pulse: server is not accepting connections")
 func (s *Server) ended(c *Conn) {
 	s.wheel.remove(&c.node)
 	s.opts.Observer.Closed(c.closing.label)
-	level := s.opts.Logger.Debug
+	level := slog.LevelDebug
 	if c.closing.label == DisconnectHeartbeatTimeout || c.closing.label == DisconnectSlowConsumer {
-		level = s.opts.Logger.Info
+		level = slog.LevelInfo
 	}
-	level("pulse: closed", "conn", c.id, "reason", c.closing.label, "code", int(c.closing.err.Code))
+	if ctx := context.Background(); s.opts.Logger.Enabled(ctx, level) {
+		s.opts.Logger.Log(ctx, level, "pulse: closed", "conn", c.id, "reason", c.closing.label, "code", int(c.closing.err.Code))
+	}
 }
 
 // forget releases an ended connection; the drain waits for the last one.

@@ -28,6 +28,8 @@ type wheelNode[T any] struct {
 	prev, next *wheelNode[T] // nil when not in a slot; the slot heads link to themselves
 	at         int64         // the tick this node is due at
 	removed    bool          // set once by remove; the node is never scheduled again
+	hurried    bool          // hurry asked for tick soon while the node was out of its slot
+	soon       int64
 	value      T
 }
 
@@ -59,6 +61,30 @@ func (w *wheel[T]) schedule(n *wheelNode[T], k int64) {
 	if n.removed {
 		return
 	}
+	if n.hurried {
+		k, n.hurried = min(k, n.soon), false
+	}
+	w.linkLocked(n, k)
+}
+
+// hurry makes n due at tick k if it is due later: at once if n is in its
+// slot, else at its next schedule (n is being fired, or not yet scheduled).
+func (w *wheel[T]) hurry(n *wheelNode[T], k int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case n.removed:
+	case n.next != nil:
+		if k < n.at {
+			w.linkLocked(n, k)
+		}
+	case !n.hurried || k < n.soon:
+		n.hurried, n.soon = true, k
+	}
+}
+
+// linkLocked puts n in the slot of tick k, clamped into the wheel's span.
+func (w *wheel[T]) linkLocked(n *wheelNode[T], k int64) {
 	w.unlinkLocked(n)
 	n.at = min(max(k, w.cur), w.cur+int64(len(w.slots))-1)
 	head := &w.slots[n.at%int64(len(w.slots))]

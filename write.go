@@ -85,6 +85,9 @@ type frame struct {
 	data      []byte
 	heartbeat bool          // a heartbeat: note when it left, for the RTT
 	linger    time.Duration // for a close frame: how long reads go on after it
+	compress  deflateBits   // a data message to send compressed within this window (permessage-deflate); 0: as it is
+	rsv1      bool          // data is compressed: set RSV1 (encodeFrames sets it)
+	prep      *prepared     // the message's shared compressed form, if prepared
 }
 
 // Bounds of one batch: the frames the writer takes from the outbox and
@@ -178,7 +181,11 @@ func (c *Conn) takeMessagesLocked(fs []frame) []frame {
 	size, took := 0, false
 	for c.out.len() > 0 && len(fs) < cap(fs) && size < maxBatchBytes {
 		m := c.out.pop()
-		fs = append(fs, frame{op: opcode(m.Type), data: m.Data})
+		compress := deflateBits(0)
+		if c.deflateMin > 0 && len(m.Data) >= c.deflateMin {
+			compress = c.deflateWindow
+		}
+		fs = append(fs, frame{op: opcode(m.Type), data: m.Data, compress: compress, prep: m.prep})
 		size += len(m.Data)
 		took = true
 	}

@@ -14,15 +14,9 @@ import (
 // client may send only hellos, and it is closed with CloseUnauthorized
 // once the liveness Timeout passes without one. A valid token's expiry
 // then closes the connection with CloseTokenExpired unless a refresh
-// brought a newer token of the same user first. One timer per session
-// stands for whichever of the two deadlines applies.
-
-// authDeadline is the session's one timer; its fields are guarded by the
-// session's authMu.
-type authDeadline struct {
-	timer *time.Timer
-	gen   uint64 // counts arms: a timer that fires after a re-arm does nothing
-}
+// brought a newer token of the same user first. The connection's one
+// deadline (pulse.Conn.OnDeadline, kept by the server's timing wheel: no
+// timer per connection) stands for whichever of the two applies.
 
 // authRequired reports whether the session needs a token it has not yet
 // presented.
@@ -30,56 +24,41 @@ func (s *session) authRequired() bool {
 	return s.hub.opts.Verifier != nil && s.identity == nil
 }
 
-// startAuth arms the session's deadline at Open.
+// startAuth sets the connection's deadline at Open.
 func (s *session) startAuth(timeout time.Duration) {
 	switch {
 	case s.hub.opts.Verifier == nil:
 	case s.identity == nil:
-		s.arm(timeout, pulse.CloseUnauthorized, "unauthorized: no token within the timeout")
+		s.arm(time.Now().Add(timeout), pulse.CloseUnauthorized, "unauthorized: no token within the timeout")
 	default:
 		s.armExpiry()
 	}
 }
 
-// armExpiry sets the deadline to the identity's expiry.
+// armExpiry sets the deadline to the identity's expiry. A zero expiry is
+// long past (OnDeadline would read it as none): the deadline is now.
 func (s *session) armExpiry() {
-	s.arm(time.Until(s.identity.Expires), pulse.CloseTokenExpired, "token expired")
+	t := s.identity.Expires
+	if t.IsZero() {
+		t = time.Now()
+	}
+	s.arm(t, pulse.CloseTokenExpired, "token expired")
 }
 
-// arm replaces the session's deadline: after d, the connection is closed
-// with code and reason.
-func (s *session) arm(d time.Duration, code pulse.CloseCode, reason string) {
-	s.authMu.Lock()
-	defer s.authMu.Unlock()
-	if s.auth.timer != nil {
-		s.auth.timer.Stop()
-	}
-	s.auth.gen++
-	gen := s.auth.gen
-	s.auth.timer = time.AfterFunc(max(d, 0), func() { s.expire(gen, code, reason) })
+// arm replaces the connection's deadline: at t, it is closed with code and
+// reason.
+func (s *session) arm(t time.Time, code pulse.CloseCode, reason string) {
+	s.conn.OnDeadline(t, func() { s.expire(code, reason) })
 }
 
-// expire closes the connection, unless the deadline was re-armed since.
-func (s *session) expire(gen uint64, code pulse.CloseCode, reason string) {
-	s.authMu.Lock()
-	current := gen == s.auth.gen
-	s.authMu.Unlock()
-	if current {
-		if code == pulse.CloseUnauthorized {
-			s.refuse(ReasonUnauthorized, reason)
-		}
-		s.conn.Close(code, reason)
+// expire closes the connection at its deadline, from the timing wheel's
+// goroutine: nothing here blocks (Close does not; the refusal log is
+// rate-limited).
+func (s *session) expire(code pulse.CloseCode, reason string) {
+	if code == pulse.CloseUnauthorized {
+		s.refuse(ReasonUnauthorized, reason)
 	}
-}
-
-// stopAuth disarms the deadline when the connection has ended.
-func (s *session) stopAuth() {
-	s.authMu.Lock()
-	defer s.authMu.Unlock()
-	if s.auth.timer != nil {
-		s.auth.timer.Stop()
-	}
-	s.auth.gen++
+	s.conn.Close(code, reason)
 }
 
 // takeToken verifies a token from a hello or a refresh and makes its

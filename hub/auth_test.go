@@ -27,6 +27,9 @@ func (testTokens) Verify(token string) (Identity, error) {
 		return Identity{}, ErrTokenExpired
 	}
 	user, life, ok := strings.Cut(token, ":")
+	if ok && life == "zero" { // a verifier that leaves Expires zero
+		return Identity{User: user, Channels: []string{"room.*"}}, nil
+	}
 	d, err := time.ParseDuration(life)
 	if !ok || err != nil {
 		return Identity{}, errors.New("bad signature")
@@ -169,6 +172,16 @@ func TestBadHelloTokenCloses(t *testing.T) {
 		if code := c.closeCode(t); code != int(want) {
 			t.Errorf("hello with token %q: closed with %d, want %d", token, code, want)
 		}
+	}
+}
+
+// A token whose expiry is zero has expired: 4002 at once.
+func TestZeroExpiryCloses(t *testing.T) {
+	env := startAuthHub(t, nil, nil)
+	c := dial(t, env.addr())
+	c.send(t, wire.Hello{ID: 1, Token: "ann:zero"})
+	if code := c.closeCode(t); code != int(pulse.CloseTokenExpired) {
+		t.Errorf("closed with %d, want %d", code, pulse.CloseTokenExpired)
 	}
 }
 

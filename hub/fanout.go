@@ -62,7 +62,8 @@ func (fan *fanout) remove(sub *subscription) bool {
 	return len(fan.subs) == 0
 }
 
-// deliver sends one event of the broker to every subscriber, encoded once.
+// deliver sends one event of the broker to every subscriber, encoded once
+// and, for subscribers that compress, compressed once (pulse.Prepare).
 // Conn.Send never blocks: a subscriber that cannot keep up is closed with
 // CloseSlowConsumer and recovers the gap from history when it returns.
 func (fan *fanout) deliver(ev Event) {
@@ -70,7 +71,7 @@ func (fan *fanout) deliver(ev Event) {
 		fan.lost()
 		return
 	}
-	msg := pulse.Message{Type: pulse.MessageText, Data: encodeEvent(fan.name, ev)}
+	msg := pulse.Prepare(pulse.Message{Type: pulse.MessageText, Data: encodeEvent(fan.name, ev)}) // compressed at most once
 	fan.mu.Lock()
 	defer fan.mu.Unlock()
 	for sub := range fan.subs {

@@ -95,6 +95,7 @@ const (
 type Hub struct {
 	// Set by New, never changes.
 	opts Options
+	ids  *idSource // of the sessions' tokens and owners; safe for concurrent use
 
 	refusalLog rate.Sometimes // bounds the log lines of refusals; safe for concurrent use
 
@@ -131,7 +132,7 @@ func New(opts *Options) *Hub {
 	if o.Refused == nil {
 		o.Refused = func(string) {}
 	}
-	return &Hub{opts: o, channels: make(map[string]*fanout), refusalLog: rate.Sometimes{First: refusalLogBurst, Interval: refusalLogWindow}}
+	return &Hub{opts: o, ids: newIDSource(), channels: make(map[string]*fanout), refusalLog: rate.Sometimes{First: refusalLogBurst, Interval: refusalLogWindow}}
 }
 
 // Accept makes the session of a connection upgraded from r. On a hub

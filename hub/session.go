@@ -2,7 +2,6 @@ package hub
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -51,7 +50,7 @@ type session struct {
 	member string // public; the member id in presence, derived from token
 	client string
 	info   json.RawMessage
-	subs   map[string]*subscription
+	subs   subSet
 	limit  *publishLimit // made at the first publish (limits.go)
 
 	// Set by Accept, then owned by the worker (auth_session.go): who the
@@ -60,14 +59,11 @@ type session struct {
 	identity *Identity
 
 	replays sync.WaitGroup // the goroutines replaying history to the client
-
-	authMu sync.Mutex   // guards auth
-	auth   authDeadline // closes the connection at its token's expiry, or without one in time
 }
 
 func newSession(h *Hub, id *Identity) *session {
-	token := randomHex(16)
-	return &session{hub: h, owner: randomHex(8), token: token, member: memberID(token), identity: id, subs: make(map[string]*subscription)}
+	token, owner := h.ids.sessionIDs()
+	return &session{hub: h, owner: owner, token: token, member: memberID(token), identity: id}
 }
 
 // Open welcomes the connection: the welcome is its first message.
@@ -83,12 +79,6 @@ func (s *session) Receive(m pulse.Message) { s.receive(m) }
 
 // Closed releases everything the session holds.
 func (s *session) Closed(*pulse.CloseError) { s.end() }
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
 
 // memberID derives the public member id from a session token, so that the
 // id others see in presence cannot be used to take over the session.
@@ -106,7 +96,7 @@ func validToken(t string) bool {
 // welcome tells the client its session id and the liveness rule.
 func (s *session) welcome() {
 	interval, timeout := s.conn.Liveness()
-	s.conn.Send(pulse.Message{Type: pulse.MessageText, Data: wire.MustEncode(wire.Welcome{Session: s.token, Member: s.member, User: s.user(), IntervalMS: interval.Milliseconds(), TimeoutMS: timeout.Milliseconds()})})
+	s.conn.Send(pulse.Message{Type: pulse.MessageText, Data: encodeWelcome(wire.Welcome{Session: s.token, Member: s.member, User: s.user(), IntervalMS: interval.Milliseconds(), TimeoutMS: timeout.Milliseconds()})})
 }
 
 func (s *session) peer() Peer {
@@ -191,7 +181,7 @@ func (s *session) unavailable(op string, err error) *protocolError {
 }
 
 func (s *session) subscribe(ctx context.Context, req wire.Subscribe) *protocolError {
-	if s.subs[req.Channel] != nil {
+	if s.subs.get(req.Channel) != nil {
 		return badRequest("already subscribed to %q", req.Channel)
 	}
 	if len(s.subs) >= s.hub.opts.MaxSubscriptions {
@@ -217,7 +207,7 @@ func (s *session) subscribe(ctx context.Context, req wire.Subscribe) *protocolEr
 	if len(pubs) > s.hub.opts.MaxReplay {
 		pubs, err = nil, ErrUnrecoverable // too far behind: the client refetches
 	}
-	s.subs[req.Channel] = sub
+	s.subs.add(sub)
 	reply := wire.Subscribed{ID: req.ID, Channel: req.Channel, Position: top}
 	if req.Since != nil {
 		recovered := err == nil
@@ -229,6 +219,10 @@ func (s *session) subscribe(ctx context.Context, req wire.Subscribe) *protocolEr
 	// The replay runs beside the reader, which must go on reading: the
 	// client's heartbeat answers count as its life.
 	s.reply(ctx, reply) // the answer comes first, whatever happens to the replay
+	if len(pubs) == 0 {
+		s.turnLive(ctx, fan, sub, top)
+		return nil
+	}
 	replayCtx, stop := context.WithTimeout(context.Background(), replayTimeout)
 	sub.stopReplay, sub.replayed = stop, make(chan struct{})
 	s.replays.Go(func() {
@@ -240,6 +234,15 @@ func (s *session) subscribe(ctx context.Context, req wire.Subscribe) *protocolEr
 		}
 	})
 	return nil
+}
+
+// turnLive turns a subscription with no history to replay live, in the
+// worker: it sends the few live events that came during the subscribe, so
+// a subscription holds no replay goroutine, context or channel.
+func (s *session) turnLive(ctx context.Context, fan *fanout, sub *subscription, top Position) {
+	if err := fan.recover(ctx, sub, nil, top); errors.Is(err, context.DeadlineExceeded) {
+		s.conn.Close(pulse.CloseSlowConsumer, "live events of a subscribe not taken in time")
+	}
 }
 
 func (s *session) asMember() Member {
@@ -261,7 +264,7 @@ func (s *session) drop(ctx context.Context, sub *subscription) {
 		sub.stopReplay() // nothing of the channel may follow its unsubscribe's ack
 		<-sub.replayed
 	}
-	delete(s.subs, sub.channel)
+	s.subs.remove(sub.channel)
 	s.hub.leave(sub)
 	if pb, ok := s.hub.opts.Broker.(PresenceBroker); ok && sub.presence {
 		if err := pb.Leave(ctx, sub.channel, s.asMember()); err != nil {
@@ -271,7 +274,7 @@ func (s *session) drop(ctx context.Context, sub *subscription) {
 }
 
 func (s *session) unsubscribe(ctx context.Context, req wire.Unsubscribe) *protocolError {
-	sub := s.subs[req.Channel]
+	sub := s.subs.get(req.Channel)
 	if sub == nil {
 		return &protocolError{code: wire.CodeNotSubscribed, message: "not subscribed to " + req.Channel}
 	}
@@ -316,7 +319,7 @@ func (s *session) presence(ctx context.Context, req wire.PresenceQuery) *protoco
 // channel that is still recovering: a subscriber gets its own publication
 // before the publish's ack, as it would had the subscription been live.
 func (s *session) awaitReplay(ctx context.Context, channel string) {
-	if sub := s.subs[channel]; sub != nil && sub.replayed != nil {
+	if sub := s.subs.get(channel); sub != nil && sub.replayed != nil {
 		select {
 		case <-sub.replayed:
 		case <-ctx.Done():
@@ -326,12 +329,18 @@ func (s *session) awaitReplay(ctx context.Context, channel string) {
 
 // end releases everything the session holds, once its connection closed.
 func (s *session) end() {
-	s.stopAuth()
 	s.stopWorker()
-	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
-	defer cancel()
-	for _, sub := range s.subs {
-		s.drop(ctx, sub)
+	if len(s.subs) > 0 { // most connections end with none: no context to make
+		s.dropAll()
 	}
 	s.replays.Wait() // the connection has closed: each ends at its next send
+}
+
+// dropAll ends every subscription, its broker calls bounded by brokerTimeout.
+func (s *session) dropAll() {
+	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+	defer cancel()
+	for len(s.subs) > 0 {
+		s.drop(ctx, s.subs[len(s.subs)-1])
+	}
 }

@@ -36,6 +36,8 @@ type serveConfig struct {
 	tls tlsConfig
 	// broker is the Redis URL of --broker; "" is the in-memory broker.
 	broker string
+	// compression offers permessage-deflate (--compression).
+	compression bool
 }
 
 // defaultAddr is where "pulse serve" listens by default: loopback only,
@@ -57,6 +59,9 @@ func parseServeFlags(args []string, stdout io.Writer) (*serveConfig, error) {
 		"heartbeat `kind` for clients that choose none (subprotocol pulse.v1 or ?heartbeat=):\nframe (RFC 6455 ping), text (\"ping\"/\"pong\" messages) or app (pulse.v1 JSON)")
 	fs.TextVar(&c.opts.Engine, "engine", defaultEngine(),
 		"what drives connections once upgraded: epoll (Linux: one event loop, no goroutine or buffer\nper idle connection) or std (a goroutine per connection, gorilla/websocket)")
+	fs.BoolVar(&c.compression, "compression", false,
+		fmt.Sprintf("offer permessage-deflate (RFC 7692) to clients that ask (browsers do): messages of %d bytes\nor more are sent compressed, without context takeover, so an idle connection holds no compressor",
+			pulse.DefaultCompressionThreshold))
 	fs.DurationVar(&c.opts.WriteTimeout, "write-timeout", pulse.DefaultWriteTimeout,
 		"bound on every write; a client that cannot take a write in time is closed with code 4001")
 	fs.IntVar(&c.opts.QueueSize, "queue-size", pulse.DefaultQueueSize,
@@ -133,6 +138,9 @@ func (c *serveConfig) options(logger *slog.Logger, observer pulse.Observer) puls
 	o.CheckOrigin = c.origins.check()
 	o.Logger = logger
 	o.Observer = observer
+	if c.compression {
+		o.Compression = &pulse.CompressionOptions{}
+	}
 	return o
 }
 

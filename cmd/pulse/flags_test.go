@@ -74,7 +74,7 @@ func TestFlagsMapToOptions(t *testing.T) {
 	cfg, err := parseServeFlags([]string{
 		"--ping-interval", "3s", "--pong-timeout", "2s", "--heartbeat", "text",
 		"--write-timeout", "4s", "--queue-size", "7", "--max-message-size", "99",
-		"--drain-window", "6s", "--engine", "std", "--max-ping-rate", "9",
+		"--drain-window", "6s", "--engine", "std", "--max-ping-rate", "9", "--compression",
 	}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +82,7 @@ func TestFlagsMapToOptions(t *testing.T) {
 	want := pulse.Options{
 		Interval: 3 * time.Second, Timeout: 2 * time.Second, Heartbeat: pulse.HeartbeatText,
 		WriteTimeout: 4 * time.Second, QueueSize: 7, MaxMessageSize: 99, DrainWindow: 6 * time.Second,
-		Engine: pulse.EngineStd, MaxPingRate: 9,
+		Engine: pulse.EngineStd, MaxPingRate: 9, Compression: &pulse.CompressionOptions{},
 	}
 	got := cfg.options(nil, nil)
 	if got.CheckOrigin == nil {

@@ -3,6 +3,7 @@ package browser
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -129,6 +130,14 @@ func TestChatRoomsAndNicknames(t *testing.T) {
 	bob.do(chromedp.SetValue(chromedp.CSS("#nick"), "robert"), chromedp.SendKeys(chromedp.CSS("#nick"), kb.Enter))
 	ann.waitFor("the new name", `[...document.querySelectorAll('#members li')].some(li => li.textContent.includes('robert'))`, loadTimeout)
 	ann.waitFor("one bob only", membersShown(2), loadTimeout)
+
+	// A word longer than the room is wide wraps; it does not widen the page.
+	ann.say(strings.Repeat("y", 600))
+	bob.waitFor("the long word", messagesShown(2), loadTimeout)
+	if wide := eval[bool](bob, `document.documentElement.scrollWidth > window.innerWidth`); wide {
+		t.Errorf("a long word made the chat wider than the window (scrollWidth %d, innerWidth %d)",
+			eval[int](bob, `document.documentElement.scrollWidth`), eval[int](bob, `window.innerWidth`))
+	}
 	ann.noConsoleErrors()
 	bob.noConsoleErrors()
 }
