@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -77,11 +75,11 @@ func BenchmarkIdleMemory(b *testing.B) {
 	for _, side := range append(benchSides, deflateSides...) {
 		b.Run(side.name, func(b *testing.B) {
 			srv := side.start(b, memInterval, memTimeout)
-			before := serverMemory()
+			before := fleet.SelfMemory()
 			clients := startFleet(b, srv.url, memConns)
 			awaitConns(b, srv, memConns)
 			clients.await(memRounds)
-			after := serverMemory()
+			after := fleet.SelfMemory()
 			if n := srv.conns(); n != memConns {
 				b.Fatalf("%d connections open after the heartbeats, want %d", n, memConns)
 			}
@@ -91,12 +89,12 @@ func BenchmarkIdleMemory(b *testing.B) {
 			perConn := func(v, v0 uint64) float64 { return (float64(v) - float64(v0)) / memConns }
 			b.ReportMetric(0, "ns/op")
 			b.ReportMetric(memConns, "conns")
-			b.ReportMetric(perConn(after.heap+after.stack, before.heap+before.stack), "B/conn")
-			b.ReportMetric(perConn(after.heap, before.heap), "heapB/conn")
-			b.ReportMetric(perConn(after.stack, before.stack), "stackB/conn")
-			b.ReportMetric(perConn(after.goroutines, before.goroutines), "goroutines/conn")
-			if before.rss > 0 {
-				b.ReportMetric(perConn(after.rss, before.rss), "rssB/conn")
+			b.ReportMetric(perConn(after.Heap+after.Stack, before.Heap+before.Stack), "B/conn")
+			b.ReportMetric(perConn(after.Heap, before.Heap), "heapB/conn")
+			b.ReportMetric(perConn(after.Stack, before.Stack), "stackB/conn")
+			b.ReportMetric(perConn(after.Goroutines, before.Goroutines), "goroutines/conn")
+			if before.RSS > 0 {
+				b.ReportMetric(perConn(after.RSS, before.RSS), "rssB/conn")
 			}
 		})
 	}
@@ -262,34 +260,6 @@ func awaitBench(tb testing.TB, what string, cond func() bool) {
 		}
 		<-ticker.C
 	}
-}
-
-// memory is the part of the Go runtime's memory that grows with connections.
-type memory struct {
-	heap, stack, goroutines, rss uint64
-}
-
-func serverMemory() memory {
-	runtime.GC()
-	runtime.GC() // the second empties the sync.Pools' victim caches too
-	debug.FreeOSMemory()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return memory{heap: ms.HeapInuse, stack: ms.StackInuse, goroutines: uint64(runtime.NumGoroutine()), rss: residentBytes()}
-}
-
-// residentBytes is this process's resident set (VmRSS), or 0 where
-// /proc/self/statm cannot be read.
-func residentBytes() uint64 {
-	b, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
-		return 0
-	}
-	var size, resident uint64
-	if _, err := fmt.Sscan(string(b), &size, &resident); err != nil {
-		return 0
-	}
-	return resident * uint64(os.Getpagesize())
 }
 
 // cpuTime is the user and system CPU time this process has used.

@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"runtime"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +18,7 @@ import (
 	"github.com/pulse-go/pulse"
 	"github.com/pulse-go/pulse/hub"
 	"github.com/pulse-go/pulse/internal/baseline"
+	"github.com/pulse-go/pulse/internal/fleet"
 	"github.com/pulse-go/pulse/prom"
 )
 
@@ -77,7 +76,7 @@ func BenchmarkSubscribedMemory(b *testing.B) {
 func benchSubscribed(b *testing.B, side subSide) string {
 	rooms := subConns / subRoom
 	srv := side.start(b, pulse.DefaultInterval, pulse.DefaultTimeout, rooms)
-	before := subServerMemory()
+	before := fleet.SelfMemory()
 	fleets := startSubFleets(b, side.mode, srv.url)
 	awaitSubBench(b, fmt.Sprintf("%d connections", subConns), func() bool { return srv.conns() == subConns })
 	stopPublisher := publishToRooms(srv.publish, rooms, subPublishEvery)
@@ -96,7 +95,7 @@ func benchSubscribed(b *testing.B, side subSide) string {
 		}
 		return done
 	})
-	after := subServerMemory()
+	after := fleet.SelfMemory()
 	if n := srv.conns(); n != subConns {
 		b.Fatalf("%d connections open after the heartbeats, want %d", n, subConns)
 	}
@@ -104,10 +103,10 @@ func benchSubscribed(b *testing.B, side subSide) string {
 }
 
 // reportSubscribed reports the metrics and returns the table's row.
-func reportSubscribed(b *testing.B, before, after subMemory, deliveries int64) string {
+func reportSubscribed(b *testing.B, before, after fleet.Memory, deliveries int64) string {
 	per := func(v, v0 uint64) float64 { return (float64(v) - float64(v0)) / subConns }
-	total, heap, stack := per(after.heap+after.stack, before.heap+before.stack), per(after.heap, before.heap), per(after.stack, before.stack)
-	goroutines, rss := per(after.goroutines, before.goroutines), per(after.rss, before.rss)
+	total, heap, stack := per(after.Heap+after.Stack, before.Heap+before.Stack), per(after.Heap, before.Heap), per(after.Stack, before.Stack)
+	goroutines, rss := per(after.Goroutines, before.Goroutines), per(after.RSS, before.RSS)
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(subConns, "conns")
 	b.ReportMetric(total, "B/conn")
@@ -253,32 +252,4 @@ func awaitSubBench(tb testing.TB, what string, cond func() bool) {
 		}
 		<-ticker.C
 	}
-}
-
-// subMemory is the part of the runtime's memory that grows with connections.
-type subMemory struct {
-	heap, stack, goroutines, rss uint64
-}
-
-func subServerMemory() subMemory {
-	runtime.GC()
-	runtime.GC() // the second empties the sync.Pools' victim caches too
-	debug.FreeOSMemory()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return subMemory{heap: ms.HeapInuse, stack: ms.StackInuse, goroutines: uint64(runtime.NumGoroutine()), rss: residentBytes()}
-}
-
-// residentBytes is this process's resident set (VmRSS), or 0 where
-// /proc/self/statm cannot be read.
-func residentBytes() uint64 {
-	b, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
-		return 0
-	}
-	var size, resident uint64
-	if _, err := fmt.Sscan(string(b), &size, &resident); err != nil {
-		return 0
-	}
-	return resident * uint64(os.Getpagesize())
 }
