@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"compress/flate"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -176,31 +175,6 @@ func (p *rawPeer) nextDeflated() (string, error) {
 	fr := flate.NewReader(io.MultiReader(bytes.NewReader(payload), bytes.NewReader(inflateTail)))
 	data, err := io.ReadAll(fr)
 	return fmt.Sprintf("%dz:%s", op, data), err
-}
-
-// nextFrameRSV1 reads one server frame, and whether it has RSV1.
-func (p *rawPeer) nextFrameRSV1() (op byte, rsv1 bool, payload []byte, err error) {
-	var h [2]byte
-	if _, err := io.ReadFull(p.r, h[:]); err != nil {
-		return 0, false, nil, err
-	}
-	n := uint64(h[1] & 0x7f)
-	switch n {
-	case 126:
-		var b [2]byte
-		_, err = io.ReadFull(p.r, b[:])
-		n = uint64(binary.BigEndian.Uint16(b[:]))
-	case 127:
-		var b [8]byte
-		_, err = io.ReadFull(p.r, b[:])
-		n = binary.BigEndian.Uint64(b[:])
-	}
-	if err != nil {
-		return 0, false, nil, err
-	}
-	payload = make([]byte, n)
-	_, err = io.ReadFull(p.r, payload)
-	return h[0] & 0x0f, h[0]&rsv1Bit != 0, payload, err
 }
 
 func TestDeflateRoundTrips(t *testing.T) { onEngines(t, testDeflateRoundTrips) }

@@ -60,9 +60,15 @@ func dialRaw(t *testing.T, l *liveServer, rcvbuf int) *rawPeer {
 
 // nextFrame reads one unfragmented server frame (servers do not mask).
 func (p *rawPeer) nextFrame() (op byte, payload []byte, err error) {
+	op, _, payload, err = p.nextFrameRSV1()
+	return op, payload, err
+}
+
+// nextFrameRSV1 reads one server frame, and whether it has RSV1.
+func (p *rawPeer) nextFrameRSV1() (op byte, rsv1 bool, payload []byte, err error) {
 	var h [2]byte
 	if _, err := io.ReadFull(p.r, h[:]); err != nil {
-		return 0, nil, err
+		return 0, false, nil, err
 	}
 	n := uint64(h[1] & 0x7f)
 	switch n {
@@ -76,11 +82,11 @@ func (p *rawPeer) nextFrame() (op byte, payload []byte, err error) {
 		n = binary.BigEndian.Uint64(b[:])
 	}
 	if err != nil {
-		return 0, nil, err
+		return 0, false, nil, err
 	}
 	payload = make([]byte, n)
 	_, err = io.ReadFull(p.r, payload)
-	return h[0] & 0x0f, payload, err
+	return h[0] & 0x0f, h[0]&rsv1Bit != 0, payload, err
 }
 
 // A frame header announcing 1 GiB is refused as soon as it is read, with
