@@ -138,6 +138,12 @@ func (e *fileLimitError) Error() string {
 var errNotPulse = errors.New("the server does not speak " + pulse.Subprotocol + " (it upgraded without the subprotocol); " +
 	"for a plain WebSocket endpoint, such as an echo server, use --raw")
 
+// serverLimitsHint names the limits of a pulse server that refuse a load
+// test's upgrades with HTTP 503, and the flags that lift them.
+const serverLimitsHint = "a pulse server limits the connections of one source address " +
+	"(pulse serve --max-conns-per-addr, 100 by default), all its connections (--max-conns) " +
+	"and the upgrades per second (--upgrade-rate): raise them for a load test from one machine"
+
 // explainDial turns a failed dial into a sentence a user can act on.
 func explainDial(url string, err error, resp *websocketResponse) error {
 	var errno syscall.Errno
@@ -147,10 +153,8 @@ func explainDial(url string, err error, resp *websocketResponse) error {
 	case errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE):
 		return fmt.Errorf("dial %s: out of files (%w); raise the limit with ulimit -n", url, err)
 	case errors.Is(err, websocket.ErrBadHandshake) && resp != nil && resp.code == http.StatusServiceUnavailable:
-		return fmt.Errorf("%s refused the upgrade: HTTP %s %q (Retry-After %s); a pulse server limits the connections "+
-			"of one source address (pulse serve --max-conns-per-addr, 100 by default), all its connections (--max-conns) "+
-			"and the upgrades per second (--upgrade-rate): raise them for a load test from one machine",
-			url, resp.status, resp.reason, resp.retryAfter)
+		return fmt.Errorf("%s refused the upgrade: HTTP %s %q (Retry-After %s); %s",
+			url, resp.status, resp.reason, resp.retryAfter, serverLimitsHint)
 	case errors.Is(err, websocket.ErrBadHandshake) && resp != nil:
 		return fmt.Errorf("%s refused the WebSocket upgrade: HTTP %s %s (is this the WebSocket path?)", url, resp.status, resp.reason)
 	case errors.As(err, &errno) && errno == syscall.EADDRNOTAVAIL:

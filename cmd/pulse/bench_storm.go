@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,6 +75,7 @@ type storm struct {
 
 	refused      atomic.Int64 // publishes the server answered with an error
 	firstRefusal atomic.Pointer[client.ServerError]
+	rampErr      atomic.Pointer[error] // the latest failed first dial, to explain a ramp that never ends
 }
 
 func newStorm(n, room int) *storm {
@@ -128,11 +130,29 @@ func (s *storm) state(sc *stormClient, ch client.StateChange) {
 			s.firstOpen()
 		}
 	case client.StateReconnecting, client.StateClosed:
+		if ch.Err != nil && sc.gens.Load() == 0 {
+			s.rampErr.Store(&ch.Err)
+		}
 		if sc.open {
 			sc.open = false
 			s.openNow.Add(-1)
 		}
 	}
+}
+
+// rampError says that the clients did not all open, and why the latest
+// first dial that failed did.
+func (s *storm) rampError() error {
+	err := fmt.Errorf("only %d of %d clients were open before --duration ended", s.opened.Load(), len(s.clients))
+	last := s.rampErr.Load()
+	if last == nil {
+		return err
+	}
+	err = fmt.Errorf("%w; the latest failed dial: %v", err, *last)
+	if strings.Contains((*last).Error(), "503") {
+		err = fmt.Errorf("%w; %s", err, serverLimitsHint)
+	}
+	return err
 }
 
 func (s *storm) subscribed(sc *stormClient, sub client.Subscribed) {
@@ -265,7 +285,7 @@ func (s *storm) connect(ctx, runCtx context.Context, runs *sync.WaitGroup, concu
 		select {
 		case s.slots <- struct{}{}: // freed by the client's first welcome
 		case <-ctx.Done():
-			return fmt.Errorf("only %d of %d clients were open before --duration ended", s.opened.Load(), len(s.clients))
+			return s.rampError()
 		}
 		s.startClient(runCtx, runs, sc)
 	}
@@ -273,6 +293,9 @@ func (s *storm) connect(ctx, runCtx context.Context, runs *sync.WaitGroup, concu
 	case <-s.ready:
 		return nil
 	case <-ctx.Done():
+		if s.opened.Load() < int64(len(s.clients)) {
+			return s.rampError()
+		}
 		return fmt.Errorf("only %d of %d clients were open and subscribed before --duration ended", s.readyN.Load(), len(s.clients))
 	}
 }

@@ -411,9 +411,10 @@ func TestBenchBaseline(t *testing.T) {
 
 // TestBenchAdmission runs idle against a server with its default limit of
 // 100 connections per source address: the rest are dial failures, each a
-// refusal the server counted, and the tool says which flag lifts it.
+// refusal the server counted, and the tool says which flag lifts it. The
+// upgrade rate is lifted, so that its burst of 100 cannot refuse first.
 func TestBenchAdmission(t *testing.T) {
-	s := startServe(t)
+	s := startServe(t, "--upgrade-rate", "1000000")
 	before := serverMetrics(t, s)
 	var out, errOut bytes.Buffer
 	if err := run(t.Context(), []string{"bench", "idle", "--n", "150", "--duration", "1s", "--json", s.url("ws", "/ws")}, &out, &errOut); err != nil {
@@ -433,6 +434,21 @@ func TestBenchAdmission(t *testing.T) {
 	}
 	if !containsAll(errOut.String(), []string{"too many connections from your address", "--max-conns-per-addr"}) {
 		t.Errorf("stderr does not explain the refusals:\n%s", errOut.String())
+	}
+}
+
+// TestBenchStormRampRefused runs a storm against a server with its default
+// limit of 100 connections per source address: the ramp cannot end, and
+// the error says why the dials failed and which flag lifts the limit.
+func TestBenchStormRampRefused(t *testing.T) {
+	s := startServe(t, "--upgrade-rate", "1000000")
+	var out, errOut bytes.Buffer
+	err := run(t.Context(), []string{"bench", "storm", "--chaos", "--n", "120", "--room", "60", "--rate", "10", "--duration", "3s", s.url("ws", "/ws")}, &out, &errOut)
+	if err == nil {
+		t.Fatalf("a storm of 120 against a limit of 100 per address succeeded:\n%s", out.String())
+	}
+	if !containsAll(err.Error(), []string{"only 100 of 120 clients were open", "503", "--max-conns-per-addr"}) {
+		t.Errorf("the error does not explain the refusals: %v", err)
 	}
 }
 
