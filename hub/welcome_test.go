@@ -2,6 +2,7 @@ package hub
 
 import (
 	"bytes"
+	"reflect"
 	"testing"
 
 	"github.com/pulse-go/pulse/wire"
@@ -22,6 +23,26 @@ func TestEncodeWelcome(t *testing.T) {
 		if got, want := encodeWelcome(w), wire.MustEncode(w); !bytes.Equal(got, want) {
 			t.Errorf("encodeWelcome(%+v)\n got %s\nwant %s", w, got, want)
 		}
+	}
+}
+
+// A field added to wire.Welcome fails this test until encodeWelcome
+// writes it too: every field is set, so none is left out as empty.
+func TestEncodeWelcomeEveryField(t *testing.T) {
+	var w wire.Welcome
+	v := reflect.ValueOf(&w).Elem()
+	for i := range v.NumField() {
+		switch f := v.Field(i); f.Kind() {
+		case reflect.String:
+			f.SetString(v.Type().Field(i).Name)
+		case reflect.Int64:
+			f.SetInt(int64(i + 1))
+		default:
+			t.Fatalf("wire.Welcome.%s is a %s, which encodeWelcome does not write", v.Type().Field(i).Name, f.Kind())
+		}
+	}
+	if got, want := encodeWelcome(w), wire.MustEncode(w); !bytes.Equal(got, want) {
+		t.Errorf("encodeWelcome(%+v)\n got %s\nwant %s", w, got, want)
 	}
 }
 
