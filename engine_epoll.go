@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -331,6 +332,10 @@ func (t *pollConn) fault(err error) {
 	}()
 }
 
+// pauseHook, set by a test, is told of each socket whose reading the loop
+// pauses for a full inbox; it must not block. Nil otherwise.
+var pauseHook atomic.Pointer[func(*pollConn)]
+
 // The frameSink methods, called by the loop.
 
 func (t *pollConn) message(op opcode, data []byte, compressed bool) {
@@ -343,6 +348,9 @@ func (t *pollConn) message(op opcode, data []byte, compressed bool) {
 	if len(t.inbox) >= maxInbox && !t.paused {
 		t.paused = true
 		t.modifyLocked()
+		if h := pauseHook.Load(); h != nil {
+			(*h)(t)
+		}
 	}
 	if !t.delivering {
 		t.delivering = true

@@ -69,20 +69,31 @@ func TestSlowSessionBoundsInbox(t *testing.T) {
 	for i := range sent {
 		burst = append(burst, text(fmt.Sprintf("%010d", i))...)
 	}
+	paused := make(chan *pollConn, 16)
+	tell := func(pc *pollConn) {
+		select {
+		case paused <- pc:
+		default:
+		}
+	}
+	pauseHook.Store(&tell)
+	t.Cleanup(func() { pauseHook.Store(nil) })
 	go p.conn.Write(burst)
-	var pc interface{ inboxLen() (int, bool) }
+	var pc *pollConn
 	select {
 	case c := <-opened:
-		pc = c.t.(interface{ inboxLen() (int, bool) })
+		pc = c.t.(*pollConn)
 	case <-time.After(10 * time.Second):
 		t.Fatal("no connection opened within 10s")
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for n, paused := pc.inboxLen(); !paused; n, paused = pc.inboxLen() {
-		if time.Now().After(deadline) {
+	for waiting := true; waiting; {
+		select {
+		case q := <-paused:
+			waiting = q != pc
+		case <-time.After(10 * time.Second):
+			n, _ := pc.inboxLen()
 			t.Fatalf("inbox holds %d and reading goes on", n)
 		}
-		time.Sleep(time.Millisecond) // the loop pausing a socket is no event a test can wait on
 	}
 	const bound = maxInbox + pollReadBuffer/16 // a read holds at most this many 16-byte frames
 	if n, _ := pc.inboxLen(); n > bound || n >= sent-1 {
