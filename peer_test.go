@@ -163,6 +163,13 @@ func (p *testPeer) next(t *testing.T) Message {
 	case m := <-p.msgs:
 		return m
 	case <-p.done:
+		// The reader queued everything it read before it ended; select
+		// picks among ready cases at random, so look at the queue again.
+		select {
+		case m := <-p.msgs:
+			return m
+		default:
+		}
 		t.Fatalf("connection ended while waiting for a message: %v", p.err)
 	case <-time.After(10 * time.Second):
 		t.Fatal("no message within 10s")

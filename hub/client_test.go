@@ -192,6 +192,13 @@ func (c *testClient) next(t *testing.T) wire.Msg {
 	case m := <-c.in:
 		return m
 	case <-c.done:
+		// The reader queued everything it read before it ended; select
+		// picks among ready cases at random, so look at the queue again.
+		select {
+		case m := <-c.in:
+			return m
+		default:
+		}
 		t.Fatalf("connection ended while waiting for a message: %v", c.err)
 	case <-time.After(10 * time.Second):
 		t.Fatal("no message within 10s")
