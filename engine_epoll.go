@@ -219,8 +219,11 @@ func tcpAddrPort(addr net.Addr) netip.AddrPort {
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
-// takeSocket duplicates tcp's descriptor, non-blocking, and closes tcp:
-// Go's poller forgets the socket, which lives on in the duplicate.
+// takeSocket duplicates tcp's descriptor and closes tcp: Go's poller
+// forgets the socket, which lives on in the duplicate. The duplicate is
+// non-blocking as it is: O_NONBLOCK belongs to the open socket, which the
+// two descriptors share, and Go's poller keeps every socket of a
+// *net.TCPConn non-blocking.
 func takeSocket(tcp *net.TCPConn) (int, error) {
 	defer tcp.Close()
 	rc, err := tcp.SyscallConn()
@@ -231,10 +234,6 @@ func takeSocket(tcp *net.TCPConn) (int, error) {
 	cerr := rc.Control(func(s uintptr) { fd, err = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) })
 	if cerr != nil || err != nil {
 		return -1, errors.Join(cerr, err)
-	}
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return -1, err
 	}
 	return fd, nil
 }

@@ -6,6 +6,7 @@ package pulse
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/sys/unix"
 )
 
 // idleConns is how many connections TestIdleConnectionsHoldNoGoroutine
@@ -132,5 +134,40 @@ func TestEpollLeavesTLSToStd(t *testing.T) {
 	ws.WriteMessage(websocket.TextMessage, []byte("over TLS"))
 	if _, data, err := ws.ReadMessage(); err != nil || string(data) != "over TLS" {
 		t.Fatalf("echo %q, %v", data, err)
+	}
+}
+
+// The descriptor takeSocket hands the loop is non-blocking without being
+// made so: the flag is the socket's, shared with Go's descriptor. A
+// blocking one would stall the loop at its first read.
+func TestTakenSocketIsNonBlocking(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	conn, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := takeSocket(conn.(*net.TCPConn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if flags&unix.O_NONBLOCK == 0 {
+		t.Fatalf("flags %#x: the taken socket blocks", flags)
+	}
+	if _, err := unix.Read(fd, make([]byte, 1)); err != unix.EAGAIN {
+		t.Fatalf("read of an empty socket: %v, want EAGAIN", err)
 	}
 }
