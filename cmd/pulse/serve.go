@@ -53,7 +53,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	ln, err := net.Listen("tcp", cfg.addr)
+	// No TCP keep-alive: a WebSocket connection has pulse's heartbeats, an
+	// idle HTTP one the server's IdleTimeout, and the keep-alive's socket
+	// options cost every accepted connection several system calls.
+	ln, err := (&net.ListenConfig{KeepAlive: -1}).Listen(ctx, "tcp", cfg.addr)
 	if err != nil {
 		d.broker.Close()
 		return fmt.Errorf("serve: %w", err)
