@@ -67,12 +67,12 @@ func (s *Server) Handler(h Handler) http.Handler {
 			refusals.refused(w, r, refusal(err))
 			return
 		}
-		header := heartbeats.upgradeHeader(kind)
-		ws, deflate, err := upgrade(upgrader, deflating, w, r, header)
+		up, hj, deflate := upgraderFor(upgrader, deflating, w, r)
+		ws, err := up.Upgrade(hj, r, heartbeats.upgradeHeader(kind))
 		if err != nil {
 			return // the upgrader has answered with an HTTP error
 		}
-		s.serveWS(ws, kind, session, deflate)
+		s.serveWS(ws, kind, deflate, session)
 	})
 }
 
@@ -92,15 +92,18 @@ func (s *Server) heartbeatFor(r *http.Request, pulse bool) (HeartbeatKind, error
 	return parseHeartbeatKind(param)
 }
 
-func (s *Server) serveWS(ws *websocket.Conn, kind HeartbeatKind, session Session, deflate deflateBits) {
-	if s.opts.Engine == EngineEpoll && s.serveEpoll(unguarded(ws.NetConn()), kind, ws.Subprotocol(), session, deflate) {
+// serveWS serves an upgraded connection on the server's engine.
+func (s *Server) serveWS(ws *websocket.Conn, kind HeartbeatKind, deflate deflateBits, session Session) {
+	hs := handshake{kind: kind, subprotocol: ws.Subprotocol(), deflate: deflate, response: heldResponse(ws.NetConn())}
+	if s.opts.Engine == EngineEpoll && s.serveEpoll(unguarded(ws.NetConn()), hs, session) {
 		return
 	}
 	t := &wsTransport{ws: ws}
-	c, err := s.open(t, kind, ws.Subprotocol(), session, deflate)
+	c, err := s.open(t, hs, session)
 	if err != nil {
-		payload := closePayload(newCloseError(CloseServiceRestart, withRetry("server restart", s.opts.DrainWindow)))
-		ws.WriteControl(websocket.CloseMessage, payload, time.Now().Add(closeGrace))
+		conn := unguarded(ws.NetConn())
+		conn.SetWriteDeadline(time.Now().Add(closeGrace))
+		conn.Write(s.restartClose(hs.response))
 		ws.Close()
 		return
 	}
@@ -108,6 +111,19 @@ func (s *Server) serveWS(ws *websocket.Conn, kind HeartbeatKind, session Session
 	// are freed (some 8 KiB per idle connection); the connection's reader
 	// goes on in its own goroutine, which Run's drain waits for.
 	go t.readLoop(c, s.opts.MaxMessageSize)
+}
+
+// restartClose is what a connection gets that was upgraded as the server
+// began to drain: the 101 response, if held, then a close frame with
+// CloseServiceRestart and the drain window.
+func (s *Server) restartClose(response *[]byte) []byte {
+	var b []byte
+	if response != nil {
+		b = append(b, *response...)
+	}
+	payload := closePayload(newCloseError(CloseServiceRestart, withRetry("server restart", s.opts.DrainWindow)))
+	b = appendHeader(b, opClose, len(payload))
+	return append(b, payload...)
 }
 
 // wsTransport is a transport on a gorilla/websocket connection. gorilla

@@ -102,7 +102,7 @@ func TestOnDeadlineSetAtOpen(t *testing.T) {
 			start := time.Now()
 			open := func(c *Conn) { c.OnDeadline(start.Add(50*time.Millisecond), func() { fired <- time.Since(start) }) }
 			ft := livePeer()
-			c, err := s.open(ft, HeartbeatFrame, "", &funcSession{f: Funcs{Open: open}}, 0)
+			c, err := s.open(ft, handshake{kind: HeartbeatFrame}, &funcSession{f: Funcs{Open: open}})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -15,7 +15,7 @@ import (
 // in the answer, and the server's messages then keep their back
 // references within 2^N bytes (deflate). gorilla/websocket's compressing
 // Upgrader writes deflateResponse itself; a longer answer replaces it as
-// the 101 response goes out (rsvGuard.Write, deflate_std.go).
+// the connection takes the 101 response (heldConn.Write, upgrade.go).
 //
 // An offer is declined, and the next one tried, when it has a parameter
 // that is unknown, repeated, or has a bad value (RFC 7692 7.1; a bare

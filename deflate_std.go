@@ -1,12 +1,10 @@
 package pulse
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
 	"net"
-	"net/http"
 	"slices"
 
 	"github.com/gorilla/websocket"
@@ -20,7 +18,7 @@ import (
 // request whose offer negotiateDeflate accepts. gorilla's answer is
 // deflateResponse; where negotiateDeflate's differs (it has
 // server_max_window_bits), the hijacked connection replaces gorilla's
-// line as the 101 response is written (rsvGuard.Write). gorilla inflates
+// line as it takes the 101 response (heldConn.Write). gorilla inflates
 // what it reads (readMessage bounds the result); pulse's writer
 // compresses itself (flush.compress), as it encodes every frame.
 
@@ -35,43 +33,6 @@ func deflatingUpgrader(up *websocket.Upgrader, o *CompressionOptions) *websocket
 	return &d
 }
 
-// upgrade upgrades the request with plain, or with deflating when the
-// request offers permessage-deflate in a form the server accepts; it
-// returns the window the server's messages keep to, 0 when uncompressed.
-// A compressed connection reads through an rsvGuard.
-func upgrade(plain, deflating *websocket.Upgrader, w http.ResponseWriter, r *http.Request, h http.Header) (*websocket.Conn, deflateBits, error) {
-	var answer string
-	var window deflateBits
-	if deflating != nil {
-		answer, window = negotiateDeflate(r.Header)
-	}
-	if window == 0 {
-		ws, err := plain.Upgrade(w, r, h)
-		return ws, 0, err
-	}
-	ws, err := deflating.Upgrade(guardWriter{w, answer}, r, h)
-	return ws, window, err
-}
-
-// guardWriter hands gorilla the hijacked connection inside an rsvGuard,
-// which writes answer as the extension line of the 101 response.
-type guardWriter struct {
-	http.ResponseWriter
-	answer string
-}
-
-func (g guardWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	conn, rw, err := http.NewResponseController(g.ResponseWriter).Hijack()
-	if err != nil {
-		return nil, nil, err
-	}
-	guard := &rsvGuard{Conn: conn}
-	if g.answer != deflateResponse {
-		guard.answer = g.answer
-	}
-	return guard, rw, nil
-}
-
 // gorillaAnswer is the extension line of gorilla's 101 response on a
 // compressed connection (gorilla/websocket v1.5.3, server.go), written
 // in one call with the rest of the response.
@@ -81,32 +42,28 @@ const gorillaAnswer = "\r\nSec-WebSocket-Extensions: " + deflateResponse + "\r\n
 // extension line, rather than answer what the server would not keep to.
 var errGorillaAnswer = errors.New("pulse: the 101 response has no permessage-deflate line to replace")
 
-// Write writes what gorilla writes; the first write, the 101 response,
-// with g.answer in place of gorilla's extension line when it differs.
-// It is called by gorilla's Upgrade before the reader starts, and later
-// only for gorilla's own close frames.
-func (g *rsvGuard) Write(p []byte) (int, error) {
-	if g.answer == "" {
-		return g.Conn.Write(p)
+// withAnswer returns a copy of gorilla's 101 response resp with answer in
+// place of gorilla's extension line; with answer "", resp as it is.
+func withAnswer(resp []byte, answer string) ([]byte, error) {
+	if answer == "" {
+		return slices.Clone(resp), nil
 	}
-	answer := g.answer
-	g.answer = ""
-	i := bytes.Index(p, []byte(gorillaAnswer))
-	if i < 0 || bytes.Count(p, []byte(gorillaAnswer)) != 1 {
-		return 0, errGorillaAnswer
+	i := bytes.Index(resp, []byte(gorillaAnswer))
+	if i < 0 || bytes.Count(resp, []byte(gorillaAnswer)) != 1 {
+		return nil, errGorillaAnswer
 	}
-	resp := slices.Concat(p[:i], []byte("\r\nSec-WebSocket-Extensions: "+answer+"\r\n"), p[i+len(gorillaAnswer):])
-	if _, err := g.Conn.Write(resp); err != nil {
-		return 0, err
-	}
-	return len(p), nil
+	return slices.Concat(resp[:i], []byte("\r\nSec-WebSocket-Extensions: "+answer+"\r\n"), resp[i+len(gorillaAnswer):]), nil
 }
 
-// unguarded returns the connection inside an rsvGuard, or conn itself:
-// writes and the epoll engine's handover use the socket directly.
+// unguarded returns the socket inside the wrappers the upgrade put around
+// it (heldConn, rsvGuard): pulse's writes and the epoll engine's handover
+// use the socket directly.
 func unguarded(conn net.Conn) net.Conn {
+	if h, ok := conn.(*heldConn); ok {
+		conn = h.Conn
+	}
 	if g, ok := conn.(*rsvGuard); ok {
-		return g.Conn
+		conn = g.Conn
 	}
 	return conn
 }
@@ -119,11 +76,10 @@ func unguarded(conn net.Conn) net.Conn {
 // header cut by a read; owned by the reading goroutine.
 type rsvGuard struct {
 	net.Conn
-	answer string   // the extension line's answer; set at hijack, cleared by the 101 response's write
-	hdr    [10]byte // the header, up to its length; the mask key is skipped with the payload
-	hdrN   int
-	skip   int64 // bytes before the next header
-	err    error // the fault found: every later read fails with it
+	hdr  [10]byte // the header, up to its length; the mask key is skipped with the payload
+	hdrN int
+	skip int64 // bytes before the next header
+	err  error // the fault found: every later read fails with it
 }
 
 func (g *rsvGuard) Read(p []byte) (int, error) {

@@ -303,28 +303,33 @@ type recordConn struct {
 
 func (c *recordConn) Write(p []byte) (int, error) { return c.written.Write(p) }
 
-// The 101 response gets the answer in place of gorilla's extension line,
-// once; a response without that line is not written, and fails the
-// upgrade, rather than answer what the server would not keep to.
-func TestGuardWritesAnswer(t *testing.T) {
+// The 101 response is kept, not written, with the answer in place of
+// gorilla's extension line; later writes go through. A response without
+// that line fails the upgrade, rather than answer what the server would
+// not keep to.
+func TestHeldResponseAnswer(t *testing.T) {
 	answer := deflateResponse + "; server_max_window_bits=9"
 	head := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\n"
 	resp := head + "Sec-WebSocket-Extensions: " + deflateResponse + "\r\nPulse-Heartbeat: frame\r\n\r\n"
 	conn := &recordConn{}
-	g := &rsvGuard{Conn: conn, answer: answer}
-	if n, err := g.Write([]byte(resp)); n != len(resp) || err != nil {
+	h := &heldConn{Conn: conn, answer: answer}
+	if n, err := h.Write([]byte(resp)); n != len(resp) || err != nil {
 		t.Fatalf("wrote %d of %d bytes: %v", n, len(resp), err)
 	}
-	g.Write([]byte(resp)) // a later write goes as it is
-	want := strings.Replace(resp, deflateResponse, answer, 1) + resp
-	if got := conn.written.String(); got != want {
-		t.Fatalf("wrote %q, want %q", got, want)
+	if conn.written.Len() > 0 {
+		t.Fatalf("the 101 response was written at once: %q", conn.written.String())
+	}
+	if got, want := string(*heldResponse(h)), strings.Replace(resp, deflateResponse, answer, 1); got != want {
+		t.Fatalf("held %q, want %q", got, want)
+	}
+	h.Write([]byte(resp)) // a later write goes as it is
+	if got := conn.written.String(); got != resp {
+		t.Fatalf("wrote %q, want %q", got, resp)
 	}
 	for _, bad := range []string{head + "\r\n", resp + resp, strings.Replace(resp, "; client_no_context_takeover", "", 1)} {
-		conn := &recordConn{}
-		g := &rsvGuard{Conn: conn, answer: answer}
-		if _, err := g.Write([]byte(bad)); err != errGorillaAnswer || conn.written.Len() > 0 {
-			t.Errorf("%q: %v, %d bytes written", bad, err, conn.written.Len())
+		h := &heldConn{Conn: &recordConn{}, answer: answer}
+		if _, err := h.Write([]byte(bad)); err != errGorillaAnswer || heldResponse(h) != nil {
+			t.Errorf("%q: %v, response held: %v", bad, err, heldResponse(h) != nil)
 		}
 	}
 }

@@ -178,7 +178,7 @@ var errReadsEnded = errors.New("pulse: reads ended after the close frame")
 
 // serveEpoll hands an upgraded connection to the epoll loop, or reports
 // false for a socket it cannot take (TLS), which stays on gorilla.
-func (s *Server) serveEpoll(conn net.Conn, kind HeartbeatKind, subprotocol string, session Session, deflate deflateBits) bool {
+func (s *Server) serveEpoll(conn net.Conn, hs handshake, session Session) bool {
 	tcp, ok := conn.(*net.TCPConn)
 	if !ok {
 		return false
@@ -188,16 +188,14 @@ func (s *Server) serveEpoll(conn net.Conn, kind HeartbeatKind, subprotocol strin
 		s.opts.Logger.Warn("pulse: handing a connection to epoll", "err", err)
 		return true
 	}
-	t := &pollConn{fd: fd, remote: tcpAddrPort(tcp.RemoteAddr()), r: frameReader{limit: s.opts.MaxMessageSize, deflate: deflate > 0}}
+	t := &pollConn{fd: fd, remote: tcpAddrPort(tcp.RemoteAddr()), r: frameReader{limit: s.opts.MaxMessageSize, deflate: hs.deflate > 0}}
 	p, err := s.poller()
 	if err == nil {
 		t.p = p
-		_, err = s.open(t, kind, subprotocol, session, deflate) // binds t.c
+		_, err = s.open(t, hs, session) // binds t.c
 	}
 	if err != nil {
-		payload := closePayload(newCloseError(CloseServiceRestart, withRetry("server restart", s.opts.DrainWindow)))
-		unix.Write(fd, appendHeader(nil, opClose, len(payload)))
-		unix.Write(fd, payload)
+		unix.Write(fd, s.restartClose(hs.response))
 		unix.Close(fd)
 		return true
 	}

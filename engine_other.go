@@ -10,5 +10,5 @@ const epollEngine = false
 
 type poller struct{}
 
-func (s *Server) serveEpoll(net.Conn, HeartbeatKind, string, Session, deflateBits) bool { return false }
-func (s *Server) stopPoller()                                                           {}
+func (s *Server) serveEpoll(net.Conn, handshake, Session) bool { return false }
+func (s *Server) stopPoller()                                  {}

@@ -81,7 +81,7 @@ func (t *fakeTransport) sent() []sentFrame {
 func fakeConn(tb testing.TB, s *Server, t *fakeTransport, kind HeartbeatKind) (c *Conn, closed <-chan *CloseError) {
 	tb.Helper()
 	done := make(chan *CloseError, 1)
-	c, err := s.open(t, kind, "", &funcSession{f: Funcs{Closed: func(_ *Conn, err *CloseError) { done <- err }}}, 0)
+	c, err := s.open(t, handshake{kind: kind}, &funcSession{f: Funcs{Closed: func(_ *Conn, err *CloseError) { done <- err }}})
 	if err != nil {
 		tb.Fatal(err)
 	}

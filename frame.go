@@ -48,10 +48,11 @@ func encodeFrames(fs []frame) *flush {
 	}
 	start := 0
 	for _, fr := range fs {
-		h := len(f.buf)
-		f.buf = appendHeader(f.buf, fr.op, len(fr.data))
-		if fr.rsv1 {
-			f.buf[h] |= rsv1Bit
+		if h := len(f.buf); fr.op != opRaw {
+			f.buf = appendHeader(f.buf, fr.op, len(fr.data))
+			if fr.rsv1 {
+				f.buf[h] |= rsv1Bit
+			}
 		}
 		if len(fr.data) <= inlinePayload {
 			f.buf = append(f.buf, fr.data...)

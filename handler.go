@@ -77,7 +77,9 @@ type SubprotocolHandler interface {
 // net/http keeps on a handler's stack, pulse keeps here, so no map of
 // connections is needed. Its methods are called one at a time: Open once
 // the connection is up, before its first heartbeat and before any message
-// (a message Open sends is the first the peer receives); Receive for each
+// (a message Open sends is the first the peer receives, in the same write
+// as the 101 response, which otherwise leaves as Open returns: a slow
+// Open delays the peer's handshake); Receive for each
 // data message, from the connection's reader, which waits while Receive
 // runs; Closed once, last, with why the connection ended. They should
 // return quickly: a slow Receive delays the reading of heartbeat answers.

@@ -92,10 +92,10 @@ func TestOpenSendsFirst(t *testing.T) {
 		runServer(t, srv)
 		for range 50 { // the first heartbeat's tick is random: try it often
 			ft := newFakeTransport(nil)
-			c, err := srv.open(ft, HeartbeatApp, "", &funcSession{f: Funcs{Open: func(c *Conn) {
+			c, err := srv.open(ft, handshake{kind: HeartbeatApp}, &funcSession{f: Funcs{Open: func(c *Conn) {
 				time.Sleep(2 * srv.Tick()) // a slow Open: heartbeats are due meanwhile
 				c.Send(Message{Type: MessageText, Data: []byte("first")})
-			}}}, 0)
+			}}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -150,7 +150,7 @@ func TestFirstMessageBeforeHeartbeat(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv := newTestServer(t, &Options{Interval: time.Second, Timeout: time.Second})
 		ft := newFakeTransport(nil)
-		c, err := srv.open(ft, HeartbeatApp, "", &funcSession{f: Funcs{}}, 0)
+		c, err := srv.open(ft, handshake{kind: HeartbeatApp}, &funcSession{f: Funcs{}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -161,20 +161,22 @@ func (s *Server) connsLocked() []*Conn {
 	return conns
 }
 
-// open registers a connection accepted on t, opens its session and starts
-// its heartbeats; deflate is the window of permessage-deflate, 0 when it
-// was not negotiated. It fails once the server is draining.
-func (s *Server) open(t transport, kind HeartbeatKind, subprotocol string, session Session, deflate deflateBits) (*Conn, error) {
+// open registers a connection accepted on t with the settings of hs,
+// opens its session and starts its heartbeats. The 101 response, when the
+// upgrade held it, goes out with what Open sends, or alone as Open
+// returns. It fails once the server is draining.
+func (s *Server) open(t transport, hs handshake, session Session) (*Conn, error) {
 	s.mu.Lock()
 	if !s.accepting() {
 		s.mu.Unlock()
 		return nil, errNotAccepting
 	}
 	s.nextID++
-	c := &Conn{srv: s, t: t, id: s.nextID, kind: kind, subprotocol: subprotocol, session: session}
+	c := &Conn{srv: s, t: t, id: s.nextID, kind: hs.kind, subprotocol: hs.subprotocol, session: session}
 	c.node.value = c
-	if deflate > 0 {
-		c.deflateMin, c.deflateWindow = s.opts.Compression.Threshold, deflate
+	c.out.response = hs.response
+	if hs.deflate > 0 {
+		c.deflateMin, c.deflateWindow = s.opts.Compression.Threshold, hs.deflate
 	}
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
@@ -184,9 +186,10 @@ func (s *Server) open(t transport, kind HeartbeatKind, subprotocol string, sessi
 	}
 	s.opts.Observer.Opened()
 	session.Open(c) // before the first heartbeat: what Open sends comes first
+	c.writeResponse()
 	c.start()
 	if s.opts.Logger.Enabled(context.Background(), slog.LevelDebug) { // its arguments cost an upgrade some 2%
-		s.opts.Logger.Debug("pulse: open", "conn", c.id, "remote", t.remoteAddr(), "heartbeat", kind)
+		s.opts.Logger.Debug("pulse: open", "conn", c.id, "remote", t.remoteAddr(), "heartbeat", hs.kind)
 	}
 	return c, nil
 }

@@ -19,6 +19,9 @@ const (
 	opClose        opcode = 8
 	opPing         opcode = 9
 	opPong         opcode = 10
+
+	// opRaw is no frame: its data is written as it is (the 101 response).
+	opRaw opcode = -1
 )
 
 // maxCloseReason is the longest reason that fits a close frame (125 - 2).
@@ -29,6 +32,7 @@ const maxCloseReason = 123
 // to a text or app ping are flags; the answers to ping frames wait in their
 // own queue, bounded by maxPendingPongs, so a flood of pings cannot grow it.
 type outbox struct {
+	response    *[]byte   // the upgrade's 101 response, held to go out first with what follows it; nil once taken
 	data        []Message // queued messages are data[head:]
 	head        int
 	pongs       [][]byte // payloads of the peer's ping frames, each owed its own pong, oldest first
@@ -135,8 +139,8 @@ func (c *Conn) writeLoop() {
 // nextBatch takes what is to be written next, in the order it must go:
 // answers to the peer first, then the heartbeat, the queued messages, and
 // last the close frame, once nothing is queued before it. The connection's
-// first messages, though, go before everything: what the session's Open
-// sent (a welcome) is the first frame the peer reads. It returns no
+// first messages, though, go before everything but the 101 response: what
+// the session's Open sent (a welcome) is the first frame the peer reads. It returns no
 // frames, and the writer ends, when there is nothing to write.
 func (c *Conn) nextBatch(fs []frame) []frame {
 	c.mu.Lock()
@@ -145,6 +149,10 @@ func (c *Conn) nextBatch(fs []frame) []frame {
 	if o.closeSent {
 		c.writing = false
 		return nil
+	}
+	if o.response != nil {
+		fs = append(fs, frame{op: opRaw, data: *o.response})
+		o.response = nil
 	}
 	first := !o.messageSent && o.len() > 0
 	if first {
@@ -282,6 +290,19 @@ func (c *Conn) beat() bool {
 	return true
 }
 
+// writeResponse has the 101 response written, after Open, unless the
+// writer has taken it already with what Open sent. The writer goroutine
+// writes it, not the caller: the request's goroutine, deep in net/http's
+// stack, would outgrow its stack in the writer's frames, and the copy
+// costs more than a goroutine.
+func (c *Conn) writeResponse() {
+	c.mu.Lock()
+	if c.out.response != nil {
+		c.kickLocked()
+	}
+	c.mu.Unlock()
+}
+
 // writeInline writes one batch as the writer, without blocking; what the
 // socket does not take, and whatever queued meanwhile, a writer goroutine
 // finishes.
@@ -326,7 +347,7 @@ func (c *Conn) finishWrite(rest func(time.Time) error, deadline time.Time, last 
 func (c *Conn) writeOnIfPending() {
 	c.mu.Lock()
 	o := &c.out
-	more := !o.closeSent && (len(o.pongs) > 0 || o.ping || o.pongMessage || o.len() > 0 || c.closing != nil)
+	more := !o.closeSent && (o.response != nil || len(o.pongs) > 0 || o.ping || o.pongMessage || o.len() > 0 || c.closing != nil)
 	if !more {
 		c.writing = false
 	}
