@@ -140,8 +140,9 @@ func (c *Conn) writeLoop() {
 // answers to the peer first, then the heartbeat, the queued messages, and
 // last the close frame, once nothing is queued before it. The connection's
 // first messages, though, go before everything but the 101 response: what
-// the session's Open sent (a welcome) is the first frame the peer reads. It returns no
-// frames, and the writer ends, when there is nothing to write.
+// the session's Open sent (a welcome) is the first frame the peer reads.
+// It returns no frames, and the writer ends, when there is nothing to
+// write.
 func (c *Conn) nextBatch(fs []frame) []frame {
 	c.mu.Lock()
 	defer c.mu.Unlock()
