@@ -26,7 +26,9 @@ func (p *Proxy) acceptLoop(ctx context.Context) {
 func (p *Proxy) open(ctx context.Context, client *net.TCPConn) {
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
-	var d net.Dialer
+	p.mu.Lock()
+	d := net.Dialer{LocalAddr: p.source}
+	p.mu.Unlock()
 	conn, err := d.DialContext(ctx, "tcp", p.target)
 	if err != nil {
 		p.log("dial %s: %v", p.target, err)

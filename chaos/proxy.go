@@ -37,6 +37,7 @@ type Proxy struct {
 	changed  chan struct{}                    // closed and replaced when accepted or closed changes
 	closed   bool                             // Close was called
 	logf     func(format string, args ...any) // nil: log nothing
+	source   *net.TCPAddr                     // the address dials of the target come from; nil: the system's choice
 }
 
 // Listen starts a proxy listening on addr (e.g. "127.0.0.1:0") that
@@ -60,6 +61,19 @@ func Listen(addr, target string) (*Proxy, error) {
 
 // Addr returns the listener address, host:port.
 func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+
+// SetDialFrom makes the proxy dial its target from ip, a local address
+// (such as 127.0.0.3, so that proxies on several loopback addresses do not
+// share one address's ports toward the target). Nil, the default, leaves
+// it to the system. It applies to links accepted from then on.
+func (p *Proxy) SetDialFrom(ip net.IP) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.source = nil
+	if ip != nil {
+		p.source = &net.TCPAddr{IP: ip}
+	}
+}
 
 // SetLogf makes the proxy report each accept, fault and link end through
 // f, which may be called from any goroutine. Nil, the default, logs nothing.

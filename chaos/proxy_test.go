@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"sync"
 	"testing"
 
@@ -20,6 +21,21 @@ func TestForwardBothWays(t *testing.T) {
 	expect(t, server, "ping")
 	send(t, server, "pong")
 	expect(t, client, "pong")
+}
+
+// SetDialFrom sets the address the proxy's dials of the target come from;
+// nil gives it back to the system.
+func TestDialFrom(t *testing.T) {
+	addr, sink := startSink(t)
+	p := startProxy(t, addr)
+	for _, ip := range []net.IP{net.IPv4(127, 0, 0, 3), nil} {
+		p.SetDialFrom(ip)
+		_, server, _ := connect(t, p, sink)
+		got := server.RemoteAddr().(*net.TCPAddr).IP
+		if want := ip; want == nil && !got.Equal(net.IPv4(127, 0, 0, 1)) || want != nil && !got.Equal(want) {
+			t.Errorf("SetDialFrom(%v): the target saw a dial from %v", ip, got)
+		}
+	}
 }
 
 func TestForwardLargeEcho(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"math/rand/v2"
+	"net"
 	"time"
 )
 
@@ -62,6 +63,11 @@ type Options struct {
 	// TLS configures the default Dial's wss:// connections, such as one
 	// trusting a private CA (see LoadCA). Nil means the system's roots.
 	TLS *tls.Config
+	// LocalIP is the address the default Dial's connections come from,
+	// one of this machine's (a load generator spreads its connections
+	// over several, such as 127.0.0.2 and up, each with its own ports).
+	// Nil means the system's choice.
+	LocalIP net.IP
 	// Backoff returns the delay before reconnect attempt n (0 after a
 	// loss, reset once a connection stayed open StableAfter). Nil means
 	// Backoff(n, DefaultBackoffBase, DefaultBackoffCap, nil).
@@ -123,8 +129,12 @@ func (o *Options) resolved() Options {
 	}
 	if r.Dial == nil {
 		timeout, config := r.HandshakeTimeout, r.TLS
+		var local *net.TCPAddr
+		if r.LocalIP != nil {
+			local = &net.TCPAddr{IP: r.LocalIP}
+		}
 		r.Dial = func(ctx context.Context, url string) (Transport, error) {
-			return DialWebSocketTLS(ctx, url, timeout, config)
+			return dialWebSocket(ctx, url, timeout, config, local)
 		}
 	}
 	if r.Backoff == nil {

@@ -238,6 +238,38 @@ func TestTerminalCodeNoReconnect(t *testing.T) {
 	t.Logf("Run returned: %v", err)
 }
 
+// Options.LocalIP is where the default dial's connections come from.
+func TestLocalIP(t *testing.T) {
+	srv, err := pulse.NewServer(&pulse.Options{DrainWindow: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote := make(chan string, 1)
+	h := speaksPulse{pulse.Funcs{Open: func(c *pulse.Conn) {
+		remote <- c.RemoteAddr()
+		c.Close(4100, "seen")
+	}}}
+	ts := httptest.NewServer(srv.Handler(h))
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan struct{})
+	go func() {
+		defer close(runDone)
+		srv.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		ts.Close()
+		cancel()
+		<-runDone
+	})
+	c := New("ws"+strings.TrimPrefix(ts.URL, "http"), &Options{LocalIP: net.IPv4(127, 0, 0, 4)})
+	if err := c.Run(t.Context()); err == nil {
+		t.Fatal("Run returned nil, want the close 4100")
+	}
+	if addr := <-remote; !strings.HasPrefix(addr, "127.0.0.4:") {
+		t.Fatalf("the server saw the client at %s, want 127.0.0.4", addr)
+	}
+}
+
 // A handshake refused with 404 is terminal too.
 func TestNotFoundIsTerminal(t *testing.T) {
 	ts := httptest.NewServer(http.NotFoundHandler())

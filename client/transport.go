@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -63,7 +64,17 @@ func DialWebSocket(ctx context.Context, url string, timeout time.Duration) (Tran
 // URL, such as one trusting a private CA (see LoadCA). Nil means the
 // system's roots.
 func DialWebSocketTLS(ctx context.Context, url string, timeout time.Duration, config *tls.Config) (Transport, error) {
+	return dialWebSocket(ctx, url, timeout, config, nil)
+}
+
+// dialWebSocket is DialWebSocketTLS from the local address local (nil: the
+// system's choice).
+func dialWebSocket(ctx context.Context, url string, timeout time.Duration, config *tls.Config, local *net.TCPAddr) (Transport, error) {
 	d := websocket.Dialer{Subprotocols: []string{pulse.Subprotocol}, HandshakeTimeout: timeout, TLSClientConfig: config}
+	if local != nil {
+		nd := &net.Dialer{LocalAddr: local}
+		d.NetDialContext = nd.DialContext
+	}
 	ws, resp, err := d.DialContext(ctx, url, nil)
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()
