@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -55,6 +56,9 @@ type storm struct {
 	raw       bool
 	url       string
 	rawCounts counters
+	// local is the address this process's clients dial from (a child's
+	// 127.0.0.K); nil: the system's choice.
+	local net.IP
 
 	opened   atomic.Int64 // clients open at least once
 	openNow  atomic.Int64 // clients open now
@@ -101,6 +105,7 @@ func (s *storm) newClient(url string, i, room int) *stormClient {
 		return sc
 	}
 	sc.c = client.New(url, &client.Options{
+		LocalIP:      s.local,
 		QueueSize:    16,
 		OnState:      func(ch client.StateChange) { s.state(sc, ch) },
 		OnMessage:    func(m client.Message) { s.message(sc, m) },

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"strconv"
 	"sync"
@@ -295,7 +296,7 @@ func (s *storm) share() *stormShare {
 func stormWorker(ctx context.Context, job holdJob, in io.Reader, out io.Writer) error {
 	sj := job.Storm
 	s := stormOf(sj.Rooms, sj.Total, sj.Room)
-	s.raw = sj.Raw
+	s.raw, s.local = sj.Raw, net.ParseIP(job.Local) // nil when Local is ""
 	target, proxy := job.URL, (*chaos.Proxy)(nil)
 	if sj.Chaos {
 		var err error
@@ -357,19 +358,22 @@ func (s *storm) breakHere(args string, proxy *chaos.Proxy) string {
 }
 
 // childProxy starts a child's fault proxy in front of the server, on its
-// source address (127.0.0.1 if none), and returns the URL through it.
+// source address (127.0.0.1 if none), dialing the server from it too, and
+// returns the URL through it.
 func childProxy(target, local string) (string, *chaos.Proxy, error) {
 	u, err := url.Parse(target)
 	if err != nil {
 		return "", nil, err
 	}
-	if local == "" {
-		local = "127.0.0.1"
+	listen := local
+	if listen == "" {
+		listen = "127.0.0.1"
 	}
-	p, err := chaos.Listen(local+":0", u.Host)
+	p, err := chaos.Listen(listen+":0", u.Host)
 	if err != nil {
 		return "", nil, err
 	}
+	p.SetDialFrom(net.ParseIP(local))
 	u.Host = p.Addr()
 	return u.String(), p, nil
 }

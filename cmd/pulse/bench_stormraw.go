@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net"
 	"sync"
 	"time"
 
@@ -22,6 +23,9 @@ import (
 // the server's pings) until it ends, back off, again, until ctx ends.
 func (s *storm) runRaw(ctx context.Context, sc *stormClient) {
 	d := &benchDialer{url: s.url, raw: true}
+	if s.local != nil {
+		d.local = &net.TCPAddr{IP: s.local}
+	}
 	for attempt := 0; ctx.Err() == nil; attempt++ {
 		if c, err := d.dial(ctx, 10*time.Second); err == nil {
 			if s.holdRaw(ctx, sc, c) {

@@ -332,6 +332,13 @@ func TestBenchStormChildren(t *testing.T) {
 	res := benchJSON(t, "storm", "--chaos", "--n", strconv.Itoa(n), "--per-process", "1500", "--room", "20", "--rate", "200",
 		"--concurrency", "64", "--duration", "60s", s.url("ws", "/ws"))
 	checkStorm(t, s, before, res, n, admitted)
+	// The children's proxies dial the server from their own addresses,
+	// 127.0.0.2 and up, so no one address's ports bound the storm: every
+	// client's two connections come from one of them.
+	fromChildren := s.logs.count("pulse: open", "remote=127.0.0.") - s.logs.count("pulse: open", "remote=127.0.0.1:")
+	if fromChildren < 2*n {
+		t.Errorf("%d connections from the children's addresses, want the %d clients' two each", fromChildren, n)
+	}
 }
 
 // checkStorm checks a storm of n clients cut by the chaos proxy, the
