@@ -205,29 +205,13 @@ func TestBlackholeDetectedAndHealed(t *testing.T) {
 
 // A terminal close code ends Run: one connection, no reconnect.
 func TestTerminalCodeNoReconnect(t *testing.T) {
-	srv, err := pulse.NewServer(&pulse.Options{DrainWindow: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var opens atomic.Int32
-	h := speaksPulse{pulse.Funcs{Open: func(c *pulse.Conn) {
+	url := startOpenServer(t, func(c *pulse.Conn) {
 		opens.Add(1)
 		c.Close(4100, "banned")
-	}}}
-	ts := httptest.NewServer(srv.Handler(h))
-	ctx, cancel := context.WithCancel(context.Background())
-	runDone := make(chan struct{})
-	go func() {
-		defer close(runDone)
-		srv.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		ts.Close()
-		cancel()
-		<-runDone
 	})
-	c := New("ws"+strings.TrimPrefix(ts.URL, "http"), &Options{Backoff: func(int) time.Duration { return 0 }})
-	err = c.Run(t.Context())
+	c := New(url, &Options{Backoff: func(int) time.Duration { return 0 }})
+	err := c.Run(t.Context())
 	var ce *pulse.CloseError
 	if !errors.As(err, &ce) || ce.Code != 4100 {
 		t.Fatalf("Run: %v, want the close 4100", err)
@@ -240,16 +224,29 @@ func TestTerminalCodeNoReconnect(t *testing.T) {
 
 // Options.LocalIP is where the default dial's connections come from.
 func TestLocalIP(t *testing.T) {
+	remote := make(chan string, 1)
+	url := startOpenServer(t, func(c *pulse.Conn) {
+		remote <- c.RemoteAddr()
+		c.Close(4100, "seen")
+	})
+	c := New(url, &Options{LocalIP: net.IPv4(127, 0, 0, 4)})
+	if err := c.Run(t.Context()); err == nil {
+		t.Fatal("Run returned nil, want the close 4100")
+	}
+	if addr := <-remote; !strings.HasPrefix(addr, "127.0.0.4:") {
+		t.Fatalf("the server saw the client at %s, want 127.0.0.4", addr)
+	}
+}
+
+// startOpenServer runs a pulse.v1 server whose sessions' Open is open,
+// until the test ends, and returns its ws:// URL.
+func startOpenServer(t *testing.T, open func(*pulse.Conn)) string {
+	t.Helper()
 	srv, err := pulse.NewServer(&pulse.Options{DrainWindow: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	remote := make(chan string, 1)
-	h := speaksPulse{pulse.Funcs{Open: func(c *pulse.Conn) {
-		remote <- c.RemoteAddr()
-		c.Close(4100, "seen")
-	}}}
-	ts := httptest.NewServer(srv.Handler(h))
+	ts := httptest.NewServer(srv.Handler(speaksPulse{pulse.Funcs{Open: open}}))
 	ctx, cancel := context.WithCancel(context.Background())
 	runDone := make(chan struct{})
 	go func() {
@@ -261,13 +258,7 @@ func TestLocalIP(t *testing.T) {
 		cancel()
 		<-runDone
 	})
-	c := New("ws"+strings.TrimPrefix(ts.URL, "http"), &Options{LocalIP: net.IPv4(127, 0, 0, 4)})
-	if err := c.Run(t.Context()); err == nil {
-		t.Fatal("Run returned nil, want the close 4100")
-	}
-	if addr := <-remote; !strings.HasPrefix(addr, "127.0.0.4:") {
-		t.Fatalf("the server saw the client at %s, want 127.0.0.4", addr)
-	}
+	return "ws" + strings.TrimPrefix(ts.URL, "http")
 }
 
 // A handshake refused with 404 is terminal too.
