@@ -114,33 +114,24 @@ func (b *bench) startFanSubscribers(ctx, life context.Context, f *fanout, d *ben
 	}
 	k := (b.cfg.subscribers + per - 1) / per
 	fs := &fleetSubs{f: f}
-	deadline, _ := ctx.Deadline()
 	n := b.cfg.subscribers
-	for i := range k {
-		job := holdJob{URL: b.cfg.url, Concurrency: max(b.cfg.concurrency/k, 1), Local: sourceIP(b.cfg.url, i), Deadline: deadline,
-			Fanout: &fanoutJob{Rooms: f.rooms, First: n * i / k, N: n*(i+1)/k - n*i/k, Room: b.cfg.room}}
-		c, err := startChild(life, job)
-		if err != nil {
-			fs.close()
-			return nil, err
-		}
-		fs.children = append(fs.children, c)
+	var err error
+	fs.children, err = startChildren(life, k, func(i int) holdJob {
+		job := b.childJob(ctx, i, k)
+		job.Fanout = &fanoutJob{Rooms: f.rooms, First: n * i / k, N: n*(i+1)/k - n*i/k, Room: b.cfg.room}
+		return job
+	})
+	if err != nil {
+		fs.close()
+		return nil, err
 	}
 	return fs, fs.ready()
 }
 
 // ready waits for every child's subscriptions.
 func (fs *fleetSubs) ready() error {
-	errs := make([]error, len(fs.children))
-	var wg sync.WaitGroup
-	for i, c := range fs.children {
-		wg.Go(func() {
-			_, errs[i] = c.next("ready")
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("children: %w", err)
+	if err := awaitReady(fs.children); err != nil {
+		return err
 	}
 	if t := fs.totals(false); t.Err != "" {
 		return errors.New(t.Err)

@@ -173,6 +173,43 @@ func startChild(ctx context.Context, job holdJob) (*child, error) {
 	return c, nil
 }
 
+// childJob is the part of child i's job, of k, that every scenario shares:
+// the target, its share of the dialers, its source address, the deadline.
+func (b *bench) childJob(ctx context.Context, i, k int) holdJob {
+	deadline, _ := ctx.Deadline()
+	return holdJob{URL: b.cfg.url, Concurrency: max(b.cfg.concurrency/k, 1), Local: sourceIP(b.cfg.url, i), Deadline: deadline}
+}
+
+// startChildren starts k children, child i holding job(i). On an error
+// it returns it with the children started so far, for the caller to stop.
+func startChildren(life context.Context, k int, job func(i int) holdJob) ([]*child, error) {
+	var children []*child
+	for i := range k {
+		c, err := startChild(life, job(i))
+		if err != nil {
+			return children, err
+		}
+		children = append(children, c)
+	}
+	return children, nil
+}
+
+// awaitReady waits for every child's "ready": the end of its ramp.
+func awaitReady(children []*child) error {
+	errs := make([]error, len(children))
+	var wg sync.WaitGroup
+	for i, c := range children {
+		wg.Go(func() {
+			_, errs[i] = c.next("ready")
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("children: %w", err)
+	}
+	return nil
+}
+
 // next reads the child's next line of the protocol, which must be verb's,
 // and returns its result.
 func (c *child) next(verb string) (string, error) {

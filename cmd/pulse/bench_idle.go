@@ -25,18 +25,16 @@ func (b *bench) startHolder(life, ctx context.Context, n int) (*holder, error) {
 		d := &benchDialer{url: b.cfg.url, raw: b.cfg.raw}
 		return h, h.group.dialAll(ctx, d, n, b.cfg.concurrency, nil)
 	}
-	deadline, _ := ctx.Deadline()
 	k := (n + b.cfg.perProcess - 1) / b.cfg.perProcess
-	for i := range k {
-		share := n/k + btoi(i < n%k)
-		job := holdJob{URL: b.cfg.url, Raw: b.cfg.raw, N: share, Concurrency: max(b.cfg.concurrency/k, 1),
-			Local: sourceIP(b.cfg.url, i), Deadline: deadline}
-		c, err := startChild(life, job)
-		if err != nil {
-			h.close()
-			return nil, err
-		}
-		h.children = append(h.children, c)
+	var err error
+	h.children, err = startChildren(life, k, func(i int) holdJob {
+		job := b.childJob(ctx, i, k)
+		job.Raw, job.N = b.cfg.raw, n/k+btoi(i < n%k)
+		return job
+	})
+	if err != nil {
+		h.close()
+		return nil, err
 	}
 	return h, h.ready()
 }
@@ -50,16 +48,8 @@ func btoi(b bool) int {
 
 // ready waits for every child's ramp.
 func (h *holder) ready() error {
-	errs := make([]error, len(h.children))
-	var wg sync.WaitGroup
-	for i, c := range h.children {
-		wg.Go(func() {
-			_, errs[i] = c.next("ready")
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("children: %w", err)
+	if err := awaitReady(h.children); err != nil {
+		return err
 	}
 	s := h.stats()
 	if s.Opened == 0 && s.Err != "" {

@@ -94,17 +94,16 @@ func (b *bench) startCrowd(ctx, life context.Context, s *storm, shown *sharedCro
 	}
 	k := (b.cfg.n + per - 1) / per
 	f := &fleetCrowd{}
-	deadline, _ := ctx.Deadline()
-	for i := range k {
+	var err error
+	f.children, err = startChildren(life, k, func(i int) holdJob {
 		first, share := b.cfg.n*i/k, b.cfg.n*(i+1)/k-b.cfg.n*i/k
-		job := holdJob{URL: b.cfg.url, Concurrency: max(b.cfg.concurrency/k, 1), Local: sourceIP(b.cfg.url, i), Deadline: deadline,
-			Storm: &stormJob{Rooms: s.rooms, Total: b.cfg.n, First: first, N: share, Room: b.cfg.room, Chaos: b.cfg.chaos, Raw: b.cfg.raw}}
-		c, err := startChild(life, job)
-		if err != nil {
-			f.finish(nil)
-			return nil, err
-		}
-		f.children = append(f.children, c)
+		job := b.childJob(ctx, i, k)
+		job.Storm = &stormJob{Rooms: s.rooms, Total: b.cfg.n, First: first, N: share, Room: b.cfg.room, Chaos: b.cfg.chaos, Raw: b.cfg.raw}
+		return job
+	})
+	if err != nil {
+		f.finish(nil)
+		return nil, err
 	}
 	if err := f.ready(); err != nil {
 		f.finish(nil)
@@ -160,16 +159,8 @@ type fleetCrowd struct {
 
 // ready waits for every child's ramp and returns the first error of one.
 func (f *fleetCrowd) ready() error {
-	errs := make([]error, len(f.children))
-	var wg sync.WaitGroup
-	for i, c := range f.children {
-		wg.Go(func() {
-			_, errs[i] = c.next("ready")
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("children: %w", err)
+	if err := awaitReady(f.children); err != nil {
+		return err
 	}
 	if c := f.counts(false); c.Err != "" {
 		return errors.New(c.Err)
