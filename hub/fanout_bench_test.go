@@ -125,19 +125,7 @@ func pulseFanoutSides() []fanoutSide {
 // startPulseFanout runs a pulse Server on engine with a Hub on the memory
 // broker, metrics on as in production and the default liveness rule.
 func startPulseFanout(tb testing.TB, engine pulse.Engine) (string, func([]byte)) {
-	discard := slog.New(slog.DiscardHandler)
-	srv, err := pulse.NewServer(&pulse.Options{
-		Logger:      discard,
-		Observer:    prom.New(prometheus.NewRegistry()),
-		DrainWindow: 100 * time.Millisecond,
-		Engine:      engine,
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	h := hub.New(&hub.Options{Logger: discard})
-	baseline.RunUntilCleanup(tb, srv.Run)
-	url := baseline.Serve(tb, srv.Handler(h))
+	_, h, url := startBenchHub(tb, engine, 0, 0)
 	return url, func(data []byte) {
 		if _, err := h.Publish(context.Background(), fanoutChannel, data, hub.PublishOptions{}); err != nil {
 			tb.Fatal(err)
@@ -194,4 +182,26 @@ func TestFanoutFleet(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startBenchHub runs a pulse Server on engine, with the liveness rule of
+// interval and timeout (zero: the defaults), and a Hub on the memory
+// broker behind it, metrics on as in production, until the benchmark
+// ends; it returns them and the Hub's ws:// URL.
+func startBenchHub(tb testing.TB, engine pulse.Engine, interval, timeout time.Duration) (*pulse.Server, *hub.Hub, string) {
+	discard := slog.New(slog.DiscardHandler)
+	srv, err := pulse.NewServer(&pulse.Options{
+		Interval:    interval,
+		Timeout:     timeout,
+		Logger:      discard,
+		Observer:    prom.New(prometheus.NewRegistry()),
+		DrainWindow: 100 * time.Millisecond,
+		Engine:      engine,
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	h := hub.New(&hub.Options{Logger: discard})
+	baseline.RunUntilCleanup(tb, srv.Run)
+	return srv, h, baseline.Serve(tb, srv.Handler(h))
 }

@@ -5,7 +5,6 @@ package hub_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"runtime"
 	"strings"
@@ -13,13 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/pulse-go/pulse"
 	"github.com/pulse-go/pulse/hub"
 	"github.com/pulse-go/pulse/internal/baseline"
 	"github.com/pulse-go/pulse/internal/fleet"
-	"github.com/pulse-go/pulse/prom"
 )
 
 // Sizes of BenchmarkSubscribedMemory: 15,000 server sockets here, 7,500
@@ -187,21 +183,7 @@ var subSides = func() []subSide {
 // startPulseSubscribed runs a pulse Server on engine with a Hub on the
 // memory broker and metrics on, as in production.
 func startPulseSubscribed(tb testing.TB, engine pulse.Engine, interval, timeout time.Duration) *subServer {
-	discard := slog.New(slog.DiscardHandler)
-	srv, err := pulse.NewServer(&pulse.Options{
-		Interval:    interval,
-		Timeout:     timeout,
-		Logger:      discard,
-		Observer:    prom.New(prometheus.NewRegistry()),
-		DrainWindow: 100 * time.Millisecond,
-		Engine:      engine,
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	h := hub.New(&hub.Options{Logger: discard})
-	baseline.RunUntilCleanup(tb, srv.Run)
-	url := baseline.Serve(tb, srv.Handler(h))
+	srv, h, url := startBenchHub(tb, engine, interval, timeout)
 	seq := 0
 	return &subServer{url: url, conns: srv.Len, publish: func(room int) {
 		seq++
