@@ -78,16 +78,23 @@ func TestFrameReader(t *testing.T) {
 				if tc.code == CloseMessageTooBig {
 					events, err = parse(tc.in, step, 100)
 				}
-				var fe *frameError
-				code := CloseCode(0)
-				if errors.As(err, &fe) {
-					code = fe.code
-				}
-				if !slices.Equal(events, tc.events) || code != tc.code {
-					t.Fatalf("in pieces of %d: %.100q, error %v; want %.100q, code %v", step, events, err, tc.events, tc.code)
-				}
+				checkParsed(t, step, events, err, tc.events, tc.code)
 			}
 		})
+	}
+}
+
+// checkParsed fails the test unless a parse fed in pieces of step gave
+// the events wanted and ended with a frameError of code (0: none).
+func checkParsed(t *testing.T, step int, events []string, err error, want []string, code CloseCode) {
+	t.Helper()
+	var fe *frameError
+	got := CloseCode(0)
+	if errors.As(err, &fe) {
+		got = fe.code
+	}
+	if !slices.Equal(events, want) || got != code {
+		t.Fatalf("in pieces of %d: %.100q, error %v; want %.100q, code %v", step, events, err, want, code)
 	}
 }
 
