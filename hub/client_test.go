@@ -130,7 +130,15 @@ type testClient struct {
 // and reads the welcome.
 func dial(t *testing.T, host string) *testClient {
 	t.Helper()
-	d := websocket.Dialer{Subprotocols: []string{pulse.Subprotocol}, HandshakeTimeout: 5 * time.Second}
+	c, _ := dialWith(t, host, false)
+	return c
+}
+
+// dialWith is dial, offering permessage-deflate when compress is set; it
+// returns the server's handshake answer too.
+func dialWith(t *testing.T, host string, compress bool) (*testClient, *http.Response) {
+	t.Helper()
+	d := websocket.Dialer{Subprotocols: []string{pulse.Subprotocol}, HandshakeTimeout: 5 * time.Second, EnableCompression: compress}
 	ws, resp, err := d.Dial("ws://"+host+"/ws", nil)
 	if err != nil {
 		t.Fatalf("dial %s: %v", host, err)
@@ -143,7 +151,7 @@ func dial(t *testing.T, host string) *testClient {
 		<-c.done
 	})
 	c.welcome = expect[wire.Welcome](t, c)
-	return c
+	return c, resp
 }
 
 func (c *testClient) read() {

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/pulse-go/pulse"
 	"github.com/pulse-go/pulse/internal/stats"
 	"github.com/pulse-go/pulse/wire"
@@ -46,21 +45,9 @@ func TestCompressedFanoutCompressesOnce(t *testing.T) {
 // the server accepted it.
 func dialCompressed(t *testing.T, host string) *testClient {
 	t.Helper()
-	d := websocket.Dialer{Subprotocols: []string{pulse.Subprotocol}, HandshakeTimeout: 5 * time.Second, EnableCompression: true}
-	ws, resp, err := d.Dial("ws://"+host+"/ws", nil)
-	if err != nil {
-		t.Fatalf("dial %s: %v", host, err)
-	}
-	resp.Body.Close()
+	c, resp := dialWith(t, host, true)
 	if ext := resp.Header.Get("Sec-WebSocket-Extensions"); !strings.HasPrefix(ext, "permessage-deflate") {
 		t.Fatalf("compression not negotiated: %q", ext)
 	}
-	c := &testClient{ws: ws, in: make(chan wire.Msg, 1000), done: make(chan struct{})}
-	go c.read()
-	t.Cleanup(func() {
-		ws.Close()
-		<-c.done
-	})
-	c.welcome = expect[wire.Welcome](t, c)
 	return c
 }
